@@ -1,0 +1,16 @@
+//! Compiles `proto/gridsweep/v1/*.proto` with the vendored `protoc` (no system install needed);
+//! a `PROTOC` in the environment takes precedence.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/gridsweep/v1/coordinator.proto"];
+    for p in &protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let mut config = tonic_prost_build::Config::new();
+    match std::env::var_os("PROTOC") {
+        Some(p) => config.protoc_executable(p),
+        None => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
+    };
+    tonic_prost_build::configure().compile_with_config(config, &protos, &["proto"])?;
+    Ok(())
+}

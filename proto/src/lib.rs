@@ -1,0 +1,11 @@
+//! The gridsweep gRPC protocol: messages and the `Coordinator` service generated from
+//! `proto/gridsweep/v1/coordinator.proto`, shared by the coordinator and the worker.
+
+/// Version 1 of the protocol.
+#[allow(missing_docs, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("gridsweep.v1");
+}
+
+/// The protocol version this build speaks; bumped on any incompatible change to the `.proto`.
+pub const PROTOCOL_VERSION: u32 = 1;

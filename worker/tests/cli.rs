@@ -1,0 +1,61 @@
+//! The `worker` binary as a user runs it: `inspect` figures and its bad-input handling.
+
+use std::process::{Command, Output};
+
+fn worker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_worker")).args(args).output().unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn inspect_prints_the_papers_figures() {
+    let v = json(&worker(&["inspect", "--arch", "grid", "--depth", "1538", "--json"]));
+    assert_eq!(v["arch"], "grid");
+    assert_eq!(v["depth"], 1538);
+    assert_eq!(v["params"], 24_868_122);
+    assert_eq!(v["flops"], 3_681_063_616u64);
+    assert_eq!(v["blocks"], 768);
+    assert_eq!(v["grid_side"], 16);
+    assert_eq!(v["longest_path_blocks"], 93);
+    assert_eq!(v["shortest_path_blocks"], 0);
+    let v = json(&worker(&["inspect", "--arch", "vgg", "--depth", "26", "--json"]));
+    assert_eq!((v["params"].as_u64(), v["flops"].as_u64()), (Some(366_938), Some(55_694_016)));
+    assert!(v["grid_side"].is_null());
+    let text = worker(&["inspect", "--arch", "resnet", "--depth", "26"]);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains("369,690"));
+}
+
+#[test]
+fn bad_input_exits_2_with_the_nearest_valid_depths() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["inspect", "--arch", "grid", "--depth", "20"], "nearest valid depths: 8 or 26"),
+        (&["inspect", "--arch", "resnet", "--depth", "25"], "nearest valid depths: 20 or 26"),
+        (&["inspect", "--arch", "vgg", "--depth", "0"], "nearest valid depths: 8"),
+        (&["inspect", "--arch", "grid", "--depth", "99999999"], "nearest valid depths: 24578"),
+        (&["inspect", "--arch", "densenet", "--depth", "26"], "possible values: vgg, resnet, grid"),
+        (&["inspect", "--arch", "grid", "--depth", "-26"], "--depth"),
+        (&["inspect", "--arch", "grid", "--depth", "abc"], "invalid digit"),
+        (&["inspect", "--arch", "grid"], "--depth"),
+    ];
+    for (args, message) in cases {
+        let out = worker(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn devices_reports_libtorch_and_cuda() {
+    let v = json(&worker(&["devices", "--json"]));
+    assert!(v["libtorch_version"].as_str().unwrap().starts_with("2.11.0"), "{v}");
+    let cuda = v["cuda_available"].as_bool().unwrap();
+    assert_eq!(cuda, tch::Cuda::is_available());
+    assert_eq!(v["cuda_devices"].as_array().unwrap().len() as i64, v["cuda_device_count"].as_i64().unwrap());
+}
