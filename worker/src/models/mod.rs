@@ -151,6 +151,21 @@ impl ModelSpec {
     }
 }
 
+/// Where a block sits, for per-block gradient statistics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockPosition {
+    /// Parameter-name prefix: `stage2.block_5` or `stage2.node_1_3`.
+    pub name: String,
+    /// 1-based stage.
+    pub stage: u32,
+    /// Grid row, or index in a chain.
+    pub row: u32,
+    /// Grid column, 0 in a chain.
+    pub col: u32,
+    /// Blocks on the longest path from the input up to and including this one.
+    pub distance: u32,
+}
+
 /// One stage, wired by its architecture.
 #[derive(Debug)]
 pub enum Stage {
@@ -248,6 +263,35 @@ impl Net {
     /// Number of residual blocks.
     pub fn blocks(&self) -> usize {
         self.stages.iter().map(Stage::blocks).sum()
+    }
+
+    /// Every block with its position, stage by stage.
+    pub fn block_positions(&self) -> Vec<BlockPosition> {
+        let mut out = Vec::new();
+        let mut offset = 0u32;
+        for (s, st) in self.stages.iter().enumerate() {
+            let stage = s as u32 + 1;
+            match st {
+                Stage::Sequential(q) => {
+                    for k in 0..q.blocks.len() as u32 {
+                        let name = format!("stage{stage}.block_{k}");
+                        out.push(BlockPosition { name, stage, row: k, col: 0, distance: offset + k + 1 });
+                    }
+                    offset += q.blocks.len() as u32;
+                }
+                Stage::Grid(g) => {
+                    let r = g.side as u32;
+                    for i in 0..r {
+                        for j in 0..r {
+                            let name = format!("stage{stage}.node_{i}_{j}");
+                            out.push(BlockPosition { name, stage, row: i, col: j, distance: offset + i + j + 1 });
+                        }
+                    }
+                    offset += 2 * r - 1;
+                }
+            }
+        }
+        out
     }
 
     /// The fewest and most residual branches (blocks' bodies) on an input-to-output path.

@@ -1,0 +1,153 @@
+//! Checkpoints at epoch boundaries: model variables (parameters and batch-norm statistics),
+//! momentum buffers and the run's state so far, in one file written atomically (temporary file,
+//! fsync, rename). Randomness needs no saved state: each epoch seeds libtorch from
+//! (job seed, epoch), so a resumed run draws what an uninterrupted one would.
+//!
+//! Format: `GSCKPT1\n`, a little-endian u64 length, that many bytes of JSON (`Meta`), then the
+//! tensors as libtorch's `save_multi` writes them (`model.<name>`, `momentum.<name>`).
+
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::recipe::TrainConfig;
+use crate::train::EpochMetrics;
+
+const MAGIC: &[u8; 8] = b"GSCKPT1\n";
+/// The checkpoint's file name inside a checkpoint directory.
+pub const FILE: &str = "checkpoint.gsck";
+
+/// Why a checkpoint cannot be written or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File system failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a checkpoint of ours, or damaged.
+    #[error("{path}: not a valid checkpoint: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint of another job.
+    #[error("{path}: checkpoint was written for another config (differs in {field}); refusing to resume")]
+    ConfigMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The first differing setting.
+        field: String,
+    },
+}
+
+/// The non-tensor state of a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Meta {
+    /// The job's config.
+    pub config: TrainConfig,
+    /// Epochs finished; training resumes at this (0-based) epoch.
+    pub epochs_done: u32,
+    /// Metrics of the finished epochs.
+    pub history: Vec<EpochMetrics>,
+    /// Training seconds spent before this checkpoint (all sessions).
+    pub train_seconds: f64,
+}
+
+/// A loaded checkpoint.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// State and history.
+    pub meta: Meta,
+    /// Model variables by name.
+    pub model: Vec<(String, Tensor)>,
+    /// Momentum buffers by parameter name.
+    pub momentum: Vec<(String, Tensor)>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io { path: path.to_owned(), source }
+}
+
+/// Writes `meta` and the tensors to `dir/checkpoint.gsck` atomically.
+pub fn save(
+    dir: &Path,
+    meta: &Meta,
+    model: &[(String, Tensor)],
+    momentum: &[(String, Tensor)],
+) -> Result<PathBuf, CheckpointError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(FILE);
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let json =
+        serde_json::to_vec(meta).map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    let named: Vec<(String, &Tensor)> = model
+        .iter()
+        .map(|(n, t)| (format!("model.{n}"), t))
+        .chain(momentum.iter().map(|(n, t)| (format!("momentum.{n}"), t)))
+        .collect();
+    let mut blob = Vec::new();
+    Tensor::save_multi_to_stream(&named, &mut blob)
+        .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(MAGIC).map_err(io(&tmp))?;
+    f.write_all(&(json.len() as u64).to_le_bytes()).map_err(io(&tmp))?;
+    f.write_all(&json).map_err(io(&tmp))?;
+    f.write_all(&blob).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(path)
+}
+
+/// Reads `dir/checkpoint.gsck`; `Ok(None)` when there is none.
+pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
+    let path = dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        r => r.map_err(io(&path))?,
+    };
+    let corrupt = |reason: String| CheckpointError::Corrupt { path: path.clone(), reason };
+    let mut r = Cursor::new(&bytes[..]);
+    let mut magic = [0u8; 8];
+    let mut len = [0u8; 8];
+    r.read_exact(&mut magic).map_err(|e| corrupt(e.to_string()))?;
+    if &magic != MAGIC {
+        return Err(corrupt("wrong magic bytes".into()));
+    }
+    r.read_exact(&mut len).map_err(|e| corrupt(e.to_string()))?;
+    let len = u64::from_le_bytes(len) as usize;
+    let start = 16usize;
+    let end = start.checked_add(len).filter(|&e| e <= bytes.len()).ok_or_else(|| corrupt("truncated header".into()))?;
+    let meta: Meta = serde_json::from_slice(&bytes[start..end]).map_err(|e| corrupt(e.to_string()))?;
+    let tensors =
+        Tensor::load_multi_from_stream(Cursor::new(&bytes[end..])).map_err(|e| corrupt(format!("tensors: {e}")))?;
+    let (mut model, mut momentum) = (Vec::new(), Vec::new());
+    for (name, t) in tensors {
+        if let Some(n) = name.strip_prefix("model.") {
+            model.push((n.to_owned(), t));
+        } else if let Some(n) = name.strip_prefix("momentum.") {
+            momentum.push((n.to_owned(), t));
+        } else {
+            return Err(corrupt(format!("unexpected tensor {name}")));
+        }
+    }
+    Ok(Some(Checkpoint { meta, model, momentum }))
+}
+
+/// The first setting in which two configs differ, by their JSON fields.
+pub fn first_difference(a: &TrainConfig, b: &TrainConfig) -> Option<String> {
+    let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
+    let (a, b) = (a.as_object()?, b.as_object()?);
+    a.iter().find(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone())
+}

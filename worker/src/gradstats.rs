@@ -1,0 +1,304 @@
+//! The gradient analysis of Table 2 (the paper's eq. 9) and its sigma_g^2(d): after training,
+//! the loss gradient of every trainable parameter on every validation batch, reduced on the
+//! device to a few numbers per batch and merged on the host, so that the ~2.49e9 values of a
+//! 1538-layer network are never held at once.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+use crate::data::Split;
+use crate::data::augment::Normalizer;
+use crate::models::Net;
+
+/// The thresholds of Table 2.
+pub const EPSILONS: [f64; 4] = [1e-4, 1e-5, 1e-6, 1e-7];
+/// The |g| histogram covers 10^LOG10_LO .. 10^LOG10_HI in `HIST_BINS` log-spaced bins.
+pub const LOG10_LO: f64 = -12.0;
+/// See LOG10_LO.
+pub const LOG10_HI: f64 = 0.0;
+/// See LOG10_LO.
+pub const HIST_BINS: i64 = 120;
+
+/// How to run the analysis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GradConfig {
+    /// Validation images per gradient (paper: 100, so 100 batches on the test set).
+    pub batch_size: i64,
+    /// Batch norm in training mode (batch statistics) instead of evaluation mode.
+    pub bn_train_mode: bool,
+}
+
+impl Default for GradConfig {
+    fn default() -> Self {
+        GradConfig { batch_size: 100, bn_train_mode: false }
+    }
+}
+
+/// The fraction of gradient elements below one threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Vanished {
+    /// The threshold.
+    pub eps: f64,
+    /// Elements with |g| < eps.
+    pub count: u64,
+    /// count / total.
+    pub ratio: f64,
+}
+
+/// Mean squared gradient of one block, with its position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockGrad {
+    /// `stage2.node_1_3` or `stage2.block_5`.
+    pub name: String,
+    /// 1-based stage.
+    pub stage: u32,
+    /// Grid row, or the block's index in a chain.
+    pub row: u32,
+    /// Grid column, 0 in a chain.
+    pub col: u32,
+    /// Blocks on the longest path from the input up to and including this one.
+    pub distance: u32,
+    /// Gradient elements counted (parameters x batches).
+    pub elements: u64,
+    /// Their mean square.
+    pub mean_sq: f64,
+}
+
+/// The result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GradReport {
+    /// The settings used.
+    pub config: GradConfig,
+    /// Validation batches.
+    pub batches: u64,
+    /// Gradient elements: parameters x batches.
+    pub total_gradients: u64,
+    /// Their mean.
+    pub mean: f64,
+    /// Their sample standard deviation.
+    pub std: f64,
+    /// Ratios at the four thresholds.
+    pub vanished: Vec<Vanished>,
+    /// Counts of |g| in log-spaced bins from 10^-12 to 10^0.
+    pub histogram: Vec<u64>,
+    /// Elements exactly zero.
+    pub zeros: u64,
+    /// Non-zero elements below 10^-12.
+    pub below_range: u64,
+    /// Elements at or above 1.
+    pub above_range: u64,
+    /// sigma_g^2 per block.
+    pub blocks: Vec<BlockGrad>,
+}
+
+/// Streaming mean and M2 (Chan et al.'s pairwise merge).
+#[derive(Clone, Copy, Debug, Default)]
+struct Moments {
+    n: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn merge(self, n: f64, mean: f64, m2: f64) -> Self {
+        if self.n == 0.0 {
+            return Moments { n, mean, m2 };
+        }
+        let total = self.n + n;
+        let delta = mean - self.mean;
+        Moments { n: total, mean: self.mean + delta * n / total, m2: self.m2 + m2 + delta * delta * self.n * n / total }
+    }
+}
+
+/// Runs the analysis of `net` over `split`.
+pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, cfg: &GradConfig) -> GradReport {
+    let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let positions = net.block_positions();
+    // Which block each parameter belongs to (None for stem and head).
+    let owner: Vec<Option<usize>> = params
+        .iter()
+        .map(|(name, _)| positions.iter().position(|b| name.starts_with(&format!("{}.", b.name))))
+        .collect();
+    let mut block_sums = vec![0.0f64; positions.len()];
+    let mut block_elems = vec![0u64; positions.len()];
+    let mut moments = Moments::default();
+    let mut below = [0u64; 4];
+    let mut hist = vec![0u64; HIST_BINS as usize];
+    let (mut zeros, mut below_range, mut above_range, mut batches) = (0u64, 0u64, 0u64, 0u64);
+
+    let n = split.len();
+    let mut start = 0;
+    while start < n {
+        let len = cfg.batch_size.min(n - start);
+        let x = norm.apply(&split.images.narrow(0, start, len));
+        let y = split.labels.narrow(0, start, len);
+        for (_, p) in &params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        net.forward_t(&x, cfg.bn_train_mode).cross_entropy_for_logits(&y).backward();
+        let grads: Vec<Tensor> = params.iter().map(|(_, p)| p.grad().detach().flatten(0, -1)).collect();
+        let (count, mean, m2, lt, h, extra, sums) = tch::no_grad(|| {
+            let flat = Tensor::cat(&grads, 0);
+            let count = flat.size()[0];
+            let d = flat.to_kind(Kind::Double);
+            let mean = d.mean(Kind::Double);
+            let m2 = (&d - &mean).square().sum(Kind::Double);
+            let abs = flat.abs();
+            let lt = Tensor::stack(&EPSILONS.map(|e| abs.lt(e).sum(Kind::Int64)), 0);
+            let log = abs.clamp_min(1e-45).log10();
+            let in_range = abs.gt(0.0).logical_and(&log.ge(LOG10_LO)).logical_and(&log.lt(LOG10_HI));
+            let scale = HIST_BINS as f64 / (LOG10_HI - LOG10_LO);
+            let bin = ((log.masked_select(&in_range) - LOG10_LO) * scale).floor().to_kind(Kind::Int64);
+            let h = bin.clamp(0, HIST_BINS - 1).bincount::<Tensor>(None, HIST_BINS);
+            let extra = Tensor::stack(
+                &[
+                    abs.eq(0.0).sum(Kind::Int64),
+                    abs.gt(0.0).logical_and(&log.lt(LOG10_LO)).sum(Kind::Int64),
+                    log.ge(LOG10_HI).sum(Kind::Int64),
+                ],
+                0,
+            );
+            let sums = Tensor::stack(&grads.iter().map(|g| g.square().sum(Kind::Double)).collect::<Vec<_>>(), 0);
+            (
+                count,
+                mean.double_value(&[]),
+                m2.double_value(&[]),
+                to_u64(&lt),
+                to_u64(&h.to_kind(Kind::Int64)),
+                to_u64(&extra),
+                to_f64(&sums),
+            )
+        });
+        moments = moments.merge(count as f64, mean, m2);
+        for k in 0..4 {
+            below[k] += lt[k];
+        }
+        for (b, c) in hist.iter_mut().zip(&h) {
+            *b += c;
+        }
+        zeros += extra[0];
+        below_range += extra[1];
+        above_range += extra[2];
+        for (k, s) in sums.iter().enumerate() {
+            if let Some(b) = owner[k] {
+                block_sums[b] += s;
+                block_elems[b] += params[k].1.numel() as u64;
+            }
+        }
+        batches += 1;
+        start += len;
+    }
+    let total = moments.n as u64;
+    GradReport {
+        config: cfg.clone(),
+        batches,
+        total_gradients: total,
+        mean: moments.mean,
+        std: if moments.n > 1.0 { (moments.m2 / (moments.n - 1.0)).sqrt() } else { 0.0 },
+        vanished: EPSILONS
+            .iter()
+            .zip(below)
+            .map(|(&eps, count)| Vanished { eps, count, ratio: count as f64 / total.max(1) as f64 })
+            .collect(),
+        histogram: hist,
+        zeros,
+        below_range,
+        above_range,
+        blocks: positions
+            .into_iter()
+            .enumerate()
+            .map(|(k, p)| BlockGrad {
+                name: p.name,
+                stage: p.stage,
+                row: p.row,
+                col: p.col,
+                distance: p.distance,
+                elements: block_elems[k],
+                mean_sq: block_sums[k] / block_elems[k].max(1) as f64,
+            })
+            .collect(),
+    }
+}
+
+fn to_u64(t: &Tensor) -> Vec<u64> {
+    Vec::<i64>::try_from(t.to_device(tch::Device::Cpu)).unwrap_or_default().into_iter().map(|v| v as u64).collect()
+}
+
+fn to_f64(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(t.to_device(tch::Device::Cpu)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Arch, ModelSpec};
+    use tch::Device;
+
+    /// The streamed statistics against all gradients held at once, on a tiny model.
+    #[test]
+    fn streamed_statistics_equal_brute_force() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), ModelSpec::new(Arch::Grid, 26).unwrap());
+        let split = Split {
+            images: Tensor::randint(256, [10, 3, 32, 32], (Kind::Uint8, Device::Cpu)),
+            labels: Tensor::randint(10, [10], (Kind::Int64, Device::Cpu)),
+        };
+        let norm = Normalizer::new(Device::Cpu);
+        let cfg = GradConfig { batch_size: 4, bn_train_mode: false };
+        let report = analyze(&net, &vs, &split, &norm, &cfg);
+
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut all = Vec::new();
+        let mut per_param: Vec<Vec<Tensor>> = params.iter().map(|_| Vec::new()).collect();
+        for (start, len) in [(0, 4), (4, 4), (8, 2)] {
+            for (_, p) in &params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+            let x = norm.apply(&split.images.narrow(0, start, len));
+            net.forward_t(&x, false).cross_entropy_for_logits(&split.labels.narrow(0, start, len)).backward();
+            for (k, (_, p)) in params.iter().enumerate() {
+                all.push(p.grad().flatten(0, -1).copy());
+                per_param[k].push(p.grad().flatten(0, -1).copy());
+            }
+        }
+        let all = Tensor::cat(&all, 0).to_kind(Kind::Double);
+        let total = all.size()[0] as u64;
+        assert_eq!(report.batches, 3);
+        assert_eq!(report.total_gradients, total);
+        assert_eq!(total, 3 * 369_690);
+        let std = all.std(true).double_value(&[]);
+        assert!((report.std / std - 1.0).abs() < 1e-9, "{} vs {std}", report.std);
+        assert!((report.mean - all.mean(Kind::Double).double_value(&[])).abs() < 1e-12);
+        let abs = all.abs();
+        for v in &report.vanished {
+            let expect = abs.lt(v.eps).sum(Kind::Int64).int64_value(&[]) as u64;
+            assert_eq!(v.count, expect, "eps {}", v.eps);
+        }
+        let binned: u64 = report.histogram.iter().sum::<u64>() + report.zeros + report.below_range + report.above_range;
+        assert_eq!(binned, total);
+        // One block by hand: stage2.node_1_1.
+        let b = report.blocks.iter().find(|b| b.name == "stage2.node_1_1").unwrap();
+        assert_eq!((b.stage, b.row, b.col, b.distance), (2, 1, 1, 3 + 3));
+        let (mut sq, mut el) = (0.0, 0u64);
+        for (k, (name, _)) in params.iter().enumerate() {
+            if name.starts_with("stage2.node_1_1.") {
+                for g in &per_param[k] {
+                    sq += g.to_kind(Kind::Double).square().sum(Kind::Double).double_value(&[]);
+                    el += g.numel() as u64;
+                }
+            }
+        }
+        assert_eq!(b.elements, el);
+        assert!((b.mean_sq / (sq / el as f64) - 1.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,351 @@
+//! One training job: the paper's recipe on one device, epoch metrics through a callback,
+//! checkpoints at epoch ends, resume, divergence, and the gradient analysis at the end.
+//!
+//! Randomness: initialisation draws from libtorch's generator seeded with the job seed; each
+//! epoch reseeds it from (seed, epoch) before drawing the order and augmentation, so resuming at
+//! epoch e draws exactly what an uninterrupted run draws.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint::{self, CheckpointError, Meta};
+use crate::data::augment::{self, Augment, Normalizer};
+use crate::data::{Dataset, Split};
+use crate::gradstats::{self, GradConfig, GradReport};
+use crate::models::{ModelError, Net};
+use crate::optim::Sgd;
+use crate::recipe::{ConfigError, TrainConfig, lr_at};
+
+/// One epoch's figures (accuracies in percent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training loss over the epoch's (augmented) batches; null when not finite.
+    pub train_loss: Option<f64>,
+    /// Training accuracy on those batches.
+    pub train_acc: f64,
+    /// Test loss (evaluation mode); null when not finite or skipped.
+    pub test_loss: Option<f64>,
+    /// Test accuracy.
+    pub test_acc: f64,
+    /// Wall seconds for the epoch's training and evaluation.
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_s: f64,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every epoch ran.
+    Completed,
+    /// The loss became non-finite; the metrics so far are kept.
+    Diverged,
+    /// This session stopped early as asked (`stop_after`), leaving a checkpoint to resume from.
+    Stopped,
+}
+
+/// A finished job, as `worker train` prints it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainResult {
+    /// The resolved config.
+    pub config: TrainConfig,
+    /// Trainable parameters.
+    pub params: u64,
+    /// FLOPs per image (thop convention).
+    pub flops: u64,
+    /// Completed or diverged.
+    pub status: Status,
+    /// Per-epoch metrics, including epochs run before a resume.
+    pub epochs: Vec<EpochMetrics>,
+    /// Test accuracy after the last epoch (what the tables report).
+    pub final_test_acc: Option<f64>,
+    /// Best test accuracy over the epochs (reported beside, never instead).
+    pub best_test_acc: Option<f64>,
+    /// Its epoch.
+    pub best_epoch: Option<u32>,
+    /// Seconds of this process, from start to result.
+    pub wall_seconds: f64,
+    /// Training seconds over all sessions of the job.
+    pub train_seconds: f64,
+    /// The epoch this session resumed after, when it did.
+    pub resumed_from_epoch: Option<u32>,
+    /// Where the data came from and how much was used.
+    pub data: DataInfo,
+    /// The device and software.
+    pub environment: Environment,
+    /// Table 2's statistics, when asked for.
+    pub grad_analysis: Option<GradReport>,
+}
+
+/// What the job trained on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// The data folder.
+    pub dir: PathBuf,
+    /// Synthetic (never the real CIFAR-10).
+    pub synthetic: bool,
+    /// Training images used.
+    pub train_images: i64,
+    /// Test images used.
+    pub test_images: i64,
+}
+
+/// Where the job ran.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Environment {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// The GPU's name, or the CPU thread count.
+    pub device_name: String,
+    /// libtorch version loaded.
+    pub libtorch_version: String,
+    /// CUDA runtime version as libtorch reports it, on CUDA.
+    pub cuda_version: Option<i64>,
+    /// cuDNN benchmark mode.
+    pub cudnn_benchmark: bool,
+    /// Deterministic algorithms requested.
+    pub deterministic: bool,
+}
+
+/// Run options that are not part of the job's identity.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Training device.
+    pub device: Device,
+    /// Where to write checkpoints; none when unset.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in `checkpoint_dir` when there is one.
+    pub resume: bool,
+    /// Run the gradient analysis after training.
+    pub grad_analysis: Option<GradConfig>,
+    /// On CUDA: deterministic algorithms (cuDNN benchmark off).
+    pub deterministic: bool,
+    /// Stop after this many epochs in this session (status `stopped`), e.g. to fit a time slot.
+    pub stop_after: Option<u32>,
+}
+
+/// Why a job could not run (a diverged job is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A bad setting.
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    /// A bad model.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A checkpoint problem.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A libtorch failure (out of memory, device error).
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// The generator seed of an epoch.
+fn epoch_seed(seed: u64, epoch: u32) -> i64 {
+    let mut z = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(u64::from(epoch) + 1);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// Loss and accuracy of `net` on `split` in evaluation mode.
+pub fn evaluate(net: &Net, split: &Split, batch: i64, norm: &Normalizer) -> (Option<f64>, f64) {
+    tch::no_grad(|| {
+        let device = split.images.device();
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let mut correct = Tensor::zeros([], (Kind::Int64, device));
+        let n = split.len();
+        let mut start = 0;
+        while start < n {
+            let len = batch.min(n - start);
+            let x = norm.apply(&split.images.narrow(0, start, len));
+            let y = split.labels.narrow(0, start, len);
+            let logits = net.forward_t(&x, false);
+            loss_sum += logits.cross_entropy_for_logits(&y).to_kind(Kind::Double) * len as f64;
+            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
+            start += len;
+        }
+        let loss = loss_sum.double_value(&[]) / n as f64;
+        (loss.is_finite().then_some(loss), 100.0 * correct.int64_value(&[]) as f64 / n as f64)
+    })
+}
+
+/// Trains `cfg` on `data`; `on_epoch` sees each epoch's metrics as it ends.
+pub fn train(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    opts: &Options,
+    on_epoch: &mut dyn FnMut(&EpochMetrics),
+) -> Result<TrainResult, TrainError> {
+    let started = Instant::now();
+    cfg.validate()?;
+    let device = opts.device;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(!opts.deterministic);
+    }
+    let train_set = cfg.train_subset.map_or_else(|| data.train.take(i64::MAX), |n| data.train.take(n));
+    let test_set = cfg.test_subset.map_or_else(|| data.test.take(i64::MAX), |n| data.test.take(n));
+    let (train_set, test_set) = (to(&train_set, device)?, to(&test_set, device)?);
+
+    tch::manual_seed(cfg.seed as i64);
+    let mut vs = nn::VarStore::new(device);
+    let net = Net::new(&vs.root(), cfg.model()?);
+    let cost = net.cost();
+    let trainable: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut opt = Sgd::new(trainable, cfg.momentum, cfg.nesterov, cfg.weight_decay);
+
+    let mut history = Vec::new();
+    let mut train_seconds = 0.0;
+    let mut resumed_from_epoch = None;
+    if let (true, Some(dir)) = (opts.resume, &opts.checkpoint_dir)
+        && let Some(ck) = checkpoint::load(dir)?
+    {
+        let path = dir.join(checkpoint::FILE);
+        if let Some(field) = checkpoint::first_difference(&ck.meta.config, cfg) {
+            return Err(CheckpointError::ConfigMismatch { path, field }.into());
+        }
+        let mut vars = vs.variables();
+        for (name, t) in &ck.model {
+            let Some(v) = vars.get_mut(name) else {
+                return Err(CheckpointError::Corrupt { path, reason: format!("unknown variable {name}") }.into());
+            };
+            tch::no_grad(|| v.f_copy_(t))?;
+        }
+        opt.set_buffers(&ck.momentum).map_err(|reason| CheckpointError::Corrupt { path, reason })?;
+        history = ck.meta.history;
+        train_seconds = ck.meta.train_seconds;
+        resumed_from_epoch = Some(ck.meta.epochs_done);
+    }
+    let start_epoch = history.len() as u32;
+
+    let norm = Normalizer::new(device);
+    let aug = Augment { crop_padding: cfg.crop_padding, flip: cfg.flip };
+    let n = train_set.len();
+    let mut status = Status::Completed;
+    for epoch in start_epoch..cfg.epochs {
+        let t0 = Instant::now();
+        tch::manual_seed(epoch_seed(cfg.seed, epoch));
+        let lr = lr_at(cfg, epoch);
+        let perm = Tensor::randperm(n, (Kind::Int64, device));
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let mut correct = Tensor::zeros([], (Kind::Int64, device));
+        let mut seen = 0i64;
+        let mut start = 0;
+        // A last batch of one image cannot be batch-normalised in training mode: it is skipped.
+        while n - start >= 2 {
+            let len = cfg.batch_size.min(n - start);
+            let idx = perm.narrow(0, start, len);
+            let x = augment::train_batch(&train_set.images, &idx, aug, &norm);
+            let y = train_set.labels.index_select(0, &idx);
+            let logits = net.forward_t(&x, true);
+            let loss = logits.cross_entropy_for_logits(&y);
+            opt.zero_grad();
+            loss.backward();
+            opt.step(lr);
+            loss_sum += loss.detach().to_kind(Kind::Double) * len as f64;
+            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
+            seen += len;
+            start += len;
+            if (start / cfg.batch_size) % 20 == 0 && !loss_sum.double_value(&[]).is_finite() {
+                break;
+            }
+        }
+        let train_loss = loss_sum.double_value(&[]) / seen as f64;
+        let train_acc = 100.0 * correct.int64_value(&[]) as f64 / seen as f64;
+        let train_time = t0.elapsed().as_secs_f64();
+        let diverged = !train_loss.is_finite();
+        let (test_loss, test_acc) = evaluate(&net, &test_set, cfg.eval_batch_size, &norm);
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss: (!diverged).then_some(train_loss),
+            train_acc,
+            test_loss,
+            test_acc,
+            seconds: t0.elapsed().as_secs_f64(),
+            images_per_s: seen as f64 / train_time,
+        };
+        train_seconds += m.seconds;
+        on_epoch(&m);
+        history.push(m);
+        if diverged {
+            status = Status::Diverged;
+            break;
+        }
+        if let Some(dir) = &opts.checkpoint_dir {
+            let meta = Meta { config: cfg.clone(), epochs_done: epoch + 1, history: history.clone(), train_seconds };
+            let model: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+            checkpoint::save(dir, &meta, &model, &opt.buffers())?;
+        }
+        if opts.stop_after.is_some_and(|k| epoch + 1 - start_epoch >= k) && epoch + 1 < cfg.epochs {
+            status = Status::Stopped;
+            break;
+        }
+    }
+
+    let grad_analysis = match (&opts.grad_analysis, status) {
+        (Some(g), Status::Completed) => Some(gradstats::analyze(&net, &vs, &test_set, &norm, g)),
+        _ => None,
+    };
+    vs.freeze();
+    let best = history
+        .iter()
+        .filter(|m| m.test_loss.is_some())
+        .max_by(|a, b| a.test_acc.total_cmp(&b.test_acc).then(b.epoch.cmp(&a.epoch)));
+    Ok(TrainResult {
+        config: cfg.clone(),
+        params: cost.params,
+        flops: cost.flops,
+        status,
+        final_test_acc: history.last().filter(|_| status == Status::Completed).map(|m| m.test_acc),
+        best_test_acc: best.map(|m| m.test_acc),
+        best_epoch: best.map(|m| m.epoch),
+        epochs: history,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        train_seconds,
+        resumed_from_epoch,
+        data: DataInfo {
+            dir: data.dir.clone(),
+            synthetic: data.synthetic,
+            train_images: train_set.len(),
+            test_images: test_set.len(),
+        },
+        environment: environment(device, opts.deterministic),
+        grad_analysis,
+    })
+}
+
+/// A split on `device` (a no-op when it is there already).
+fn to(split: &Split, device: Device) -> Result<Split, tch::TchError> {
+    Ok(Split { images: split.images.f_to_device(device)?, labels: split.labels.f_to_device(device)? })
+}
+
+/// The device and software of this process.
+pub fn environment(device: Device, deterministic: bool) -> Environment {
+    let report = crate::devices::DeviceReport::probe();
+    let (name, label) = match device {
+        Device::Cuda(i) => (
+            report.cuda_devices.get(i).map_or_else(|| "unknown GPU".to_owned(), |d| d.name.clone()),
+            format!("cuda:{i}"),
+        ),
+        _ => (format!("cpu, {} threads", tch::get_num_threads()), "cpu".to_owned()),
+    };
+    Environment {
+        device: label,
+        device_name: name,
+        libtorch_version: report.libtorch_version,
+        cuda_version: device.is_cuda().then(tch::utils::version_cudart),
+        cudnn_benchmark: device.is_cuda() && !deterministic,
+        deterministic,
+    }
+}

@@ -1,0 +1,189 @@
+//! Training as the paper's recipe runs it, on CPU with small synthetic sets: it learns, it is
+//! deterministic, a resumed run equals an uninterrupted one, bad data is named, divergence is a
+//! result. One test uses the real CIFAR-10 when it is present.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tch::Device;
+use worker::data::{self, DataError};
+use worker::models::Arch;
+use worker::recipe::TrainConfig;
+use worker::train::{self, EpochMetrics, Options, Status};
+
+/// libtorch's generator and thread count are process-wide: these tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gridsweep-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn synth(name: &str, train: usize, test: usize) -> PathBuf {
+    data::synth::write(&tmp(name), train, test, 3).unwrap()
+}
+
+fn opts(checkpoint_dir: Option<&Path>, resume: bool, stop_after: Option<u32>) -> Options {
+    Options {
+        device: Device::Cpu,
+        checkpoint_dir: checkpoint_dir.map(Path::to_owned),
+        resume,
+        grad_analysis: None,
+        deterministic: true,
+        stop_after,
+    }
+}
+
+fn small(arch: Arch, depth: u32, epochs: u32) -> TrainConfig {
+    let mut cfg = TrainConfig::paper(arch, depth, 11);
+    cfg.epochs = epochs;
+    cfg.batch_size = 32;
+    cfg.lr = 0.05;
+    cfg
+}
+
+/// The metrics that must agree exactly (everything but timings).
+fn numbers(ms: &[EpochMetrics]) -> Vec<EpochMetrics> {
+    ms.iter().map(|m| EpochMetrics { seconds: 0.0, images_per_s: 0.0, ..m.clone() }).collect()
+}
+
+#[test]
+fn synthetic_data_is_learned_at_depth_8() {
+    let _serial = serial();
+    tch::set_num_threads(2);
+    let data = data::load(&synth("learn", 600, 300), Device::Cpu).unwrap();
+    assert!(data.synthetic);
+    let cfg = small(Arch::Resnet, 8, 6);
+    let r = train::train(&cfg, &data, &opts(None, false, None), &mut |m| eprintln!("{m:?}")).unwrap();
+    assert_eq!(r.status, Status::Completed);
+    assert_eq!(r.epochs.len(), 6);
+    let acc = r.final_test_acc.unwrap();
+    assert!(acc > 50.0, "test accuracy {acc}% after 6 epochs (chance is 10%)");
+    assert!(r.data.synthetic);
+}
+
+#[test]
+fn same_seed_gives_identical_metrics_and_resume_equals_one_run() {
+    let _serial = serial();
+    tch::set_num_threads(2);
+    let data = data::load(&synth("det", 200, 100), Device::Cpu).unwrap();
+    let cfg = small(Arch::Grid, 8, 2);
+    let a = train::train(&cfg, &data, &opts(None, false, None), &mut |_| {}).unwrap();
+    let b = train::train(&cfg, &data, &opts(None, false, None), &mut |_| {}).unwrap();
+    assert_eq!(numbers(&a.epochs), numbers(&b.epochs), "same seed, same device, same threads");
+
+    let ck = tmp("resume-ck");
+    let first = train::train(&cfg, &data, &opts(Some(&ck), false, Some(1)), &mut |_| {}).unwrap();
+    assert_eq!(first.status, Status::Stopped);
+    assert_eq!(first.epochs.len(), 1);
+    let resumed = train::train(&cfg, &data, &opts(Some(&ck), true, None), &mut |_| {}).unwrap();
+    assert_eq!(resumed.resumed_from_epoch, Some(1));
+    assert_eq!(resumed.status, Status::Completed);
+    assert_eq!(numbers(&resumed.epochs), numbers(&a.epochs), "1 + resume 1 equals 2 in one go");
+
+    let mut other = cfg.clone();
+    other.lr = 0.01;
+    let err = train::train(&other, &data, &opts(Some(&ck), true, None), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("differs in lr"), "{err}");
+}
+
+#[test]
+fn a_diverging_run_is_a_result() {
+    let _serial = serial();
+    let data = data::load(&synth("div", 100, 50), Device::Cpu).unwrap();
+    let mut cfg = small(Arch::Vgg, 8, 3);
+    cfg.lr = 1e9;
+    let r = train::train(&cfg, &data, &opts(None, false, None), &mut |_| {}).unwrap();
+    assert_eq!(r.status, Status::Diverged);
+    assert!(!r.epochs.is_empty() && r.epochs.len() <= 3);
+    assert_eq!(r.final_test_acc, None);
+}
+
+#[test]
+fn bad_files_are_named() {
+    let _serial = serial();
+    let dir = synth("bad", 50, 20);
+    let victim = dir.join("data_batch_3.bin");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() - 5]).unwrap();
+    let err = data::load(&dir, Device::Cpu).unwrap_err();
+    assert!(matches!(err, DataError::WrongSize { .. }), "{err}");
+    assert!(err.to_string().contains("data_batch_3.bin"), "{err}");
+
+    let mut bad_label = bytes.clone();
+    bad_label[0] = 200;
+    std::fs::write(&victim, &bad_label).unwrap();
+    let err = data::load(&dir, Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("data_batch_3.bin: record 0 has label 200"), "{err}");
+
+    std::fs::write(&victim, &bytes).unwrap();
+    std::fs::remove_file(dir.join("test_batch.bin")).unwrap();
+    let err = data::load(&dir, Device::Cpu).unwrap_err();
+    assert!(matches!(err, DataError::Missing { .. }) && err.to_string().contains("test_batch.bin"), "{err}");
+
+    // Without the synthetic marker the real set's exact sizes are required.
+    let dir = synth("unmarked", 50, 20);
+    std::fs::remove_file(dir.join(data::SYNTHETIC_MARKER)).unwrap();
+    let err = data::load(&dir, Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("expected 30730000"), "{err}");
+}
+
+#[test]
+fn worker_train_prints_a_json_result() {
+    let _serial = serial();
+    let dir = synth("cli", 64, 32);
+    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args(["train", "--arch", "grid", "--depth", "8", "--epochs", "1", "--batch-size", "16", "--device", "cpu"])
+        .arg("--data")
+        .arg(&dir)
+        .arg("--grad-analysis")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["params"], 78_042);
+    assert_eq!(v["config"]["weight_decay"], 4e-4);
+    assert_eq!(v["grad_analysis"]["batches"], 1);
+    assert_eq!(v["grad_analysis"]["total_gradients"], 78_042);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("epoch    1/1"));
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args(["train", "--arch", "grid", "--depth", "8", "--epochs", "0", "--synthetic"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("epochs = 0"));
+}
+
+/// Real CIFAR-10 from `GRIDSWEEP_CIFAR` or `data/` (where `make test` fetches it).
+#[test]
+fn real_cifar10_trains_above_chance() {
+    let _serial = serial();
+    let dir = std::env::var_os("GRIDSWEEP_CIFAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"));
+    if data::fetch::verify(&data::resolve_dir(&dir)).is_err() {
+        eprintln!("SKIPPED real_cifar10_trains_above_chance: no verified CIFAR-10 in {}", dir.display());
+        return;
+    }
+    tch::set_num_threads(2);
+    let t = std::time::Instant::now();
+    let data = data::load(&dir, Device::Cpu).unwrap();
+    eprintln!("full CIFAR-10 loaded in {:.2}s", t.elapsed().as_secs_f64());
+    assert!(!data.synthetic);
+    assert_eq!((data.train.len(), data.test.len()), (50_000, 10_000));
+    let mut cfg = small(Arch::Resnet, 8, 2);
+    cfg.train_subset = Some(3000);
+    cfg.test_subset = Some(1000);
+    cfg.batch_size = 64;
+    let r = train::train(&cfg, &data, &opts(None, false, None), &mut |m| eprintln!("{m:?}")).unwrap();
+    let acc = r.final_test_acc.unwrap();
+    assert!(acc > 25.0, "real CIFAR-10 test accuracy {acc}% (chance 10%)");
+}
