@@ -3,10 +3,12 @@
 //! (`gradstats`), throughput (`bench`), inspection (`inspect`) and the device probe (`devices`).
 //! The coordinator client arrives with issue #4.
 
+pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod determinism;
 pub mod devices;
 pub mod gradstats;
 pub mod inspect;

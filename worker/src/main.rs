@@ -130,7 +130,8 @@ struct TrainArgs {
     /// Batch norm in training mode during the analysis.
     #[arg(long)]
     grad_bn_train: bool,
-    /// On CUDA: deterministic algorithms (no cuDNN benchmark).
+    /// Deterministic algorithms (on CUDA also no cuDNN benchmark; set CUBLAS_WORKSPACE_CONFIG=:4096:8
+    /// in the environment for deterministic cuBLAS).
     #[arg(long)]
     deterministic: bool,
     /// Stop after N epochs in this session, leaving a checkpoint (status "stopped").
@@ -149,6 +150,7 @@ fn bad_input(e: impl std::fmt::Display) -> Failure {
 }
 
 fn main() -> ExitCode {
+    worker::alloc::tune_for_training();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
@@ -266,13 +268,18 @@ fn print_report(json: bool, value: &impl serde::Serialize, text: &str) -> Result
     if json {
         return print_json(value);
     }
-    print!("{text}");
-    Ok(())
+    write_stdout(text)
 }
 
 /// Prints `value` as one line of JSON.
 fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let s = serde_json::to_string(value).map_err(|e| Failure(1, format!("cannot encode JSON: {e}")))?;
-    println!("{s}");
-    Ok(())
+    write_stdout(&(s + "\n"))
+}
+
+/// Writes to stdout; a closed pipe is an error message, not a panic.
+fn write_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Failure(1, format!("writing to stdout: {e}")))
 }

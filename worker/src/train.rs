@@ -127,7 +127,8 @@ pub struct Options {
     pub resume: bool,
     /// Run the gradient analysis after training.
     pub grad_analysis: Option<GradConfig>,
-    /// On CUDA: deterministic algorithms (cuDNN benchmark off).
+    /// Deterministic algorithms (libtorch's switch; on CUDA also cuDNN benchmark off). CPU
+    /// training is deterministic either way for a fixed thread count.
     pub deterministic: bool,
     /// Stop after this many epochs in this session (status `stopped`), e.g. to fit a time slot.
     pub stop_after: Option<u32>,
@@ -190,6 +191,7 @@ pub fn train(
     let started = Instant::now();
     cfg.validate()?;
     let device = opts.device;
+    crate::determinism::set_deterministic(opts.deterministic);
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(!opts.deterministic);
     }
