@@ -1,5 +1,8 @@
-//! The gridsweep gRPC protocol: messages and the `Coordinator` service generated from
-//! `proto/gridsweep/v1/coordinator.proto`, shared by the coordinator and the worker.
+//! The gridsweep protocol, shared by the coordinator and the worker: the gRPC messages and the
+//! `Coordinator` service generated from `proto/gridsweep/v1/coordinator.proto`, and the job
+//! schema (`job`) that travels in them as JSON.
+
+pub mod job;
 
 /// Version 1 of the protocol.
 #[allow(missing_docs, clippy::all)]

@@ -20,20 +20,8 @@ pub const LOG10_HI: f64 = 0.0;
 /// See LOG10_LO.
 pub const HIST_BINS: i64 = 120;
 
-/// How to run the analysis.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GradConfig {
-    /// Validation images per gradient (paper: 100, so 100 batches on the test set).
-    pub batch_size: i64,
-    /// Batch norm in training mode (batch statistics) instead of evaluation mode.
-    pub bn_train_mode: bool,
-}
-
-impl Default for GradConfig {
-    fn default() -> Self {
-        GradConfig { batch_size: 100, bn_train_mode: false }
-    }
-}
+/// How to run the analysis (the job schema's settings).
+pub use gridsweep_proto::job::AnalysisConfig as GradConfig;
 
 /// The fraction of gradient elements below one threshold.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
