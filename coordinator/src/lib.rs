@@ -1,6 +1,12 @@
-//! The gridsweep coordinator library. For now it serves the protocol handshake; sweep expansion,
-//! leases, the SQLite state and the tables arrive with issue #4.
+//! The gridsweep coordinator library: sweep files (`sweep`), the durable state in SQLite
+//! (`store`), the gRPC service (`server`), the paper's tables (`tables`) and the `run` command
+//! that ties them together (`run`).
 
+pub mod display;
+pub mod run;
 pub mod server;
+pub mod store;
+pub mod sweep;
+pub mod tables;
 
-pub use server::{CoordinatorService, run};
+pub use server::{CoordinatorService, Shared, serve};

@@ -1,13 +1,20 @@
-//! `coordinator`: the command-line entry point. Parses flags, sets up logging, binds, and hands
-//! over to the library.
+//! `coordinator`: the command-line entry point. Parses flags, sets up logging, and hands over to
+//! the library. Bad input (a sweep file with errors, a bad flag) exits with status 2.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
+use coordinator::display;
+use coordinator::run::{self, LocalWorkers, RunError, RunOptions};
+use coordinator::sweep;
+use gridsweep_proto::v1::GetStatusRequest;
+use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 
-/// The gridsweep coordinator.
+/// The gridsweep coordinator: expands a sweep into jobs, leases them to workers, writes the
+/// paper's tables.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -17,39 +24,166 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the coordinator protocol (the handshake only, for now) until Ctrl-C.
-    Serve {
-        /// Address to listen on. Only loopback addresses are allowed until token auth exists.
+    /// Run a sweep to its end: serve workers, start local ones, write the tables.
+    Run {
+        /// The sweep file.
+        sweep: PathBuf,
+        /// State directory (SQLite database, checkpoints, worker logs); default state/<sweep name>.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Address to serve workers on. Only loopback until token authentication exists.
         #[arg(long, default_value = "127.0.0.1:50051")]
-        listen: std::net::SocketAddr,
+        listen: SocketAddr,
+        /// Local workers: a number, or auto (one per CUDA device, else one CPU worker).
+        #[arg(long, default_value = "auto")]
+        local_workers: LocalWorkers,
+        /// Device for each local worker when --local-workers is a number.
+        #[arg(long, default_value = "auto")]
+        worker_device: String,
+        /// The worker binary; default: `worker` beside this one.
+        #[arg(long)]
+        worker_bin: Option<PathBuf>,
+        /// CIFAR-10 folder given to local workers and streamed to remote workers that lack it.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output directory for the tables; default results/<sweep name>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Hand out jobs in file order instead of longest-expected-first.
+        #[arg(long)]
+        fifo: bool,
+    },
+    /// Print the jobs a sweep file expands to, without running anything.
+    Expand {
+        /// The sweep file.
+        sweep: PathBuf,
+    },
+    /// Show a running sweep's jobs and workers.
+    Status {
+        /// The coordinator.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        connect: String,
+        /// Keep showing it as it changes.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Write the tables from a state directory.
+    Tables {
+        /// The state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match Cli::parse().command {
-        Command::Serve { listen } => {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<(), (u8, String)> {
+    match command {
+        Command::Run { sweep, state, listen, local_workers, worker_device, worker_bin, data, out, fifo } => {
             if !listen.ip().is_loopback() {
-                bail!(
-                    "refusing to listen on non-loopback address {listen}: token authentication is not implemented yet"
-                );
+                return Err((
+                    2,
+                    format!(
+                        "refusing to listen on non-loopback address {listen}: token authentication is not implemented yet"
+                    ),
+                ));
             }
-            let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-            // The bound address on stdout, for scripts and tests that asked for port 0.
-            println!("coordinator listening on {}", listener.local_addr()?);
-            coordinator::run(listener, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            let opts = RunOptions { sweep, state, listen, local_workers, out, fifo, data, worker_bin, worker_device };
+            match run::run(opts, shutdown_signal()).await {
+                Ok(o) => {
+                    println!(
+                        "tables in {}: {} completed, {} diverged, {} failed",
+                        o.out_dir.display(),
+                        o.tables.completed,
+                        o.tables.diverged,
+                        o.tables.failed
+                    );
+                    if let Ok(t) = std::fs::read_to_string(o.out_dir.join("table1.md")) {
+                        println!("\n{t}");
+                    }
+                    Ok(())
+                }
+                Err(e @ RunError::Sweep(_)) => Err((2, e.to_string())),
+                Err(e @ RunError::Interrupted) => Err((130, e.to_string())),
+                Err(e) => Err((1, e.to_string())),
+            }
+        }
+        Command::Expand { sweep } => {
+            let s = sweep::load(&sweep).map_err(|e| (2, e.to_string()))?;
+            print!("{}", sweep::expansion_text(&s));
+            Ok(())
+        }
+        Command::Status { connect, watch } => status(connect, watch).await.map_err(|e| (1, e)),
+        Command::Tables { state, out } => {
+            let t = run::write_tables(&state, &out).map_err(|e| (1, e.to_string()))?;
+            for f in &t.files {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn status(url: String, watch: bool) -> Result<(), String> {
+    let mut client = CoordinatorClient::connect(url.clone()).await.map_err(|e| format!("connecting to {url}: {e}"))?;
+    if !watch {
+        let s = client.get_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
+        print!("{}", display::render(&s, true));
+        return Ok(());
+    }
+    let mut stream = client.watch_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
+    let tty = std::io::stdout().is_terminal();
+    while let Some(s) = stream.message().await.map_err(|s| s.message().to_owned())? {
+        if tty {
+            print!("\x1b[2J\x1b[H");
+        }
+        print!("{}", display::render(&s, tty));
+        if s.finished {
+            break;
         }
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,83 +1,496 @@
-//! The gRPC service and the serving loop: `run(listener, shutdown)` serves until `shutdown`
-//! resolves, so that `main` and the tests drive the same code.
+//! The gRPC service over the state store. Handlers are thin: each checks its input, performs one
+//! store transition, and wakes long-polling pullers and status watchers when the state changed.
+//! `serve(listener, shared, shutdown)` serves until `shutdown` resolves, so that `main` and the
+//! tests drive the same code.
 
 use std::future::Future;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
-use gridsweep_proto::v1::{GetServerInfoRequest, ServerInfo};
+use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
+use tokio::sync::{Notify, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::store::{Grant, Store, StoreError, now};
 
 /// The result type of every rpc handler.
 type RpcResult<T> = Result<Response<T>, Status>;
+/// A server-streaming response.
+type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Bytes per streamed chunk.
+const CHUNK: usize = 1 << 20;
+/// The longest a pull may wait.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Status {
+        match e {
+            StoreError::UnknownWorker(_) | StoreError::UnknownJob(_) => Status::not_found(e.to_string()),
+            StoreError::StaleLease { .. } => Status::failed_precondition(e.to_string()),
+            StoreError::Quarantined(_) => Status::permission_denied(e.to_string()),
+            StoreError::Corrupt(_) => Status::invalid_argument(e.to_string()),
+            StoreError::Sqlite { .. } | StoreError::Io { .. } => Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// State shared by every handler.
+#[derive(Debug)]
+pub struct Shared {
+    /// The durable state.
+    pub store: Store,
+    /// The sweep being served.
+    pub sweep_name: String,
+    /// Lease time-to-live.
+    pub lease_ttl: Duration,
+    /// Hand out jobs in sweep order instead of longest-expected-first.
+    pub fifo: bool,
+    /// Where the coordinator's copy of the data set is (for FetchData).
+    pub data_dir: Option<PathBuf>,
+    /// Wakes long-polling pulls when a job may have become available.
+    pub job_available: Notify,
+    /// Bumped on every state change, for status watchers and the progress display.
+    pub changed: watch::Sender<u64>,
+    /// Set when shutting down: heartbeats answer "stop", pulls get nothing.
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    /// Shared state over `store`.
+    pub fn new(store: Store, sweep_name: String, lease_ttl: Duration, fifo: bool, data_dir: Option<PathBuf>) -> Self {
+        Shared {
+            store,
+            sweep_name,
+            lease_ttl,
+            fifo,
+            data_dir,
+            job_available: Notify::new(),
+            changed: watch::channel(0).0,
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Records a state change.
+    pub fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Expires overdue leases; wakes pullers when some expired.
+    pub fn expire(&self) -> Result<usize, StoreError> {
+        let n = self.store.expire_leases()?;
+        if n > 0 {
+            tracing::warn!(jobs = n, "leases expired; jobs pending again");
+            self.job_available.notify_waiters();
+            self.bump();
+        }
+        Ok(n)
+    }
+
+    /// The sweep's status message.
+    pub fn status(&self) -> Result<pb::SweepStatus, StoreError> {
+        let (jobs, workers) = self.store.snapshot()?;
+        let t = now();
+        let finished = jobs.iter().all(|j| !matches!(j.state.as_str(), "pending" | "running"));
+        Ok(pb::SweepStatus {
+            sweep_name: self.sweep_name.clone(),
+            finished,
+            jobs: jobs
+                .into_iter()
+                .map(|j| {
+                    let total = j.spec.train.epochs;
+                    let eta_s = match (j.state.as_str(), j.secs_per_epoch) {
+                        ("running", Some(s)) => Some(s * f64::from(total.saturating_sub(j.epoch))),
+                        _ => None,
+                    };
+                    pb::JobStatus {
+                        job_id: j.id,
+                        arch: j.spec.train.arch.name().to_owned(),
+                        depth: j.spec.train.depth,
+                        seed: j.spec.train.seed,
+                        state: j.state,
+                        worker_id: j.worker.unwrap_or_default(),
+                        epoch: j.epoch,
+                        epochs_total: total,
+                        test_acc: j.test_acc,
+                        eta_s,
+                        attempts: j.attempts,
+                        error: j.error.unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            workers: workers
+                .into_iter()
+                .map(|w| pb::WorkerStatus {
+                    worker_id: w.id,
+                    name: w.name,
+                    device: w.device,
+                    last_seen_s: (t - w.last_seen).max(0.0),
+                    quarantined: w.quarantined,
+                })
+                .collect(),
+        })
+    }
+}
 
 /// The coordinator's gRPC service.
-#[derive(Debug, Default)]
-pub struct CoordinatorService {}
+#[derive(Clone, Debug)]
+pub struct CoordinatorService {
+    /// Everything the handlers share.
+    pub shared: Arc<Shared>,
+}
+
+fn hex_sha(h: Sha256) -> String {
+    hex::encode(h.finalize())
+}
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
-    async fn get_server_info(&self, request: Request<GetServerInfoRequest>) -> RpcResult<ServerInfo> {
-        let client = request.get_ref().client_protocol_version;
-        if client != PROTOCOL_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "protocol version mismatch: client speaks {client}, this coordinator speaks {PROTOCOL_VERSION}; \
-                 run a worker and coordinator built from the same release"
-            )));
-        }
-        Ok(Response::new(ServerInfo {
+    async fn get_server_info(&self, request: Request<pb::GetServerInfoRequest>) -> RpcResult<pb::ServerInfo> {
+        check_version(request.get_ref().client_protocol_version)?;
+        Ok(Response::new(pb::ServerInfo {
             protocol_version: PROTOCOL_VERSION,
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            sweep_name: self.shared.sweep_name.clone(),
         }))
     }
+
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> RpcResult<pb::RegisterWorkerResponse> {
+        let r = request.into_inner();
+        check_version(r.protocol_version)?;
+        let id = self.shared.store.register_worker(&r.name, &r.device)?;
+        tracing::info!(worker = %id, name = %r.name, device = %r.device, "worker registered");
+        self.shared.bump();
+        Ok(Response::new(pb::RegisterWorkerResponse { worker_id: id }))
+    }
+
+    async fn pull_job(&self, request: Request<pb::PullJobRequest>) -> RpcResult<pb::PullJobResponse> {
+        let r = request.into_inner();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::from(r.wait_ms)).min(MAX_WAIT);
+        let shared = &self.shared;
+        loop {
+            let wake = shared.job_available.notified();
+            if shared.stopping.load(Ordering::SeqCst) {
+                return Ok(Response::new(pb::PullJobResponse { outcome: Some(Outcome::NoJobYet(true)) }));
+            }
+            shared.expire()?;
+            match shared.store.grant(&r.worker_id, shared.lease_ttl.as_secs_f64(), shared.fifo)? {
+                Grant::Lease(l) => {
+                    tracing::info!(job = %l.job_id, worker = %r.worker_id, attempt = l.attempt, "job leased");
+                    shared.bump();
+                    return Ok(Response::new(pb::PullJobResponse {
+                        outcome: Some(Outcome::Lease(pb::Lease {
+                            job_id: l.job_id,
+                            attempt: l.attempt,
+                            fencing_token: l.token,
+                            ttl_ms: shared.lease_ttl.as_millis() as u64,
+                            spec_json: l.spec_json,
+                            checkpoint_epoch: l.checkpoint_epoch,
+                        })),
+                    }));
+                }
+                Grant::Finished => {
+                    return Ok(Response::new(pb::PullJobResponse { outcome: Some(Outcome::SweepFinished(true)) }));
+                }
+                Grant::NothingYet => {}
+            }
+            // Wake on a freed job, or re-check now and then for expiring leases.
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Response::new(pb::PullJobResponse { outcome: Some(Outcome::NoJobYet(true)) }));
+            }
+            let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), wake).await;
+        }
+    }
+
+    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> RpcResult<pb::HeartbeatResponse> {
+        let r = request.into_inner();
+        let epochs: Vec<(u32, String)> = r.epochs.into_iter().map(|e| (e.epoch, e.metrics_json)).collect();
+        self.shared.store.heartbeat(
+            &r.worker_id,
+            &r.job_id,
+            r.fencing_token,
+            &epochs,
+            self.shared.lease_ttl.as_secs_f64(),
+        )?;
+        if !epochs.is_empty() {
+            self.shared.bump();
+        }
+        let stopping = self.shared.stopping.load(Ordering::SeqCst);
+        Ok(Response::new(pb::HeartbeatResponse {
+            proceed: !stopping,
+            reason: if stopping { "coordinator is shutting down".to_owned() } else { String::new() },
+            ttl_ms: self.shared.lease_ttl.as_millis() as u64,
+        }))
+    }
+
+    async fn upload_checkpoint(
+        &self,
+        request: Request<Streaming<pb::CheckpointChunk>>,
+    ) -> RpcResult<pb::UploadCheckpointResponse> {
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty checkpoint upload"))?;
+        let (job, token, epoch, worker) =
+            (first.job_id.clone(), first.fencing_token, first.epoch, first.worker_id.clone());
+        if job.is_empty() || job.contains(['/', '\\', '.']) {
+            return Err(Status::invalid_argument(format!("bad job id {job:?}")));
+        }
+        // Refuse early when the uploader does not hold the job.
+        self.shared.store.checkpoint_for(&worker, &job, token)?;
+        let dir = self.shared.store.checkpoint_dir().to_owned();
+        let part = dir.join(format!("{job}.{token}.part"));
+        let io = |e: std::io::Error| Status::internal(format!("{}: {e}", part.display()));
+        let mut file = std::fs::File::create(&part).map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut bytes = 0u64;
+        let mut claimed = String::new();
+        let mut chunk = Some(first);
+        while let Some(c) = chunk {
+            hasher.update(&c.data);
+            file.write_all(&c.data).map_err(io)?;
+            bytes += c.data.len() as u64;
+            if !c.sha256.is_empty() {
+                claimed = c.sha256;
+            }
+            chunk = stream.message().await?;
+        }
+        file.sync_all().map_err(io)?;
+        drop(file);
+        let actual = hex_sha(hasher);
+        if claimed != actual {
+            let _ = std::fs::remove_file(&part);
+            return Err(Status::data_loss(format!(
+                "checkpoint of job {job}: sha256 {actual}, sender claimed {claimed:?}; discarded"
+            )));
+        }
+        let path = dir.join(format!("{job}.gsck"));
+        std::fs::rename(&part, &path).map_err(io)?;
+        self.shared.store.store_checkpoint(&worker, &job, token, epoch, &actual, &path, bytes)?;
+        tracing::debug!(job = %job, epoch, bytes, "checkpoint stored");
+        Ok(Response::new(pb::UploadCheckpointResponse { bytes }))
+    }
+
+    type DownloadCheckpointStream = RpcStream<pb::CheckpointChunk>;
+
+    async fn download_checkpoint(
+        &self,
+        request: Request<pb::DownloadCheckpointRequest>,
+    ) -> RpcResult<Self::DownloadCheckpointStream> {
+        let r = request.into_inner();
+        let (path, sha, epoch) = self
+            .shared
+            .store
+            .checkpoint_for(&r.worker_id, &r.job_id, r.fencing_token)?
+            .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", r.job_id)))?;
+        let job = r.job_id.clone();
+        Ok(Response::new(stream_file(path, move |data, last| pb::CheckpointChunk {
+            job_id: job.clone(),
+            fencing_token: r.fencing_token,
+            epoch,
+            data,
+            sha256: if last { sha.clone() } else { String::new() },
+            worker_id: String::new(),
+        })))
+    }
+
+    type FetchDataStream = RpcStream<pb::DataChunk>;
+
+    async fn fetch_data(&self, _request: Request<pb::FetchDataRequest>) -> RpcResult<Self::FetchDataStream> {
+        let dir = self
+            .shared
+            .data_dir
+            .clone()
+            .ok_or_else(|| Status::failed_precondition("this coordinator has no data set to share (--data)"))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            for name in DATA_FILES {
+                let path = dir.join(name);
+                let mut f = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::not_found(format!("{}: {e}", path.display()))));
+                        return;
+                    }
+                };
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; CHUNK];
+                let mut pending: Option<Vec<u8>> = None;
+                loop {
+                    let n = match f.read(&mut buf) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))));
+                            return;
+                        }
+                    };
+                    if let Some(p) = pending.take() {
+                        let last = n == 0;
+                        let sha = if last { hex_sha(hasher.clone()) } else { String::new() };
+                        let msg = pb::DataChunk { file: name.to_owned(), data: p, sha256: sha };
+                        if tx.blocking_send(Ok(msg)).is_err() {
+                            return;
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    pending = Some(buf[..n].to_vec());
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn complete_job(&self, request: Request<pb::CompleteJobRequest>) -> RpcResult<pb::CompleteJobResponse> {
+        let r = request.into_inner();
+        let out = self.shared.store.complete(&r.worker_id, &r.job_id, r.fencing_token, &r.result_json)?;
+        if out.accepted {
+            tracing::info!(job = %r.job_id, worker = %r.worker_id, outcome = %out.reason, "job ended");
+            self.shared.job_available.notify_waiters();
+            self.shared.bump();
+        }
+        Ok(Response::new(pb::CompleteJobResponse { accepted: out.accepted, reason: out.reason }))
+    }
+
+    async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> RpcResult<pb::FailJobResponse> {
+        let r = request.into_inner();
+        let out = self.shared.store.fail(&r.worker_id, &r.job_id, r.fencing_token, &r.error)?;
+        if out.accepted {
+            tracing::warn!(job = %r.job_id, worker = %r.worker_id, error = %r.error, "{}", out.reason);
+            self.shared.job_available.notify_waiters();
+            self.shared.bump();
+        }
+        Ok(Response::new(pb::FailJobResponse { accepted: out.accepted, will_retry: out.will_retry }))
+    }
+
+    async fn release_job(&self, request: Request<pb::ReleaseJobRequest>) -> RpcResult<pb::ReleaseJobResponse> {
+        let r = request.into_inner();
+        let accepted = self.shared.store.release(&r.worker_id, &r.job_id, r.fencing_token)?;
+        if accepted {
+            tracing::info!(job = %r.job_id, worker = %r.worker_id, "job released");
+            self.shared.job_available.notify_waiters();
+            self.shared.bump();
+        }
+        Ok(Response::new(pb::ReleaseJobResponse { accepted }))
+    }
+
+    async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> RpcResult<pb::SweepStatus> {
+        Ok(Response::new(self.shared.status()?))
+    }
+
+    type WatchStatusStream = RpcStream<pb::SweepStatus>;
+
+    async fn watch_status(&self, _request: Request<pb::GetStatusRequest>) -> RpcResult<Self::WatchStatusStream> {
+        let shared = self.shared.clone();
+        let mut changes = shared.changed.subscribe();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                let status = shared.status().map_err(Status::from);
+                let finished = status.as_ref().map(|s| s.finished).unwrap_or(true);
+                if tx.send(status).await.is_err() || finished {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
 }
 
-/// Serves the coordinator on `listener` until `shutdown` completes.
-pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_service(CoordinatorServer::new(CoordinatorService::default()))
+/// The data files a worker needs, in `cifar-10-batches-bin/`.
+pub const DATA_FILES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+
+/// A response stream fed by a task that sends into a channel.
+fn async_stream<T: Send + 'static, F, Fut>(f: F) -> RpcStream<T>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(f(tx));
+    Box::pin(ReceiverStream::new(rx))
+}
+
+/// Streams a file in chunks built by `make(data, is_last)`.
+fn stream_file<T: Send + 'static>(path: PathBuf, make: impl Fn(Vec<u8>, bool) -> T + Send + 'static) -> RpcStream<T> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))));
+                return;
+            }
+        };
+        let pieces: Vec<&[u8]> = if data.is_empty() { vec![&[]] } else { data.chunks(CHUNK).collect() };
+        let n = pieces.len();
+        for (k, piece) in pieces.into_iter().enumerate() {
+            if tx.blocking_send(Ok(make(piece.to_vec(), k + 1 == n))).is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+fn check_version(client: u32) -> Result<(), Status> {
+    if client != PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "protocol version mismatch: client speaks {client}, this coordinator speaks {PROTOCOL_VERSION}; \
+             run a worker and coordinator built from the same release"
+        )));
+    }
+    Ok(())
+}
+
+/// Serves `shared` on `listener` until `shutdown` completes; expires leases in the background.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let reaper = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Err(e) = shared.expire() {
+                    tracing::error!("expiring leases: {e}");
+                }
+            }
+        })
+    };
+    let svc = CoordinatorServer::new(CoordinatorService { shared })
+        .max_decoding_message_size(8 << 20)
+        .max_encoding_message_size(8 << 20);
+    let out = tonic::transport::Server::builder()
+        .add_service(svc)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
-
-    async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(run(listener, async {
-            let _ = rx.await;
-        }));
-        (url, tx)
-    }
-
-    #[tokio::test]
-    async fn handshake_reports_the_protocol_version() {
-        let (url, _stop) = serve().await;
-        let mut client = CoordinatorClient::connect(url).await.unwrap();
-        let info = client
-            .get_server_info(GetServerInfoRequest { client_protocol_version: PROTOCOL_VERSION })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(info.protocol_version, PROTOCOL_VERSION);
-    }
-
-    #[tokio::test]
-    async fn handshake_refuses_another_protocol_version() {
-        let (url, _stop) = serve().await;
-        let mut client = CoordinatorClient::connect(url).await.unwrap();
-        let err = client
-            .get_server_info(GetServerInfoRequest { client_protocol_version: PROTOCOL_VERSION + 1 })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
-        assert!(err.message().contains("protocol version mismatch"), "{}", err.message());
-    }
+        .await;
+    reaper.abort();
+    out
 }

@@ -3,6 +3,7 @@
 //! (`gradstats`), throughput (`bench`), inspection (`inspect`) and the device probe (`devices`).
 //! The coordinator client arrives with issue #4.
 
+pub mod agent;
 pub mod alloc;
 pub mod bench;
 pub mod checkpoint;

@@ -4,6 +4,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use worker::cli::{DataArgs, JobArgs, parse_device};
@@ -14,12 +16,38 @@ use worker::inspect::Inspection;
 use worker::models::{Arch, ModelSpec};
 use worker::train::{self, Options};
 
-/// The gridsweep worker.
+/// The gridsweep worker. With `--coordinator URL` (and no subcommand) it joins a sweep: it
+/// registers, pulls jobs, trains them and reports until the sweep is finished.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+/// Flags of the sweep-participant mode.
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The coordinator to pull jobs from, e.g. http://gpu-head:50051.
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Jobs at once on this device, each in its own worker process.
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    /// A folder with CIFAR-10; without it, the data is fetched from the coordinator once.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Scratch folder for job checkpoints and data.
+    #[arg(long, default_value = "gridsweep-work")]
+    work_dir: PathBuf,
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,7 +189,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    match cli.command {
+    let Some(command) = cli.command else { return agent_cmd(cli.agent) };
+    match command {
         Command::Devices { json } => {
             let report = DeviceReport::probe();
             print_report(json, &report, &report.to_text())
@@ -192,6 +221,100 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print_json(&worker::bench::run(spec, batch, steps, warmup, device))
         }
     }
+}
+
+/// Joins a sweep; with `--slots K > 1`, runs K worker processes of this binary.
+fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
+    let Some(url) = args.coordinator.clone() else {
+        return Err(bad_input("nothing to do: give a subcommand (see --help) or --coordinator URL"));
+    };
+    let device = parse_device(&args.device).map_err(bad_input)?;
+    if args.slots == 0 {
+        return Err(bad_input("--slots must be at least 1"));
+    }
+    if args.slots > 1 {
+        return run_slots(&args);
+    }
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t);
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "host".to_owned(), |h| h.trim().to_owned());
+    let cfg = worker::agent::AgentConfig {
+        coordinator: url,
+        device,
+        data_dir: args.data.clone(),
+        work_dir: args.work_dir.clone(),
+        name: format!("{host}/pid {}", std::process::id()),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(1, format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("worker: signal received; stopping the running job and giving its lease back");
+            flag.store(true, Ordering::SeqCst);
+        });
+        worker::agent::run(cfg, stop).await.map_err(|e| Failure(1, e.to_string()))
+    })
+}
+
+/// SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// `--slots K`: K child workers with one slot each (one process per job keeps libtorch's global
+/// generator, and so each job's determinism, to itself). Signals are passed on.
+fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
+    let exe = std::env::current_exe().map_err(|e| Failure(1, format!("locating this binary: {e}")))?;
+    let mut children = Vec::new();
+    for k in 0..args.slots {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("--coordinator").arg(args.coordinator.as_deref().unwrap_or_default());
+        cmd.arg("--device").arg(&args.device).arg("--work-dir").arg(args.work_dir.join(format!("slot-{k}")));
+        if let Some(d) = &args.data {
+            cmd.arg("--data").arg(d);
+        }
+        if let Some(t) = args.threads {
+            cmd.arg("--threads").arg(t.to_string());
+        }
+        children.push(cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))?);
+    }
+    let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        if let Ok(rt) = rt {
+            rt.block_on(wait_for_signal());
+            for pid in pids {
+                // SAFETY: sending SIGTERM to our own child processes.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    });
+    let mut failed = 0;
+    for mut c in children {
+        if !c.wait().map(|s| s.success()).unwrap_or(false) {
+            failed += 1;
+        }
+    }
+    if failed > 0 { Err(Failure(1, format!("{failed} of {} worker slots failed", args.slots))) } else { Ok(()) }
 }
 
 fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
@@ -227,6 +350,7 @@ fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
             .then_some(GradConfig { batch_size: args.grad_batch_size, bn_train_mode: args.grad_bn_train }),
         deterministic: args.deterministic,
         stop_after: args.stop_after,
+        cancel: None,
     };
     let total = cfg.epochs;
     let tty = std::io::stderr().is_terminal();

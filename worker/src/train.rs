@@ -132,6 +132,9 @@ pub struct Options {
     pub deterministic: bool,
     /// Stop after this many epochs in this session (status `stopped`), e.g. to fit a time slot.
     pub stop_after: Option<u32>,
+    /// Set from another thread to stop as soon as possible (status `stopped`); the partial
+    /// epoch is dropped and the last epoch-end checkpoint stays the resume point.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Why a job could not run (a diverged job is a result, not an error).
@@ -234,6 +237,7 @@ pub fn train(
     let aug = Augment { crop_padding: cfg.crop_padding, flip: cfg.flip };
     let n = train_set.len();
     let mut status = Status::Completed;
+    let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
     for epoch in start_epoch..cfg.epochs {
         let t0 = Instant::now();
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
@@ -245,6 +249,9 @@ pub fn train(
         let mut start = 0;
         // A last batch of one image cannot be batch-normalised in training mode: it is skipped.
         while n - start >= 2 {
+            if cancelled() {
+                break;
+            }
             let len = cfg.batch_size.min(n - start);
             let idx = perm.narrow(0, start, len);
             let x = augment::train_batch(&train_set.images, &idx, aug, &norm);
@@ -262,6 +269,10 @@ pub fn train(
                 break;
             }
         }
+        if cancelled() {
+            status = Status::Stopped;
+            break;
+        }
         let train_loss = loss_sum.double_value(&[]) / seen as f64;
         let train_acc = 100.0 * correct.int64_value(&[]) as f64 / seen as f64;
         let train_time = t0.elapsed().as_secs_f64();
@@ -278,16 +289,20 @@ pub fn train(
             images_per_s: seen as f64 / train_time,
         };
         train_seconds += m.seconds;
-        on_epoch(&m);
         history.push(m);
         if diverged {
             status = Status::Diverged;
-            break;
-        }
-        if let Some(dir) = &opts.checkpoint_dir {
+        } else if let Some(dir) = &opts.checkpoint_dir {
             let meta = Meta { config: cfg.clone(), epochs_done: epoch + 1, history: history.clone(), train_seconds };
             let model: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
             checkpoint::save(dir, &meta, &model, &opt.buffers())?;
+        }
+        // After the checkpoint, so that whoever is told of the epoch finds its checkpoint.
+        if let Some(m) = history.last() {
+            on_epoch(m);
+        }
+        if diverged {
+            break;
         }
         if opts.stop_after.is_some_and(|k| epoch + 1 - start_epoch >= k) && epoch + 1 < cfg.epochs {
             status = Status::Stopped;

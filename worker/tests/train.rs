@@ -37,6 +37,7 @@ fn opts(checkpoint_dir: Option<&Path>, resume: bool, stop_after: Option<u32>) ->
         grad_analysis: None,
         deterministic: true,
         stop_after,
+        cancel: None,
     }
 }
 

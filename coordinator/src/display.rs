@@ -1,0 +1,132 @@
+//! Rendering a sweep's status for people: an overall progress line and one line per running
+//! job (worker, epoch/total, last test accuracy, ETA), shared by `coordinator run` and
+//! `coordinator status`.
+
+use gridsweep_proto::v1 as pb;
+
+/// Counts of jobs by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting.
+    pub pending: usize,
+    /// Leased.
+    pub running: usize,
+    /// Finished every epoch.
+    pub completed: usize,
+    /// Ended with a non-finite loss.
+    pub diverged: usize,
+    /// Out of attempts.
+    pub failed: usize,
+}
+
+impl Counts {
+    /// Tallies `status`.
+    pub fn of(status: &pb::SweepStatus) -> Counts {
+        let mut c = Counts::default();
+        for j in &status.jobs {
+            match j.state.as_str() {
+                "pending" => c.pending += 1,
+                "running" => c.running += 1,
+                "completed" => c.completed += 1,
+                "diverged" => c.diverged += 1,
+                _ => c.failed += 1,
+            }
+        }
+        c
+    }
+
+    /// Jobs that have ended.
+    pub fn ended(&self) -> usize {
+        self.completed + self.diverged + self.failed
+    }
+
+    /// All jobs.
+    pub fn total(&self) -> usize {
+        self.ended() + self.pending + self.running
+    }
+}
+
+/// "[#####.....] 5/12 ended (4 completed, 1 diverged, 0 failed), 2 running, 5 pending".
+pub fn progress_line(status: &pb::SweepStatus) -> String {
+    let c = Counts::of(status);
+    let width = 24;
+    let filled = if c.total() == 0 { width } else { c.ended() * width / c.total() };
+    format!(
+        "[{}{}] {}/{} ended ({} completed, {} diverged, {} failed), {} running, {} pending",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        c.ended(),
+        c.total(),
+        c.completed,
+        c.diverged,
+        c.failed,
+        c.running,
+        c.pending
+    )
+}
+
+/// One job: "abc123def456 grid-26 seed 42  running  w1-0a3f  epoch 3/10  acc 61.20%  eta 1m20s".
+pub fn job_line(j: &pb::JobStatus) -> String {
+    let acc = j.test_acc.map_or_else(|| "-".to_owned(), |a| format!("{a:.2}%"));
+    let eta = j.eta_s.map_or_else(String::new, |s| format!("  eta {}", duration(s)));
+    let worker = if j.worker_id.is_empty() { "-" } else { &j.worker_id };
+    let error =
+        if j.error.is_empty() || j.state == "completed" { String::new() } else { format!("  error: {}", j.error) };
+    format!(
+        "{} {:>6}-{:<4} seed {:<4} {:<9} {:<10} epoch {}/{}  acc {}{}{}",
+        j.job_id, j.arch, j.depth, j.seed, j.state, worker, j.epoch, j.epochs_total, acc, eta, error
+    )
+}
+
+/// 83.2 -> "1m23s".
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The whole status: progress, running jobs, then (with `all`) every job, and the workers.
+pub fn render(status: &pb::SweepStatus, all: bool) -> String {
+    let mut out = format!("sweep {}: {}\n", status.sweep_name, progress_line(status));
+    for j in status.jobs.iter().filter(|j| all || j.state == "running") {
+        out += &format!("  {}\n", job_line(j));
+    }
+    for w in &status.workers {
+        out += &format!(
+            "  worker {} ({}, {}) last seen {} ago{}\n",
+            w.worker_id,
+            w.name,
+            w.device,
+            duration(w.last_seen_s),
+            if w.quarantined { ", QUARANTINED" } else { "" }
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(5.4), "5s");
+        assert_eq!(duration(83.0), "1m23s");
+        assert_eq!(duration(7300.0), "2h01m");
+    }
+
+    #[test]
+    fn progress_counts_states() {
+        let job = |state: &str| pb::JobStatus { state: state.to_owned(), ..Default::default() };
+        let s = pb::SweepStatus {
+            sweep_name: "x".into(),
+            jobs: vec![job("completed"), job("diverged"), job("running"), job("pending")],
+            ..Default::default()
+        };
+        let line = progress_line(&s);
+        assert!(line.contains("2/4 ended (1 completed, 1 diverged, 0 failed), 1 running, 1 pending"), "{line}");
+    }
+}

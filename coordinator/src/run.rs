@@ -1,0 +1,320 @@
+//! `coordinator run SWEEP.yaml`: expand the sweep into the state database, serve workers,
+//! start local ones, show progress, and write the tables when every job has ended. Running it
+//! again on the same state resumes: finished jobs are kept, never run again.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use gridsweep_proto::v1 as pb;
+use tokio::net::TcpListener;
+
+use crate::display;
+use crate::server::{Shared, serve};
+use crate::store::{Store, StoreError};
+use crate::sweep::{self, SweepError};
+use crate::tables::{self, RunRecord, RunState, TablesError, TablesSummary};
+
+/// How many local workers `run` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalWorkers {
+    /// One per CUDA device the worker binary sees, else one CPU worker.
+    Auto,
+    /// This many (0: none; remote workers do the work).
+    Count(u32),
+}
+
+impl std::str::FromStr for LocalWorkers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(LocalWorkers::Auto),
+            n => n.parse().map(LocalWorkers::Count).map_err(|_| format!("expected a number or auto, got {n:?}")),
+        }
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The sweep file.
+    pub sweep: PathBuf,
+    /// State directory; default `state/<sweep name>`.
+    pub state: Option<PathBuf>,
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// Local workers to start.
+    pub local_workers: LocalWorkers,
+    /// Output directory; default `results/<sweep name>`.
+    pub out: Option<PathBuf>,
+    /// Hand out jobs in file order instead of longest first.
+    pub fifo: bool,
+    /// The coordinator's CIFAR-10 (served to workers that lack it, given to local workers).
+    pub data: Option<PathBuf>,
+    /// The worker binary; default `worker` beside this executable.
+    pub worker_bin: Option<PathBuf>,
+    /// `--device` for local workers (with a count); `auto` lets each pick.
+    pub worker_device: String,
+}
+
+/// Why `run` stopped without tables.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The sweep file.
+    #[error(transparent)]
+    Sweep(#[from] SweepError),
+    /// The state.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing tables.
+    #[error(transparent)]
+    Tables(#[from] TablesError),
+    /// Binding or serving.
+    #[error("serving on {addr}: {message}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        message: String,
+    },
+    /// Local workers.
+    #[error("local workers: {0}")]
+    Workers(String),
+    /// Stopped by a signal before the sweep finished; the state is consistent and resumable.
+    #[error("interrupted; the state is saved, run the same command again to resume")]
+    Interrupted,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Jobs new to the state at start.
+    pub new_jobs: usize,
+    /// Jobs already known at start.
+    pub known_jobs: usize,
+    /// The tables written.
+    pub tables: TablesSummary,
+    /// Where they are.
+    pub out_dir: PathBuf,
+}
+
+/// The sweep's runs as the tables want them, from the state database.
+pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
+    let (jobs, _) = store.snapshot()?;
+    jobs.into_iter()
+        .map(|j| {
+            let state = match j.state.as_str() {
+                "pending" => RunState::Pending,
+                "running" => RunState::Running,
+                "completed" => RunState::Completed,
+                "diverged" => RunState::Diverged,
+                _ => RunState::Failed,
+            };
+            let result = match &j.result {
+                Some(r) => Some(
+                    serde_json::from_str(r).map_err(|e| StoreError::Corrupt(format!("result of job {}: {e}", j.id)))?,
+                ),
+                None => None,
+            };
+            Ok(RunRecord {
+                job_id: j.id,
+                spec: j.spec,
+                state,
+                attempts: j.attempts,
+                worker: j.worker,
+                error: j.error,
+                result,
+            })
+        })
+        .collect()
+}
+
+/// Writes the tables of the state in `state_dir` to `out`.
+pub fn write_tables(state_dir: &Path, out: &Path) -> Result<TablesSummary, RunError> {
+    let store = Store::open(state_dir)?;
+    let name = store.sweep_name()?.unwrap_or_else(|| "sweep".to_owned());
+    Ok(tables::write_tables(&records(&store)?, &name, out)?)
+}
+
+/// Runs the sweep until every job has ended (or `shutdown` resolves).
+pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = ()>) -> Result<RunOutcome, RunError> {
+    let sweep = sweep::load(&opts.sweep)?;
+    let state_dir = opts.state.clone().unwrap_or_else(|| PathBuf::from("state").join(&sweep.name));
+    let out_dir = opts.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&sweep.name));
+    let store = Store::open(&state_dir)?;
+    let (new_jobs, known_jobs) =
+        store.add_sweep(&sweep.name, &sweep.source.to_string_lossy(), &sweep.jobs, sweep.max_attempts)?;
+    println!(
+        "sweep {}: {} jobs ({new_jobs} new, {known_jobs} already in {})",
+        sweep.name,
+        sweep.jobs.len(),
+        state_dir.display()
+    );
+    let data_dir = opts.data.as_ref().map(|d| {
+        let inner = d.join("cifar-10-batches-bin");
+        if inner.exists() { inner } else { d.clone() }
+    });
+    let shared =
+        Arc::new(Shared::new(store, sweep.name.clone(), Duration::from_secs(sweep.lease_ttl_s), opts.fifo, data_dir));
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| RunError::Serve { addr: opts.listen, message: e.to_string() })?;
+    let addr = listener.local_addr().map_err(|e| RunError::Serve { addr: opts.listen, message: e.to_string() })?;
+    println!("coordinator listening on {addr}");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, shared.clone(), async {
+        let _ = stop_rx.await;
+    }));
+
+    let mut status = shared.status()?;
+    let mut workers = Vec::new();
+    if !status.finished {
+        workers = start_local_workers(&opts, &state_dir, addr)?;
+    }
+    let interrupted = watch(&shared, &mut status, &mut workers, shutdown).await?;
+    if interrupted {
+        shared.stopping.store(true, Ordering::SeqCst);
+        println!("stopping: running jobs are released at their workers' next heartbeat");
+        stop_workers(&mut workers, Duration::from_secs(15));
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        return Err(RunError::Interrupted);
+    }
+    let tables = tables::write_tables(&records(&shared.store)?, &sweep.name, &out_dir)?;
+    stop_workers(&mut workers, Duration::from_secs(30));
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    Ok(RunOutcome { new_jobs, known_jobs, tables, out_dir })
+}
+
+/// Follows the sweep until it is finished (false) or interrupted (true), printing progress.
+async fn watch(
+    shared: &Shared,
+    status: &mut pb::SweepStatus,
+    workers: &mut [Child],
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<bool, RunError> {
+    let tty = std::io::stdout().is_terminal();
+    let mut seen: HashMap<String, (String, u32)> = HashMap::new();
+    let mut changes = shared.changed.subscribe();
+    tokio::pin!(shutdown);
+    loop {
+        for j in &status.jobs {
+            let key = (j.state.clone(), j.epoch);
+            if seen.get(&j.job_id) != Some(&key) {
+                if seen.contains_key(&j.job_id) || j.state != "pending" {
+                    println!("{}", display::job_line(j));
+                }
+                seen.insert(j.job_id.clone(), key);
+            }
+        }
+        if tty {
+            println!("{}", display::progress_line(status));
+        }
+        if status.finished {
+            println!("{}", display::progress_line(status));
+            return Ok(false);
+        }
+        if !workers.is_empty() && workers.iter_mut().all(|c| c.try_wait().ok().flatten().is_some()) {
+            let recent = status.workers.iter().any(|w| w.last_seen_s < 60.0);
+            if !recent {
+                return Err(RunError::Workers(
+                    "every local worker has exited and no other worker is connected; see the logs under the state \
+                     directory's workers/ folder"
+                        .to_owned(),
+                ));
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return Ok(true),
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        *status = shared.status()?;
+    }
+}
+
+/// Starts the local workers, logging to `<state>/workers/local-K.log`.
+fn start_local_workers(opts: &RunOptions, state_dir: &Path, addr: SocketAddr) -> Result<Vec<Child>, RunError> {
+    let bin = match &opts.worker_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| RunError::Workers(e.to_string()))?.with_file_name("worker"),
+    };
+    let devices: Vec<String> = match opts.local_workers {
+        LocalWorkers::Count(n) => (0..n).map(|_| opts.worker_device.clone()).collect(),
+        LocalWorkers::Auto => {
+            let gpus = cuda_devices(&bin);
+            if gpus == 0 { vec!["cpu".to_owned()] } else { (0..gpus).map(|i| format!("cuda:{i}")).collect() }
+        }
+    };
+    if devices.is_empty() {
+        println!("no local workers; attach workers with: worker --coordinator http://{addr}");
+        return Ok(Vec::new());
+    }
+    if !bin.exists() {
+        return Err(RunError::Workers(format!("worker binary {} not found (--worker-bin)", bin.display())));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cpus / devices.len()).max(1);
+    let dir = state_dir.join("workers");
+    std::fs::create_dir_all(&dir).map_err(|e| RunError::Workers(format!("{}: {e}", dir.display())))?;
+    let url = format!(
+        "http://{}",
+        if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+    );
+    let mut children = Vec::new();
+    for (k, device) in devices.iter().enumerate() {
+        let log_path = dir.join(format!("local-{k}.log"));
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| RunError::Workers(format!("{}: {e}", log_path.display())))?;
+        let err = log.try_clone().map_err(|e| RunError::Workers(e.to_string()))?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--coordinator").arg(&url).arg("--device").arg(device);
+        cmd.arg("--work-dir").arg(dir.join(format!("local-{k}")));
+        if device == "cpu" || device == "auto" {
+            cmd.arg("--threads").arg(threads.to_string());
+        }
+        if let Some(d) = &opts.data {
+            cmd.arg("--data").arg(d);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| RunError::Workers(format!("starting {}: {e}", bin.display())))?;
+        println!("local worker {k} on {device} (pid {}, log {})", child.id(), log_path.display());
+        children.push(child);
+    }
+    Ok(children)
+}
+
+/// CUDA devices the worker binary sees (0 when it cannot tell).
+fn cuda_devices(bin: &Path) -> usize {
+    let out = Command::new(bin).args(["devices", "--json"]).output();
+    out.ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["cuda_device_count"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+/// Waits up to `grace` for the workers to exit (they see the sweep finished or are told to
+/// stop), then SIGTERMs, then kills what is left.
+fn stop_workers(workers: &mut [Child], grace: Duration) {
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline && workers.iter_mut().any(|c| matches!(c.try_wait(), Ok(None))) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for c in workers.iter_mut() {
+        if matches!(c.try_wait(), Ok(None)) {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+    }
+}

@@ -1,0 +1,672 @@
+//! The coordinator's state in SQLite (WAL mode, one file `state.db` under the state directory):
+//! sweeps, jobs, attempts, epoch metrics, results, workers and checkpoints. Every transition is
+//! one transaction, so a coordinator killed at any point restarts from a consistent state.
+//!
+//! Job states: `pending` -> `running` (under a lease) -> `completed` | `diverged` | `failed`;
+//! an expired or released lease puts a running job back to `pending` without using an attempt.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use gridsweep_proto::job::JobSpec;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// A worker whose last this-many jobs failed gets no more.
+pub const QUARANTINE_AFTER: i64 = 3;
+
+/// What can go wrong with the state.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database itself.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// The state directory.
+    #[error("state directory {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A worker id the coordinator does not know.
+    #[error("unknown worker {0}: register again")]
+    UnknownWorker(String),
+    /// A job id the coordinator does not know.
+    #[error("unknown job {0}")]
+    UnknownJob(String),
+    /// A report from a worker that does not hold the job's current lease.
+    #[error("stale lease: job {job} is not held by worker {worker} with token {token}; drop it")]
+    StaleLease {
+        /// The job.
+        job: String,
+        /// The reporting worker.
+        worker: String,
+        /// The token it sent.
+        token: u64,
+    },
+    /// A quarantined worker asked for work.
+    #[error("worker {0} is quarantined after {QUARANTINE_AFTER} consecutive failed jobs")]
+    Quarantined(String),
+    /// A stored document that does not parse.
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A job granted to a worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaseInfo {
+    /// The job.
+    pub job_id: String,
+    /// Grant number of this job.
+    pub attempt: u32,
+    /// Fencing token.
+    pub token: u64,
+    /// The job's spec, JSON.
+    pub spec_json: String,
+    /// Epoch of the latest stored checkpoint (0: none).
+    pub checkpoint_epoch: u32,
+}
+
+/// The answer to a pull.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Grant {
+    /// A job.
+    Lease(LeaseInfo),
+    /// Nothing pending now, but jobs are still running.
+    NothingYet,
+    /// Every job has ended.
+    Finished,
+}
+
+/// How a completion or failure report was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportOutcome {
+    /// False when the attempt had already ended: nothing changed.
+    pub accepted: bool,
+    /// Why not, or what happened.
+    pub reason: String,
+    /// For failures: the job is pending again.
+    pub will_retry: bool,
+}
+
+/// One job in a status snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
+    /// Id.
+    pub id: String,
+    /// The spec.
+    pub spec: JobSpec,
+    /// pending, running, completed, diverged, failed.
+    pub state: String,
+    /// Worker holding it.
+    pub worker: Option<String>,
+    /// Epochs reported.
+    pub epoch: u32,
+    /// Latest test accuracy.
+    pub test_acc: Option<f64>,
+    /// Mean seconds per reported epoch.
+    pub secs_per_epoch: Option<f64>,
+    /// Grants so far.
+    pub attempts: u32,
+    /// Last error.
+    pub error: Option<String>,
+    /// The result JSON, once ended.
+    pub result: Option<String>,
+}
+
+/// One worker in a status snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerRow {
+    /// Id.
+    pub id: String,
+    /// Host/process.
+    pub name: String,
+    /// Device.
+    pub device: String,
+    /// Unix seconds last heard from.
+    pub last_seen: f64,
+    /// Quarantined.
+    pub quarantined: bool,
+}
+
+/// The state database.
+#[derive(Debug)]
+pub struct Store {
+    /// One connection; never held across an `.await`.
+    conn: Mutex<Connection>,
+    /// `state.db`, for messages.
+    path: PathBuf,
+    /// Where checkpoints are kept.
+    checkpoint_dir: PathBuf,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_token', 1);
+CREATE TABLE IF NOT EXISTS sweeps (
+    name TEXT PRIMARY KEY, source TEXT NOT NULL, max_attempts INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, sweep TEXT NOT NULL, seq INTEGER NOT NULL, spec TEXT NOT NULL, cost REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL, token INTEGER, worker TEXT, lease_expires REAL,
+    epoch INTEGER NOT NULL DEFAULT 0, epoch_seconds REAL NOT NULL DEFAULT 0, test_acc REAL,
+    checkpoint_epoch INTEGER NOT NULL DEFAULT 0, error TEXT, result TEXT, updated_at REAL NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, active, cost DESC, seq);
+CREATE TABLE IF NOT EXISTS attempts (
+    job TEXT NOT NULL, attempt INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE, worker TEXT NOT NULL,
+    started_at REAL NOT NULL, ended_at REAL, outcome TEXT, error TEXT, PRIMARY KEY (job, attempt));
+CREATE TABLE IF NOT EXISTS epochs (
+    job TEXT NOT NULL, epoch INTEGER NOT NULL, attempt INTEGER NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (job, epoch));
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, device TEXT NOT NULL, registered_at REAL NOT NULL,
+    last_seen REAL NOT NULL, consecutive_failures INTEGER NOT NULL DEFAULT 0, quarantined INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS artifacts (
+    job TEXT PRIMARY KEY, epoch INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, bytes INTEGER NOT NULL);
+"#;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Store {
+    /// Opens (creating if needed) the state under `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let io = |source| StoreError::Io { path: dir.to_owned(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let checkpoint_dir = dir.join("checkpoints");
+        std::fs::create_dir_all(&checkpoint_dir).map_err(io)?;
+        let path = dir.join("state.db");
+        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
+        let conn = Connection::open(&path).map_err(sql)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(sql)?;
+        if mode != "wal" {
+            return Err(StoreError::Corrupt(format!("{}: journal mode {mode}, expected wal", path.display())));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Store { conn: Mutex::new(conn), path, checkpoint_dir })
+    }
+
+    /// Where uploaded checkpoints go.
+    pub fn checkpoint_dir(&self) -> &Path {
+        &self.checkpoint_dir
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// Runs `f` in one immediate transaction.
+    fn tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.sql())?;
+        let out = f(&tx)?;
+        tx.commit().map_err(self.sql())?;
+        Ok(out)
+    }
+
+    /// Records a sweep and inserts its jobs; jobs already known (same id) are left as they are,
+    /// so a finished job is never run again. Jobs of an earlier version of the sweep that are
+    /// not in `jobs` stay in the database but inactive: not scheduled, not shown, not tabled.
+    /// Returns (new jobs, jobs already known).
+    pub fn add_sweep(&self, name: &str, source: &str, jobs: &[JobSpec], max_attempts: u32) -> Result<(usize, usize)> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            let t = now();
+            tx.execute(
+                "INSERT INTO sweeps (name, source, max_attempts, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET source = excluded.source, max_attempts = excluded.max_attempts",
+                params![name, source, max_attempts, t],
+            )
+            .map_err(&sql)?;
+            tx.execute("UPDATE jobs SET active = 0", []).map_err(&sql)?;
+            let mut added = 0;
+            for (seq, job) in jobs.iter().enumerate() {
+                let spec = serde_json::to_string(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                added += tx
+                    .execute(
+                        "INSERT OR IGNORE INTO jobs (id, sweep, seq, spec, cost, max_attempts, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![job.id(), name, seq as i64, spec, job.cost(), max_attempts, t],
+                    )
+                    .map_err(&sql)?;
+                // A job that exhausted its attempts under an older budget may retry under a larger one.
+                tx.execute(
+                    "UPDATE jobs SET active = 1, seq = ?3, max_attempts = CASE WHEN state = 'failed' THEN max_attempts
+                     ELSE ?2 END WHERE id = ?1",
+                    params![job.id(), max_attempts, seq as i64],
+                )
+                .map_err(&sql)?;
+            }
+            Ok((added, jobs.len() - added))
+        })
+    }
+
+    /// A new worker id.
+    pub fn register_worker(&self, name: &str, device: &str) -> Result<String> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM workers", [], |r| r.get(0)).map_err(&sql)?;
+            let id = format!("w{}-{:04x}", n + 1, (now().fract() * 65536.0) as u32);
+            let t = now();
+            tx.execute(
+                "INSERT INTO workers (id, name, device, registered_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![id, name, device, t],
+            )
+            .map_err(&sql)?;
+            Ok(id)
+        })
+    }
+
+    /// Marks `worker` as heard from; errors when unknown.
+    fn touch(
+        tx: &rusqlite::Transaction<'_>,
+        worker: &str,
+        sql: &dyn Fn(rusqlite::Error) -> StoreError,
+    ) -> Result<bool> {
+        let q: Option<i64> = tx
+            .query_row("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0))
+            .optional()
+            .map_err(sql)?;
+        let Some(q) = q else { return Err(StoreError::UnknownWorker(worker.to_owned())) };
+        tx.execute("UPDATE workers SET last_seen = ?2 WHERE id = ?1", params![worker, now()]).map_err(sql)?;
+        Ok(q != 0)
+    }
+
+    /// Puts running jobs whose lease ran out back to pending (their attempts are not counted as
+    /// failures). Returns how many.
+    pub fn expire_leases(&self) -> Result<usize> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            let t = now();
+            tx.execute(
+                "UPDATE attempts SET ended_at = ?1, outcome = 'expired'
+                 WHERE outcome IS NULL AND token IN
+                   (SELECT token FROM jobs WHERE state = 'running' AND lease_expires < ?1)",
+                [t],
+            )
+            .map_err(&sql)?;
+            let n = tx
+                .execute(
+                    "UPDATE jobs SET state = 'pending', worker = NULL, token = NULL, lease_expires = NULL, updated_at = ?1
+                     WHERE state = 'running' AND lease_expires < ?1",
+                    [t],
+                )
+                .map_err(&sql)?;
+            Ok(n)
+        })
+    }
+
+    /// Grants the next pending job to `worker` for `ttl_s` seconds: longest expected first, or
+    /// in sweep order when `fifo`.
+    pub fn grant(&self, worker: &str, ttl_s: f64, fifo: bool) -> Result<Grant> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            if Self::touch(tx, worker, &sql)? {
+                return Err(StoreError::Quarantined(worker.to_owned()));
+            }
+            let order = if fifo { "seq" } else { "cost DESC, seq" };
+            let next: Option<(String, String, i64, i64)> = tx
+                .query_row(
+                    &format!(
+                        "SELECT id, spec, attempts, checkpoint_epoch FROM jobs WHERE state = 'pending' AND active = 1
+                         ORDER BY {order} LIMIT 1"
+                    ),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(&sql)?;
+            let Some((id, spec, attempts, checkpoint_epoch)) = next else {
+                let open: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running') AND active = 1",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(&sql)?;
+                return Ok(if open == 0 { Grant::Finished } else { Grant::NothingYet });
+            };
+            let token: i64 =
+                tx.query_row("SELECT value FROM meta WHERE key = 'next_token'", [], |r| r.get(0)).map_err(&sql)?;
+            tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'next_token'", []).map_err(&sql)?;
+            let t = now();
+            let attempt = attempts + 1;
+            tx.execute(
+                "UPDATE jobs SET state = 'running', attempts = ?2, token = ?3, worker = ?4, lease_expires = ?5,
+                 updated_at = ?6 WHERE id = ?1",
+                params![id, attempt, token, worker, t + ttl_s, t],
+            )
+            .map_err(&sql)?;
+            tx.execute(
+                "INSERT INTO attempts (job, attempt, token, worker, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, attempt, token, worker, t],
+            )
+            .map_err(&sql)?;
+            Ok(Grant::Lease(LeaseInfo {
+                job_id: id,
+                attempt: attempt as u32,
+                token: token as u64,
+                spec_json: spec,
+                checkpoint_epoch: checkpoint_epoch as u32,
+            }))
+        })
+    }
+
+    /// Checks that `worker` holds `job` with `token` right now.
+    fn check_holder(
+        tx: &rusqlite::Transaction<'_>,
+        worker: &str,
+        job: &str,
+        token: u64,
+        sql: &dyn Fn(rusqlite::Error) -> StoreError,
+    ) -> Result<()> {
+        let row: Option<(String, Option<i64>, Option<String>)> = tx
+            .query_row("SELECT state, token, worker FROM jobs WHERE id = ?1", [job], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(sql)?;
+        match row {
+            None => Err(StoreError::UnknownJob(job.to_owned())),
+            Some((state, Some(t), Some(w))) if state == "running" && t as u64 == token && w == worker => Ok(()),
+            Some(_) => Err(StoreError::StaleLease { job: job.to_owned(), worker: worker.to_owned(), token }),
+        }
+    }
+
+    /// Records epochs and renews the lease. Errors with `StaleLease` when the worker does not
+    /// hold the job.
+    pub fn heartbeat(&self, worker: &str, job: &str, token: u64, epochs: &[(u32, String)], ttl_s: f64) -> Result<()> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            Self::touch(tx, worker, &sql)?;
+            Self::check_holder(tx, worker, job, token, &sql)?;
+            let attempt: i64 =
+                tx.query_row("SELECT attempt FROM attempts WHERE token = ?1", [token as i64], |r| r.get(0)).map_err(&sql)?;
+            for (epoch, metrics) in epochs {
+                let m: serde_json::Value = serde_json::from_str(metrics)
+                    .map_err(|e| StoreError::Corrupt(format!("epoch {epoch} metrics of job {job}: {e}")))?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO epochs (job, epoch, attempt, metrics) VALUES (?1, ?2, ?3, ?4)",
+                    params![job, epoch, attempt, metrics],
+                )
+                .map_err(&sql)?;
+                tx.execute(
+                    "UPDATE jobs SET epoch = MAX(epoch, ?2), test_acc = ?3, epoch_seconds = epoch_seconds + ?4 WHERE id = ?1",
+                    params![job, epoch, m["test_acc"].as_f64(), m["seconds"].as_f64().unwrap_or(0.0)],
+                )
+                .map_err(&sql)?;
+            }
+            tx.execute("UPDATE jobs SET lease_expires = ?2, updated_at = ?3 WHERE id = ?1", params![job, now() + ttl_s, now()])
+                .map_err(&sql)?;
+            Ok(())
+        })
+    }
+
+    /// Records an uploaded checkpoint of `job` (already written to `path`).
+    pub fn store_checkpoint(
+        &self,
+        worker: &str,
+        job: &str,
+        token: u64,
+        epoch: u32,
+        sha256: &str,
+        path: &Path,
+        bytes: u64,
+    ) -> Result<()> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            Self::check_holder(tx, worker, job, token, &sql)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO artifacts (job, epoch, sha256, path, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![job, epoch, sha256, path.to_string_lossy(), bytes as i64],
+            )
+            .map_err(&sql)?;
+            tx.execute("UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", params![job, epoch]).map_err(&sql)?;
+            Ok(())
+        })
+    }
+
+    /// The stored checkpoint (path, sha256, epoch) of a job `worker` holds.
+    pub fn checkpoint_for(&self, worker: &str, job: &str, token: u64) -> Result<Option<(PathBuf, String, u32)>> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            Self::check_holder(tx, worker, job, token, &sql)?;
+            tx.query_row("SELECT path, sha256, epoch FROM artifacts WHERE job = ?1", [job], |r| {
+                Ok((PathBuf::from(r.get::<_, String>(0)?), r.get(1)?, r.get::<_, i64>(2)? as u32))
+            })
+            .optional()
+            .map_err(&sql)
+        })
+    }
+
+    /// Looks up the attempt a report refers to: Ok(None) when it already ended (a duplicate or
+    /// late report), an error when the token is unknown or belongs to another job or worker.
+    fn live_attempt(
+        tx: &rusqlite::Transaction<'_>,
+        worker: &str,
+        job: &str,
+        token: u64,
+        sql: &dyn Fn(rusqlite::Error) -> StoreError,
+    ) -> Result<Option<String>> {
+        let row: Option<(String, String, Option<String>)> = tx
+            .query_row("SELECT job, worker, outcome FROM attempts WHERE token = ?1", [token as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(sql)?;
+        match row {
+            Some((j, w, outcome)) if j == job && w == worker => match outcome {
+                Some(o) => Ok(Some(o)),
+                None => {
+                    Self::check_holder(tx, worker, job, token, sql)?;
+                    Ok(None)
+                }
+            },
+            _ => {
+                let known: Option<String> =
+                    tx.query_row("SELECT id FROM jobs WHERE id = ?1", [job], |r| r.get(0)).optional().map_err(sql)?;
+                match known {
+                    None => Err(StoreError::UnknownJob(job.to_owned())),
+                    Some(_) => Err(StoreError::StaleLease { job: job.to_owned(), worker: worker.to_owned(), token }),
+                }
+            }
+        }
+    }
+
+    /// Takes a finished job's result (`status` completed or diverged from the result JSON).
+    pub fn complete(&self, worker: &str, job: &str, token: u64, result_json: &str) -> Result<ReportOutcome> {
+        let v: serde_json::Value =
+            serde_json::from_str(result_json).map_err(|e| StoreError::Corrupt(format!("result of job {job}: {e}")))?;
+        let state = match v["status"].as_str() {
+            Some("completed") => "completed",
+            Some("diverged") => "diverged",
+            other => return Err(StoreError::Corrupt(format!("result of job {job}: status {other:?}"))),
+        };
+        let sql = self.sql();
+        self.tx(|tx| {
+            Self::touch(tx, worker, &sql)?;
+            if let Some(outcome) = Self::live_attempt(tx, worker, job, token, &sql)? {
+                return Ok(ReportOutcome {
+                    accepted: false,
+                    reason: format!("attempt already ended ({outcome}); nothing changed"),
+                    will_retry: false,
+                });
+            }
+            let t = now();
+            tx.execute(
+                "UPDATE attempts SET ended_at = ?2, outcome = ?3 WHERE token = ?1",
+                params![token as i64, t, state],
+            )
+            .map_err(&sql)?;
+            tx.execute(
+                "UPDATE jobs SET state = ?2, result = ?3, worker = ?4, token = NULL, lease_expires = NULL,
+                 test_acc = COALESCE(?5, test_acc), updated_at = ?6 WHERE id = ?1",
+                params![job, state, result_json, worker, v["final_test_acc"].as_f64(), t],
+            )
+            .map_err(&sql)?;
+            tx.execute("UPDATE workers SET consecutive_failures = 0 WHERE id = ?1", [worker]).map_err(&sql)?;
+            Ok(ReportOutcome { accepted: true, reason: state.to_owned(), will_retry: false })
+        })
+    }
+
+    /// Takes a failure: uses one of the job's attempts; pending again while attempts are left.
+    pub fn fail(&self, worker: &str, job: &str, token: u64, error: &str) -> Result<ReportOutcome> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            Self::touch(tx, worker, &sql)?;
+            if let Some(outcome) = Self::live_attempt(tx, worker, job, token, &sql)? {
+                return Ok(ReportOutcome {
+                    accepted: false,
+                    reason: format!("attempt already ended ({outcome}); nothing changed"),
+                    will_retry: false,
+                });
+            }
+            let t = now();
+            tx.execute(
+                "UPDATE attempts SET ended_at = ?2, outcome = 'failed', error = ?3 WHERE token = ?1",
+                params![token as i64, t, error],
+            )
+            .map_err(&sql)?;
+            let (failures, max): (i64, i64) = tx
+                .query_row("SELECT failures + 1, max_attempts FROM jobs WHERE id = ?1", [job], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(&sql)?;
+            let retry = failures < max;
+            tx.execute(
+                "UPDATE jobs SET failures = ?2, state = ?3, error = ?4, worker = CASE WHEN ?5 THEN NULL ELSE ?6 END,
+                 token = NULL, lease_expires = NULL, updated_at = ?7 WHERE id = ?1",
+                params![job, failures, if retry { "pending" } else { "failed" }, error, retry, worker, t],
+            )
+            .map_err(&sql)?;
+            tx.execute(
+                "UPDATE workers SET consecutive_failures = consecutive_failures + 1,
+                 quarantined = CASE WHEN consecutive_failures + 1 >= ?2 THEN 1 ELSE quarantined END WHERE id = ?1",
+                params![worker, QUARANTINE_AFTER],
+            )
+            .map_err(&sql)?;
+            let reason = if retry {
+                format!("failure {failures} of {max}; will retry")
+            } else {
+                format!("failed after {failures} attempts")
+            };
+            Ok(ReportOutcome { accepted: true, reason, will_retry: retry })
+        })
+    }
+
+    /// Gives a job back at once without using an attempt. False when the lease had ended.
+    pub fn release(&self, worker: &str, job: &str, token: u64) -> Result<bool> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            Self::touch(tx, worker, &sql)?;
+            if Self::live_attempt(tx, worker, job, token, &sql)?.is_some() {
+                return Ok(false);
+            }
+            let t = now();
+            tx.execute(
+                "UPDATE attempts SET ended_at = ?2, outcome = 'released' WHERE token = ?1",
+                params![token as i64, t],
+            )
+            .map_err(&sql)?;
+            tx.execute(
+                "UPDATE jobs SET state = 'pending', worker = NULL, token = NULL, lease_expires = NULL, updated_at = ?2
+                 WHERE id = ?1",
+                params![job, t],
+            )
+            .map_err(&sql)?;
+            Ok(true)
+        })
+    }
+
+    /// Every job (scheduling order) and worker.
+    pub fn snapshot(&self) -> Result<(Vec<JobRow>, Vec<WorkerRow>)> {
+        let sql = self.sql();
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error, result
+                 FROM jobs WHERE active = 1 ORDER BY seq",
+            )
+            .map_err(&sql)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<f64>>(5)?,
+                    r.get::<_, f64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                ))
+            })
+            .map_err(&sql)?;
+        let mut jobs = Vec::new();
+        for row in rows {
+            let (id, spec, state, worker, epoch, test_acc, secs, attempts, error, result) = row.map_err(&sql)?;
+            let spec: JobSpec =
+                serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("spec of job {id}: {e}")))?;
+            jobs.push(JobRow {
+                id,
+                spec,
+                state,
+                worker,
+                epoch: epoch as u32,
+                test_acc,
+                secs_per_epoch: (epoch > 0).then(|| secs / epoch as f64),
+                attempts: attempts as u32,
+                error,
+                result,
+            });
+        }
+        let mut stmt = conn
+            .prepare("SELECT id, name, device, last_seen, quarantined FROM workers ORDER BY registered_at")
+            .map_err(&sql)?;
+        let workers = stmt
+            .query_map([], |r| {
+                Ok(WorkerRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    device: r.get(2)?,
+                    last_seen: r.get(3)?,
+                    quarantined: r.get::<_, i64>(4)? != 0,
+                })
+            })
+            .map_err(&sql)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(&sql)?;
+        Ok((jobs, workers))
+    }
+
+    /// The name of the sweep last added.
+    pub fn sweep_name(&self) -> Result<Option<String>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row("SELECT name FROM sweeps ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())
+    }
+
+    /// Epoch metrics of a job, in order (JSON documents).
+    pub fn epochs(&self, job: &str) -> Result<Vec<String>> {
+        let sql = self.sql();
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn.prepare("SELECT metrics FROM epochs WHERE job = ?1 ORDER BY epoch").map_err(&sql)?;
+        let out = stmt.query_map([job], |r| r.get(0)).map_err(&sql)?.collect::<std::result::Result<Vec<String>, _>>();
+        out.map_err(&sql)
+    }
+}

@@ -1,0 +1,85 @@
+//! The job listing of `coordinator expand`: one line per job with its id, model, seed and the
+//! settings that differ from the sweep's base, and a header with the base's differences from the
+//! paper's recipe.
+
+use std::fmt::Write as _;
+
+use gridsweep_proto::job::{AnalysisConfig, DataSpec, JobSpec, TrainConfig};
+use serde_json::Value as Json;
+
+use super::Sweep;
+use super::settings::{JOB_KEYS, show};
+
+/// One line for `job`: `id arch depth seed` then what differs from `base` (`epochs=2 lr=0.05`),
+/// `analysis` when the job is analysed (with its non-default settings in parentheses) and
+/// `repeat=N` for a repetition after the first.
+pub fn describe(job: &JobSpec, base: &TrainConfig) -> String {
+    let t = &job.train;
+    let mut line = format!("{} {:<6} {:>4} {:>4}", job.id(), t.arch.name(), t.depth, t.seed);
+    let mut parts = differences(t, base);
+    if let Some(a) = &job.analysis {
+        parts.push(analysis_label(a));
+    }
+    if job.repeat > 0 {
+        parts.push(format!("repeat={}", job.repeat));
+    }
+    if !parts.is_empty() {
+        line.push_str("  ");
+        line.push_str(&parts.join(" "));
+    }
+    line
+}
+
+/// The whole listing: a header (`#` lines: the sweep, its data, retry and lease settings, how
+/// the base differs from the paper's recipe), one `describe` line per job, and `N jobs` last.
+pub fn expansion_text(sweep: &Sweep) -> String {
+    let data = match &sweep.data {
+        DataSpec::Cifar10 => "cifar10".to_owned(),
+        DataSpec::Synthetic { train, test, seed } => format!("synthetic (train {train}, test {test}, seed {seed})"),
+    };
+    let paper = TrainConfig::paper(sweep.base.arch, sweep.base.depth, sweep.base.seed);
+    let base = differences(&sweep.base, &paper);
+    let base = if base.is_empty() { "the paper's recipe".to_owned() } else { base.join(" ") };
+    let analysed = sweep.jobs.iter().filter(|j| j.analysis.is_some()).count();
+    let mut out = String::new();
+    let _ = writeln!(out, "# sweep {} ({})", sweep.name, sweep.source.display());
+    let _ = writeln!(out, "# data {data}; max_attempts {}; lease_ttl_s {}", sweep.max_attempts, sweep.lease_ttl_s);
+    let _ = writeln!(out, "# base settings: {base}");
+    let _ = writeln!(out, "# id arch depth seed, then settings that differ from the base ({analysed} analysed)");
+    for job in &sweep.jobs {
+        let _ = writeln!(out, "{}", describe(job, &sweep.base));
+    }
+    let _ = writeln!(out, "{} jobs", sweep.jobs.len());
+    out
+}
+
+/// `key=value` for each setting (other than arch, depth and seed) where `config` differs from
+/// `base`, in declaration order.
+fn differences(config: &TrainConfig, base: &TrainConfig) -> Vec<String> {
+    let (Ok(Json::Object(a)), Ok(Json::Object(b))) = (serde_json::to_value(config), serde_json::to_value(base)) else {
+        return Vec::new();
+    };
+    // serde_json's map is sorted; serde_yaml's keeps the declaration order.
+    let order: Vec<String> = match serde_yaml::to_value(config) {
+        Ok(serde_yaml::Value::Mapping(m)) => m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect(),
+        _ => a.keys().cloned().collect(),
+    };
+    order
+        .iter()
+        .filter(|k| !JOB_KEYS.contains(&k.as_str()))
+        .filter_map(|k| a.get(k).filter(|v| b.get(k) != Some(*v)).map(|v| format!("{k}={}", show(v))))
+        .collect()
+}
+
+/// `analysis`, or `analysis(batch_size=50,bn_train_mode=true)` with the non-default settings.
+fn analysis_label(a: &AnalysisConfig) -> String {
+    let default = AnalysisConfig::default();
+    let mut parts = Vec::new();
+    if a.batch_size != default.batch_size {
+        parts.push(format!("batch_size={}", a.batch_size));
+    }
+    if a.bn_train_mode != default.bn_train_mode {
+        parts.push(format!("bn_train_mode={}", a.bn_train_mode));
+    }
+    if parts.is_empty() { "analysis".to_owned() } else { format!("analysis({})", parts.join(",")) }
+}

@@ -1,0 +1,139 @@
+//! Grouping the runs into the tables' cells: table 1 by (depth, architecture), table 2 by the
+//! (architecture, depth) pairs whose completed runs carry a gradient analysis. The runs arrive
+//! in the files' order, and every average is summed in that order.
+
+use std::collections::BTreeMap;
+
+use gridsweep_proto::job::Arch;
+
+use super::extract::{EPSILONS, Figures, Outcome};
+use super::{RunRecord, TablesError, arch_index, mean_std};
+
+/// One architecture at one depth in table 1.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Cell {
+    /// Parameters, from any run with a result.
+    pub params: Option<u64>,
+    /// FLOPs per image, from any run with a result.
+    pub flops: Option<u64>,
+    /// Final test accuracies of the completed runs, percent.
+    pub accs: Vec<f64>,
+    /// Diverged runs.
+    pub diverged: usize,
+    /// Failed runs.
+    pub failed: usize,
+    /// Pending or running runs.
+    pub pending: usize,
+}
+
+/// One depth of table 1: a cell per architecture (vgg, resnet, grid), None where the sweep
+/// has no run of that architecture at that depth.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Table1Row {
+    /// Layers with weights.
+    pub depth: u32,
+    /// The cells, in Arch::ALL's order.
+    pub cells: [Option<Cell>; 3],
+}
+
+/// One analysed (architecture, depth) of table 2: means over its runs.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Table2Row {
+    /// The architecture.
+    pub arch: Arch,
+    /// The depth.
+    pub depth: u32,
+    /// Completed runs with a gradient analysis.
+    pub runs: usize,
+    /// Mean gradient elements.
+    pub total_gradients: f64,
+    /// Mean gradient std.
+    pub std: f64,
+    /// Mean vanished ratios at EPSILONS, in percent.
+    pub vanished_pct: [f64; 4],
+}
+
+/// Records `value` (from `run`) as the cell's `field`, which every run of the cell must report
+/// the same; `first` remembers the first value and the job it came from.
+fn agree<'a>(
+    first: &mut Option<(u64, &'a str)>,
+    value: Option<u64>,
+    field: &str,
+    run: &'a RunRecord,
+) -> Result<Option<u64>, TablesError> {
+    match (*first, value) {
+        (Some((old, job)), Some(new)) if old != new => Err(TablesError::Inconsistent {
+            job_id: run.job_id.clone(),
+            problem: format!(
+                "{field} = {new}, but job {job} of the same model ({}-{}) reports {old}",
+                run.spec.train.arch, run.spec.train.depth
+            ),
+        }),
+        (None, Some(new)) => {
+            *first = Some((new, &run.job_id));
+            Ok(Some(new))
+        }
+        (seen, _) => Ok(seen.map(|(v, _)| v)),
+    }
+}
+
+/// Table 1's rows, by increasing depth.
+pub(crate) fn table1<'a>(runs: &[(&'a RunRecord, Figures)]) -> Result<Vec<Table1Row>, TablesError> {
+    let mut rows: BTreeMap<u32, [Option<Cell>; 3]> = BTreeMap::new();
+    // The first params and FLOPs seen per (depth, arch), with their job.
+    type Seen<'a> = [Option<(u64, &'a str)>; 2];
+    let mut seen: BTreeMap<(u32, usize), Seen<'a>> = BTreeMap::new();
+    for (run, f) in runs {
+        let t = &run.spec.train;
+        let first = seen.entry((t.depth, arch_index(t.arch))).or_default();
+        let params = agree(&mut first[0], f.params, "params", run)?;
+        let flops = agree(&mut first[1], f.flops, "flops", run)?;
+        let cell = rows.entry(t.depth).or_default()[arch_index(t.arch)].get_or_insert_with(Cell::default);
+        (cell.params, cell.flops) = (params, flops);
+        match f.outcome {
+            Outcome::Completed => match f.final_test_acc {
+                Some(acc) => cell.accs.push(acc),
+                // extract::figures guarantees it; refuse rather than drop a run silently.
+                None => {
+                    return Err(TablesError::Inconsistent {
+                        job_id: run.job_id.clone(),
+                        problem: "completed without a final test accuracy".to_owned(),
+                    });
+                }
+            },
+            Outcome::Diverged => cell.diverged += 1,
+            Outcome::Failed => cell.failed += 1,
+            Outcome::Unfinished => cell.pending += 1,
+        }
+    }
+    Ok(rows.into_iter().map(|(depth, cells)| Table1Row { depth, cells }).collect())
+}
+
+/// Table 2's rows, by depth then architecture: only completed runs with an analysis count.
+pub(crate) fn table2(runs: &[(&RunRecord, Figures)]) -> Vec<Table2Row> {
+    let mut groups: BTreeMap<(u32, Arch), Vec<&Figures>> = BTreeMap::new();
+    for (run, f) in runs {
+        if f.outcome == Outcome::Completed && f.grad.is_some() {
+            groups.entry((run.spec.train.depth, run.spec.train.arch)).or_default().push(f);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((depth, arch), figs)| {
+            let grads: Vec<_> = figs.iter().filter_map(|f| f.grad.as_ref()).collect();
+            let mean = |values: Vec<f64>| mean_std(&values).0.unwrap_or(f64::NAN);
+            let mut vanished_pct = [0.0; 4];
+            for (i, slot) in vanished_pct.iter_mut().enumerate().take(EPSILONS.len()) {
+                *slot = mean(grads.iter().map(|g| g.vanished[i] * 100.0).collect());
+            }
+            Table2Row {
+                arch,
+                depth,
+                runs: grads.len(),
+                total_gradients: mean(grads.iter().map(|g| g.total_gradients as f64).collect()),
+                std: mean(grads.iter().map(|g| g.std).collect()),
+                vanished_pct,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! The Markdown tables: ours beside the paper's published figures (Park & Han, "Gradient Flow
+//! Analysis of Ultra-Deep Residual Networks and a Grid-Based Bifurcation-Merge Paradigm",
+//! Tables 1 and 2, as transcribed in /work/shared/paper/SUMMARY.md). The paper's "Ours" is our
+//! `grid`. Rows are this sweep's; where the paper has no figure for a row, its column says "—".
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use gridsweep_proto::job::{Arch, DataSpec};
+
+use super::aggregate::{Cell, Table1Row, Table2Row};
+use super::extract::{Figures, Outcome};
+use super::{EPS_NAMES, RunRecord, arch_index, mean_std};
+
+/// What is not a number of ours or the paper's.
+const NONE: &str = "—";
+
+/// One row of the paper's Table 1. These are the published figures, hard-coded as printed
+/// (params shared by the three architectures; FLOPs and accuracy in vgg, resnet, grid order).
+struct PaperTable1 {
+    /// Layers.
+    depth: u32,
+    /// Parameters, as printed.
+    params: &'static str,
+    /// FLOPs per image: VGG, ResNet, Ours.
+    flops: [&'static str; 3],
+    /// Test accuracy in percent: VGG, ResNet, Ours.
+    acc: [&'static str; 3],
+}
+
+/// The paper's Table 1, as published (not computed here).
+const PAPER_TABLE1: [PaperTable1; 4] = [
+    PaperTable1 { depth: 26, params: "0.37M", flops: ["55.70M", "56.01M", "56.01M"], acc: ["91.34", "93.07", "92.68"] },
+    PaperTable1 {
+        depth: 98,
+        params: "1.54M",
+        flops: ["228.32M", "228.63M", "228.63M"],
+        acc: ["64.56", "94.03", "94.43"],
+    },
+    PaperTable1 {
+        depth: 386,
+        params: "6.20M",
+        flops: ["918.81M", "919.11M", "919.11M"],
+        acc: ["10.00", "93.55", "94.93"],
+    },
+    PaperTable1 { depth: 1538, params: "24.87M", flops: ["3.68G", "3.68G", "3.68G"], acc: ["10.00", "94.21", "95.09"] },
+];
+
+/// One row of the paper's Table 2, as printed.
+struct PaperTable2 {
+    /// The architecture ("Ours" is grid).
+    arch: Arch,
+    /// Layers.
+    depth: u32,
+    /// Gradient elements.
+    total_gradients: &'static str,
+    /// Their standard deviation.
+    std: &'static str,
+    /// Vanished ratios at 1e-4 .. 1e-7.
+    vanished: [&'static str; 4],
+}
+
+/// The paper's Table 2, as published (not computed here).
+const PAPER_TABLE2: [PaperTable2; 2] = [
+    PaperTable2 {
+        arch: Arch::Resnet,
+        depth: 1538,
+        total_gradients: "~2.49e9",
+        std: "2.60e-3",
+        vanished: ["64.64%", "39.55%", "22.68%", "14.72%"],
+    },
+    PaperTable2 {
+        arch: Arch::Grid,
+        depth: 1538,
+        total_gradients: "~2.49e9",
+        std: "1.52e-3",
+        vanished: ["40.10%", "16.45%", "9.31%", "6.51%"],
+    },
+];
+
+/// What the Markdown says about the sweep as a whole.
+pub(crate) struct Context {
+    /// The sweep's name.
+    name: String,
+    /// The data sets, described.
+    data: Vec<String>,
+    /// The epoch counts configured.
+    epochs: Vec<u32>,
+    /// Runs by outcome: completed, diverged, failed, pending or running.
+    counts: [usize; 4],
+}
+
+impl Context {
+    /// Describes the sweep `name` made of `runs`.
+    pub(crate) fn of(name: &str, runs: &[(&RunRecord, Figures)]) -> Self {
+        let data: BTreeSet<String> = runs
+            .iter()
+            .map(|(run, _)| match &run.spec.data {
+                DataSpec::Cifar10 => "CIFAR-10".to_owned(),
+                DataSpec::Synthetic { train, test, seed } => {
+                    format!("synthetic data ({train} train / {test} test images, seed {seed})")
+                }
+            })
+            .collect();
+        let epochs: BTreeSet<u32> = runs.iter().map(|(run, _)| run.spec.train.epochs).collect();
+        let count = |o: Outcome| runs.iter().filter(|(_, f)| f.outcome == o).count();
+        Context {
+            name: name.to_owned(),
+            data: data.into_iter().collect(),
+            epochs: epochs.into_iter().collect(),
+            counts: [Outcome::Completed, Outcome::Diverged, Outcome::Failed, Outcome::Unfinished].map(count),
+        }
+    }
+
+    /// One paragraph: what our numbers are.
+    fn describe(&self) -> String {
+        let data = if self.data.is_empty() { "no data".to_owned() } else { self.data.join("; ") };
+        let epochs = self.epochs.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        let [completed, diverged, failed, pending] = self.counts;
+        format!(
+            "Ours: sweep `{}` on {data}, {epochs} epochs; {completed} completed, {diverged} diverged, \
+             {failed} failed, {pending} pending or running runs.",
+            self.name
+        )
+    }
+}
+
+/// A count as the paper prints it: 0.37M, 3.68G.
+fn si(x: u64) -> String {
+    let v = x as f64;
+    if v >= 1e9 {
+        format!("{:.2}G", v / 1e9)
+    } else if v >= 1e4 {
+        format!("{:.2}M", v / 1e6)
+    } else {
+        x.to_string()
+    }
+}
+
+/// Our accuracy in a cell: `93.07 ± 0.12 (3)`, then a visible ⚠ note counting the diverged,
+/// failed and unfinished runs, which are not in the mean.
+fn acc_cell(cell: Option<&Cell>) -> String {
+    let Some(c) = cell else { return NONE.to_owned() };
+    let n = c.accs.len();
+    let mut out = match mean_std(&c.accs) {
+        (Some(m), Some(s)) => format!("{m:.2} ± {s:.2} ({n})"),
+        (Some(m), None) => format!("{m:.2} ({n})"),
+        _ => NONE.to_owned(),
+    };
+    let notes: Vec<String> = [(c.diverged, "diverged"), (c.failed, "failed"), (c.pending, "pending")]
+        .into_iter()
+        .filter(|&(k, _)| k > 0)
+        .map(|(k, what)| format!("{k} {what}"))
+        .collect();
+    if !notes.is_empty() {
+        let _ = write!(out, " ⚠ **{}**", notes.join(", "));
+    }
+    out
+}
+
+/// Table 1 in Markdown.
+pub(crate) fn table1(ctx: &Context, rows: &[Table1Row]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Table 1 — size, cost and accuracy (sweep `{}`)\n", ctx.name);
+    let _ = writeln!(md, "{}", ctx.describe());
+    let _ = writeln!(
+        md,
+        "Paper: the published figures of Park & Han, Table 1 (CIFAR-10, 300 epochs, mean of three runs); \
+         the paper's \"Ours\" is `grid`.\n"
+    );
+    let mut header = vec!["layers".to_owned()];
+    header.extend(Arch::ALL.iter().map(|a| format!("params {a}")));
+    header.push("params (paper)".to_owned());
+    for a in Arch::ALL {
+        header.extend([format!("FLOPs {a}"), format!("FLOPs {a} (paper)")]);
+    }
+    for a in Arch::ALL {
+        header.extend([format!("acc {a}"), format!("acc {a} (paper)")]);
+    }
+    push_row(&mut md, &header);
+    push_row(&mut md, &vec!["---".to_owned(); header.len()]);
+
+    for row in rows {
+        let paper = PAPER_TABLE1.iter().find(|p| p.depth == row.depth);
+        let ours = |f: fn(&Cell) -> Option<u64>, a: Arch| {
+            row.cells[arch_index(a)].as_ref().and_then(f).map_or_else(|| NONE.to_owned(), si)
+        };
+        let mut out = vec![row.depth.to_string()];
+        out.extend(Arch::ALL.map(|a| ours(|c| c.params, a)));
+        out.push(paper.map_or(NONE, |p| p.params).to_owned());
+        for a in Arch::ALL {
+            out.push(ours(|c| c.flops, a));
+            out.push(paper.map_or(NONE, |p| p.flops[arch_index(a)]).to_owned());
+        }
+        for a in Arch::ALL {
+            out.push(acc_cell(row.cells[arch_index(a)].as_ref()));
+            out.push(paper.map_or(NONE, |p| p.acc[arch_index(a)]).to_owned());
+        }
+        push_row(&mut md, &out);
+    }
+    md.push_str(
+        "\nAccuracy: test accuracy after the last epoch (never the best epoch), percent, mean ± sample \
+         standard deviation (n completed runs). ⚠ counts runs left out of the mean: diverged runs (the \
+         paper prints such networks at 10.00, chance, since a diverged network predicts one class; we \
+         report the divergence instead of a number), failed runs, and pending or running ones. Params and \
+         FLOPs (per image, thop convention) are from the workers' results. — : not in this sweep, or not \
+         in the paper.\n",
+    );
+    md
+}
+
+/// Table 2 in Markdown.
+pub(crate) fn table2(ctx: &Context, rows: &[Table2Row]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Table 2 — gradient distribution (sweep `{}`)\n", ctx.name);
+    let _ = writeln!(md, "{}", ctx.describe());
+    let _ = writeln!(
+        md,
+        "Paper: the published figures of Park & Han, Table 2 (1538-layer models); the paper's \"Ours\" is \
+         `grid`.\n"
+    );
+    if rows.is_empty() {
+        md.push_str("No completed run of this sweep has a gradient analysis.\n");
+        return md;
+    }
+    let mut header: Vec<String> =
+        ["model", "runs", "total gradients", "(paper)", "std", "(paper)"].map(String::from).into();
+    for e in EPS_NAMES {
+        header.extend([format!("vanished < {e}"), "(paper)".to_owned()]);
+    }
+    push_row(&mut md, &header);
+    push_row(&mut md, &vec!["---".to_owned(); header.len()]);
+    for row in rows {
+        let paper = PAPER_TABLE2.iter().find(|p| p.arch == row.arch && p.depth == row.depth);
+        let mut out = vec![
+            format!("{}-{}", row.arch, row.depth),
+            row.runs.to_string(),
+            format!("{:.2e}", row.total_gradients),
+            paper.map_or(NONE, |p| p.total_gradients).to_owned(),
+            format!("{:.2e}", row.std),
+            paper.map_or(NONE, |p| p.std).to_owned(),
+        ];
+        for (i, pct) in row.vanished_pct.iter().enumerate() {
+            out.push(format!("{pct:.2}%"));
+            out.push(paper.map_or(NONE, |p| p.vanished[i]).to_owned());
+        }
+        push_row(&mut md, &out);
+    }
+    md.push_str(
+        "\nMeans over the completed runs with a gradient analysis (diverged runs are left out). Total \
+         gradients: gradient elements, parameters x validation batches. std: standard deviation of all \
+         gradient elements. vanished < eps: percentage of gradient elements with |g| < eps (the paper's \
+         eq. 9). — : not in the paper.\n",
+    );
+    md
+}
+
+/// Appends `| a | b | ... |`.
+fn push_row(md: &mut String, cells: &[String]) {
+    let _ = writeln!(md, "| {} |", cells.join(" | "));
+}

@@ -1,0 +1,432 @@
+//! The worker as a sweep participant: register with a coordinator, pull jobs under leases, train
+//! each on its own thread (never on the async runtime), report epochs through heartbeats that
+//! also renew the lease, upload a checkpoint after every epoch, and deliver the result.
+//!
+//! Faults: an unreachable coordinator is retried with capped exponential backoff and jitter; a
+//! stale lease (another worker now holds the job) drops the job; a failed or panicking job is
+//! reported as a failure and the worker goes on; SIGTERM/SIGINT stops the running job, gives
+//! its lease back and exits 0.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use gridsweep_proto::PROTOCOL_VERSION;
+use gridsweep_proto::job::{DataSpec, JobSpec};
+use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
+use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
+use sha2::{Digest, Sha256};
+use tch::Device;
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use crate::train::{self, EpochMetrics, Options, Status as RunStatus, TrainResult};
+use crate::{checkpoint, data};
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The coordinator, `http://host:port`.
+    pub coordinator: String,
+    /// Training device.
+    pub device: Device,
+    /// A folder with CIFAR-10 (`cifar-10-batches-bin/`); fetched from the coordinator when absent.
+    pub data_dir: Option<PathBuf>,
+    /// Scratch space: job checkpoints, synthetic sets, fetched data.
+    pub work_dir: PathBuf,
+    /// Shown in the coordinator's status.
+    pub name: String,
+}
+
+/// Why the worker stopped other than by the sweep finishing.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The coordinator refused us for good (protocol version, quarantine).
+    #[error("coordinator refused this worker: {0}")]
+    Refused(String),
+    /// Local I/O.
+    #[error("{0}")]
+    Local(String),
+}
+
+type Client = CoordinatorClient<Channel>;
+
+/// Capped exponential backoff with jitter: ~0.5 s, 1 s, 2 s, ... up to 15 s.
+fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.min(5)).min(15_000);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    Duration::from_millis(base / 2 + u64::from(nanos) % (base / 2 + 1))
+}
+
+/// Connects, checks the protocol version and registers; retries until it works or `stop`.
+async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client, String)>, AgentError> {
+    let device = match cfg.device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => format!("cpu, {} threads", tch::get_num_threads()),
+    };
+    let mut attempt = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let endpoint = Channel::from_shared(cfg.coordinator.clone())
+            .map_err(|e| AgentError::Refused(format!("bad coordinator URL {}: {e}", cfg.coordinator)))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60));
+        match endpoint.connect().await {
+            Ok(channel) => {
+                let mut client = CoordinatorClient::new(channel)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20);
+                let req = pb::RegisterWorkerRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                    name: cfg.name.clone(),
+                    device: device.clone(),
+                    slots: 1,
+                };
+                match client.register_worker(req).await {
+                    Ok(r) => return Ok(Some((client, r.into_inner().worker_id))),
+                    Err(s) if s.code() == Code::FailedPrecondition => {
+                        return Err(AgentError::Refused(s.message().to_owned()));
+                    }
+                    Err(s) => eprintln!("worker: registering with {}: {}", cfg.coordinator, s.message()),
+                }
+            }
+            Err(e) => eprintln!("worker: coordinator {} unreachable: {e}; retrying", cfg.coordinator),
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
+    Ok(None)
+}
+
+/// Pulls and runs jobs until the sweep finishes (Ok) or `stop` is set (Ok, after giving back
+/// the running job).
+pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&cfg.work_dir)
+        .map_err(|e| AgentError::Local(format!("{}: {e}", cfg.work_dir.display())))?;
+    let Some((mut client, mut worker)) = connect(&cfg, &stop).await? else { return Ok(()) };
+    eprintln!("worker {worker}: registered with {}", cfg.coordinator);
+    let mut failures = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let pulled = client.pull_job(pb::PullJobRequest { worker_id: worker.clone(), wait_ms: 20_000 }).await;
+        match pulled.map(|r| r.into_inner().outcome) {
+            Ok(Some(Outcome::Lease(lease))) => {
+                failures = 0;
+                run_job(&cfg, &mut client, &worker, lease, &stop).await;
+            }
+            Ok(Some(Outcome::SweepFinished(_))) => {
+                eprintln!("worker {worker}: sweep finished");
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(s) if s.code() == Code::PermissionDenied => return Err(AgentError::Refused(s.message().to_owned())),
+            Err(s) if s.code() == Code::NotFound => {
+                eprintln!("worker {worker}: {}; registering again", s.message());
+                let Some((c, w)) = connect(&cfg, &stop).await? else { return Ok(()) };
+                (client, worker) = (c, w);
+            }
+            Err(s) => {
+                eprintln!("worker {worker}: pull failed: {}; retrying", s.message());
+                tokio::time::sleep(backoff(failures)).await;
+                failures += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the training thread sends back.
+enum Event {
+    Epoch(EpochMetrics),
+    Done(Result<TrainResult, String>),
+}
+
+/// Runs one leased job to its end, reporting as it goes. Never returns an error: every outcome
+/// is reported to the coordinator (or dropped when the lease turned stale).
+async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb::Lease, stop: &AtomicBool) {
+    let job = lease.job_id.clone();
+    let token = lease.fencing_token;
+    eprintln!("worker {worker}: job {job} attempt {} (checkpoint epoch {})", lease.attempt, lease.checkpoint_epoch);
+    let prepared = prepare(cfg, client, worker, &lease).await;
+    let (spec, data_dir, job_dir) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            report_failure(client, worker, &job, token, &e).await;
+            return;
+        }
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let opts = Options {
+        device: cfg.device,
+        checkpoint_dir: Some(job_dir.clone()),
+        resume: true,
+        grad_analysis: spec.analysis.clone(),
+        deterministic: false,
+        stop_after: None,
+        cancel: Some(cancel.clone()),
+    };
+    let train_cfg = spec.train.clone();
+    let thread = std::thread::Builder::new().name(format!("train-{job}")).spawn(move || {
+        let epoch_tx = tx.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let data = data::load(&data_dir, opts.device).map_err(|e| e.to_string())?;
+            train::train(&train_cfg, &data, &opts, &mut |m| {
+                let _ = epoch_tx.send(Event::Epoch(m.clone()));
+            })
+            .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|p| {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()));
+            Err(format!("training panicked: {}", msg.unwrap_or_else(|| "unknown panic".to_owned())))
+        });
+        let _ = tx.send(Event::Done(outcome));
+    });
+    if let Err(e) = thread {
+        report_failure(client, worker, &job, token, &format!("cannot start training thread: {e}")).await;
+        return;
+    }
+    let renew = Duration::from_millis((lease.ttl_ms / 3).max(500));
+    let mut last_beat = tokio::time::Instant::now();
+    let mut stale = false;
+    let mut cancelled_by = None;
+    let result = loop {
+        let event = tokio::select! {
+            e = rx.recv() => Some(e.unwrap_or_else(|| Event::Done(Err("training thread ended without a result".to_owned())))),
+            () = tokio::time::sleep(Duration::from_millis(250)) => None,
+        };
+        if stop.load(Ordering::SeqCst) && cancelled_by.is_none() {
+            cancelled_by = Some("worker is shutting down");
+            cancel.store(true, Ordering::SeqCst);
+        }
+        let mut epochs = Vec::new();
+        match event {
+            Some(Event::Done(r)) => break r,
+            Some(Event::Epoch(m)) => {
+                if !stale {
+                    upload_checkpoint(client, worker, &job, token, m.epoch, &job_dir).await;
+                }
+                epochs.push(pb::EpochReport {
+                    epoch: m.epoch,
+                    metrics_json: serde_json::to_string(&m).unwrap_or_default(),
+                });
+            }
+            None => {}
+        }
+        if stale || (epochs.is_empty() && last_beat.elapsed() < renew) {
+            continue;
+        }
+        last_beat = tokio::time::Instant::now();
+        let hb = pb::HeartbeatRequest {
+            worker_id: worker.to_owned(),
+            job_id: job.clone(),
+            fencing_token: token,
+            epochs,
+            epochs_total: spec.train.epochs,
+        };
+        match client.heartbeat(hb).await {
+            Ok(r) if !r.get_ref().proceed => {
+                if cancelled_by.is_none() {
+                    eprintln!("worker {worker}: job {job} cancelled: {}", r.get_ref().reason);
+                    cancelled_by = Some("cancelled by the coordinator");
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok(_) => {}
+            Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound) => {
+                eprintln!("worker {worker}: job {job}: {}; dropping it", s.message());
+                stale = true;
+                cancel.store(true, Ordering::SeqCst);
+            }
+            Err(s) => eprintln!("worker {worker}: heartbeat for job {job} failed: {}; training on", s.message()),
+        }
+    };
+    if stale {
+        return;
+    }
+    match result {
+        Ok(r) if matches!(r.status, RunStatus::Completed | RunStatus::Diverged) => {
+            let json = serde_json::to_string(&r).unwrap_or_default();
+            let req = pb::CompleteJobRequest {
+                worker_id: worker.to_owned(),
+                job_id: job.clone(),
+                fencing_token: token,
+                result_json: json,
+            };
+            match retry(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { c.complete_job(req).await }
+            })
+            .await
+            {
+                Ok(resp) => {
+                    eprintln!("worker {worker}: job {job} {:?} (accepted: {})", r.status, resp.get_ref().accepted)
+                }
+                Err(s) => eprintln!("worker {worker}: job {job}: result not delivered: {}", s.message()),
+            }
+        }
+        Ok(_) => {
+            let req = pb::ReleaseJobRequest { worker_id: worker.to_owned(), job_id: job.clone(), fencing_token: token };
+            let _ = client.release_job(req).await;
+            eprintln!("worker {worker}: job {job} stopped ({}), lease released", cancelled_by.unwrap_or("stopped"));
+        }
+        Err(e) => report_failure(client, worker, &job, token, &e).await,
+    }
+}
+
+/// Retries a call a few times on transport errors.
+async fn retry<T, F, Fut>(mut f: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded) && attempt < 8 => {
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn report_failure(client: &mut Client, worker: &str, job: &str, token: u64, error: &str) {
+    eprintln!("worker {worker}: job {job} failed: {error}");
+    let req = pb::FailJobRequest {
+        worker_id: worker.to_owned(),
+        job_id: job.to_owned(),
+        fencing_token: token,
+        error: error.to_owned(),
+    };
+    let _ = retry(|| {
+        let mut c = client.clone();
+        let req = req.clone();
+        async move { c.fail_job(req).await }
+    })
+    .await;
+}
+
+/// The job's spec, its data folder and its checkpoint folder (with the coordinator's latest
+/// checkpoint in it, when there is one).
+async fn prepare(
+    cfg: &AgentConfig,
+    client: &mut Client,
+    worker: &str,
+    lease: &pb::Lease,
+) -> Result<(JobSpec, PathBuf, PathBuf), String> {
+    let spec: JobSpec = serde_json::from_str(&lease.spec_json).map_err(|e| format!("job spec: {e}"))?;
+    spec.train.validate().map_err(|e| format!("job spec: {e}"))?;
+    let data_dir = match &spec.data {
+        DataSpec::Synthetic { train, test, seed } => {
+            let dest = cfg.work_dir.join(format!("synthetic-{train}-{test}-{seed}"));
+            if data::load(&dest, Device::Cpu).is_err() {
+                data::synth::write(&dest, *train, *test, *seed).map_err(|e| e.to_string())?;
+            }
+            dest
+        }
+        DataSpec::Cifar10 => match &cfg.data_dir {
+            Some(d) if data::fetch::verify(&data::resolve_dir(d)).is_ok() => d.clone(),
+            _ => {
+                let dest = cfg.work_dir.join("cifar10");
+                if data::fetch::verify(&dest.join(data::SET_DIR)).is_err() {
+                    fetch_data(client, worker, &dest.join(data::SET_DIR)).await?;
+                }
+                dest
+            }
+        },
+    };
+    let job_dir = cfg.work_dir.join("jobs").join(&lease.job_id);
+    std::fs::create_dir_all(&job_dir).map_err(|e| format!("{}: {e}", job_dir.display()))?;
+    let local = job_dir.join(checkpoint::FILE);
+    let _ = std::fs::remove_file(&local);
+    if lease.checkpoint_epoch > 0 {
+        download_checkpoint(client, worker, lease, &local).await?;
+    }
+    Ok((spec, data_dir, job_dir))
+}
+
+async fn download_checkpoint(client: &mut Client, worker: &str, lease: &pb::Lease, dest: &Path) -> Result<(), String> {
+    let req = pb::DownloadCheckpointRequest {
+        worker_id: worker.to_owned(),
+        job_id: lease.job_id.clone(),
+        fencing_token: lease.fencing_token,
+    };
+    let mut stream = client
+        .download_checkpoint(req)
+        .await
+        .map_err(|s| format!("checkpoint download: {}", s.message()))?
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut claimed = String::new();
+    while let Some(chunk) = stream.message().await.map_err(|s| format!("checkpoint download: {}", s.message()))? {
+        bytes.extend_from_slice(&chunk.data);
+        if !chunk.sha256.is_empty() {
+            claimed = chunk.sha256;
+        }
+    }
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if actual != claimed {
+        return Err(format!("checkpoint of job {}: sha256 {actual}, coordinator said {claimed}", lease.job_id));
+    }
+    let tmp = dest.with_extension("download");
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, dest))
+        .map_err(|e| format!("{}: {e}", dest.display()))
+}
+
+async fn upload_checkpoint(client: &mut Client, worker: &str, job: &str, token: u64, epoch: u32, job_dir: &Path) {
+    let path = job_dir.join(checkpoint::FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("worker {worker}: reading {}: {e}", path.display());
+            return;
+        }
+    };
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let chunks: Vec<pb::CheckpointChunk> = bytes
+        .chunks(1 << 20)
+        .enumerate()
+        .map(|(k, piece)| pb::CheckpointChunk {
+            job_id: job.to_owned(),
+            fencing_token: token,
+            epoch,
+            data: piece.to_vec(),
+            sha256: if (k + 1) * (1 << 20) >= bytes.len() { sha.clone() } else { String::new() },
+            worker_id: worker.to_owned(),
+        })
+        .collect();
+    if let Err(s) = client.upload_checkpoint(tokio_stream::iter(chunks)).await {
+        eprintln!("worker {worker}: checkpoint upload for job {job} epoch {epoch} failed: {}", s.message());
+    }
+}
+
+async fn fetch_data(client: &mut Client, worker: &str, dest: &Path) -> Result<(), String> {
+    eprintln!("worker {worker}: fetching CIFAR-10 from the coordinator into {}", dest.display());
+    std::fs::create_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut stream = client
+        .fetch_data(pb::FetchDataRequest { worker_id: worker.to_owned() })
+        .await
+        .map_err(|s| format!("fetching data from the coordinator: {}", s.message()))?
+        .into_inner();
+    let mut current: Option<(String, Vec<u8>)> = None;
+    while let Some(chunk) = stream.message().await.map_err(|s| format!("fetching data: {}", s.message()))? {
+        let entry = current.get_or_insert_with(|| (chunk.file.clone(), Vec::new()));
+        entry.1.extend_from_slice(&chunk.data);
+        if !chunk.sha256.is_empty() {
+            let (name, bytes) = current.take().unwrap_or_default();
+            if name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(format!("coordinator sent a bad file name {name:?}"));
+            }
+            if hex::encode(Sha256::digest(&bytes)) != chunk.sha256 {
+                return Err(format!("{name}: checksum mismatch in transfer"));
+            }
+            let path = dest.join(&name);
+            std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    data::fetch::verify(dest).map_err(|e| e.to_string())
+}
