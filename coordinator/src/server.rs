@@ -21,7 +21,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::store::{Grant, Store, StoreError, now};
+use crate::store::{Grant, Store, StoreError, StoredCheckpoint, now};
 
 /// The result type of every rpc handler.
 type RpcResult<T> = Result<Response<T>, Status>;
@@ -64,11 +64,20 @@ pub struct Shared {
     pub changed: watch::Sender<u64>,
     /// Set when shutting down: heartbeats answer "stop", pulls get nothing.
     pub stopping: AtomicBool,
+    /// The shared token every call must carry, when set.
+    pub token: Option<String>,
 }
 
 impl Shared {
-    /// Shared state over `store`.
-    pub fn new(store: Store, sweep_name: String, lease_ttl: Duration, fifo: bool, data_dir: Option<PathBuf>) -> Self {
+    /// Shared state over `store`; every call must carry `token` when it is set.
+    pub fn new(
+        store: Store,
+        sweep_name: String,
+        lease_ttl: Duration,
+        fifo: bool,
+        data_dir: Option<PathBuf>,
+        token: Option<String>,
+    ) -> Self {
         Shared {
             store,
             sweep_name,
@@ -78,6 +87,7 @@ impl Shared {
             job_available: Notify::new(),
             changed: watch::channel(0).0,
             stopping: AtomicBool::new(false),
+            token,
         }
     }
 
@@ -278,7 +288,8 @@ impl Coordinator for CoordinatorService {
         }
         let path = dir.join(format!("{job}.gsck"));
         std::fs::rename(&part, &path).map_err(io)?;
-        self.shared.store.store_checkpoint(&worker, &job, token, epoch, &actual, &path, bytes)?;
+        let ck = StoredCheckpoint { epoch, sha256: actual, path, bytes };
+        self.shared.store.store_checkpoint(&worker, &job, token, &ck)?;
         tracing::debug!(job = %job, epoch, bytes, "checkpoint stored");
         Ok(Response::new(pb::UploadCheckpointResponse { bytes }))
     }
@@ -484,9 +495,13 @@ pub async fn serve(
             }
         })
     };
-    let svc = CoordinatorServer::new(CoordinatorService { shared })
+    let svc = CoordinatorServer::new(CoordinatorService { shared: shared.clone() })
         .max_decoding_message_size(8 << 20)
         .max_encoding_message_size(8 << 20);
+    let svc = tonic::service::interceptor::InterceptedService::new(
+        svc,
+        gridsweep_proto::auth::RequireToken::new(shared.token.as_deref()),
+    );
     let out = tonic::transport::Server::builder()
         .add_service(svc)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

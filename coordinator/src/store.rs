@@ -96,6 +96,19 @@ pub struct ReportOutcome {
     pub will_retry: bool,
 }
 
+/// A checkpoint file kept for a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// The epoch it ends.
+    pub epoch: u32,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+}
+
 /// One job in a status snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRow {
@@ -414,23 +427,15 @@ impl Store {
         })
     }
 
-    /// Records an uploaded checkpoint of `job` (already written to `path`).
-    pub fn store_checkpoint(
-        &self,
-        worker: &str,
-        job: &str,
-        token: u64,
-        epoch: u32,
-        sha256: &str,
-        path: &Path,
-        bytes: u64,
-    ) -> Result<()> {
+    /// Records an uploaded checkpoint of `job` (already written to its path).
+    pub fn store_checkpoint(&self, worker: &str, job: &str, token: u64, ck: &StoredCheckpoint) -> Result<()> {
+        let StoredCheckpoint { epoch, sha256, path, bytes } = ck;
         let sql = self.sql();
         self.tx(|tx| {
             Self::check_holder(tx, worker, job, token, &sql)?;
             tx.execute(
                 "INSERT OR REPLACE INTO artifacts (job, epoch, sha256, path, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![job, epoch, sha256, path.to_string_lossy(), bytes as i64],
+                params![job, epoch, sha256, path.to_string_lossy(), *bytes as i64],
             )
             .map_err(&sql)?;
             tx.execute("UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", params![job, epoch]).map_err(&sql)?;

@@ -2,6 +2,7 @@
 //! `Coordinator` service generated from `proto/gridsweep/v1/coordinator.proto`, and the job
 //! schema (`job`) that travels in them as JSON.
 
+pub mod auth;
 pub mod job;
 
 /// Version 1 of the protocol.

@@ -2,7 +2,7 @@
 //! processes that are killed when the test ends, pass or fail.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 /// The path of a workspace binary (`worker`, `coordinator`) in the target directory the tests
@@ -34,10 +34,35 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `coordinator serve` on an ephemeral loopback port and returns it with its URL.
-pub fn start_coordinator(extra: &[&str]) -> (Proc, String) {
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gridsweep-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A small sweep on synthetic data: `archs` x depth 8 x `seeds`, 2 epochs, the gradient
+/// analysis for grid jobs.
+pub fn tiny_sweep(dir: &Path, name: &str, archs: &str, seeds: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let analysis = if archs.contains("grid") { "analysis:\n  when: {arch: [grid]}\n" } else { "" };
+    let text = format!(
+        "name: {name}\ndata: {{kind: synthetic, train: 160, test: 80, seed: 1}}\n\
+         train: {{epochs: 2, batch_size: 32}}\naxes:\n  arch: [{archs}]\n  depth: [8]\n  seed: [{seeds}]\n\
+         {analysis}lease_ttl_s: 30\n"
+    );
+    std::fs::write(&path, text).expect("write sweep");
+    path
+}
+
+/// Starts `coordinator run SWEEP` on an ephemeral loopback port with `extra` flags and returns
+/// it with its URL (read from its `coordinator listening on ADDR` line).
+pub fn start_coordinator(sweep: &Path, extra: &[&str]) -> (Proc, String) {
     let mut child = Command::new(bin("coordinator"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("run")
+        .arg(sweep)
+        .args(["--listen", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -45,8 +70,17 @@ pub fn start_coordinator(extra: &[&str]) -> (Proc, String) {
         .expect("spawn coordinator");
     let stdout = child.stdout.take().expect("stdout");
     let proc = Proc { child };
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read coordinator stdout");
-    let addr = line.trim().strip_prefix("coordinator listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}"));
-    (proc, format!("http://{addr}"))
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("read coordinator stdout");
+        assert!(n > 0, "coordinator exited before listening");
+        if let Some(addr) = line.trim().strip_prefix("coordinator listening on ") {
+            let url = format!("http://{addr}");
+            // Keep draining stdout so the coordinator never blocks on a full pipe.
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return (proc, url);
+        }
+    }
 }

@@ -13,12 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gridsweep_proto::PROTOCOL_VERSION;
+use gridsweep_proto::auth::BearerToken;
 use gridsweep_proto::job::{DataSpec, JobSpec};
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use sha2::{Digest, Sha256};
 use tch::Device;
 use tokio::sync::mpsc;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -38,6 +40,8 @@ pub struct AgentConfig {
     pub work_dir: PathBuf,
     /// Shown in the coordinator's status.
     pub name: String,
+    /// The coordinator's shared token, when it requires one.
+    pub token: Option<String>,
 }
 
 /// Why the worker stopped other than by the sweep finishing.
@@ -51,7 +55,7 @@ pub enum AgentError {
     Local(String),
 }
 
-type Client = CoordinatorClient<Channel>;
+type Client = CoordinatorClient<InterceptedService<Channel, BearerToken>>;
 
 /// Capped exponential backoff with jitter: ~0.5 s, 1 s, 2 s, ... up to 15 s.
 fn backoff(attempt: u32) -> Duration {
@@ -74,7 +78,7 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
             .timeout(Duration::from_secs(60));
         match endpoint.connect().await {
             Ok(channel) => {
-                let mut client = CoordinatorClient::new(channel)
+                let mut client = CoordinatorClient::with_interceptor(channel, BearerToken::new(cfg.token.as_deref()))
                     .max_decoding_message_size(64 << 20)
                     .max_encoding_message_size(64 << 20);
                 let req = pb::RegisterWorkerRequest {
@@ -138,7 +142,7 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
 /// What the training thread sends back.
 enum Event {
     Epoch(EpochMetrics),
-    Done(Result<TrainResult, String>),
+    Done(Box<Result<TrainResult, String>>),
 }
 
 /// Runs one leased job to its end, reporting as it goes. Never returns an error: every outcome
@@ -180,7 +184,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()));
             Err(format!("training panicked: {}", msg.unwrap_or_else(|| "unknown panic".to_owned())))
         });
-        let _ = tx.send(Event::Done(outcome));
+        let _ = tx.send(Event::Done(Box::new(outcome)));
     });
     if let Err(e) = thread {
         report_failure(client, worker, &job, token, &format!("cannot start training thread: {e}")).await;
@@ -192,7 +196,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
     let mut cancelled_by = None;
     let result = loop {
         let event = tokio::select! {
-            e = rx.recv() => Some(e.unwrap_or_else(|| Event::Done(Err("training thread ended without a result".to_owned())))),
+            e = rx.recv() => Some(e.unwrap_or_else(|| Event::Done(Box::new(Err("training thread ended without a result".to_owned()))))),
             () = tokio::time::sleep(Duration::from_millis(250)) => None,
         };
         if stop.load(Ordering::SeqCst) && cancelled_by.is_none() {
@@ -201,7 +205,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         }
         let mut epochs = Vec::new();
         match event {
-            Some(Event::Done(r)) => break r,
+            Some(Event::Done(r)) => break *r,
             Some(Event::Epoch(m)) => {
                 if !stale {
                     upload_checkpoint(client, worker, &job, token, m.epoch, &job_dir).await;

@@ -48,6 +48,9 @@ struct AgentArgs {
     /// CPU threads for libtorch (default: libtorch's choice).
     #[arg(long)]
     threads: Option<i32>,
+    /// File holding the coordinator's shared token (else the GRIDSWEEP_TOKEN variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +249,7 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         data_dir: args.data.clone(),
         work_dir: args.work_dir.clone(),
         name: format!("{host}/pid {}", std::process::id()),
+        token: gridsweep_proto::auth::read_token(args.token_file.as_deref()).map_err(bad_input)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -292,6 +296,9 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
         }
         if let Some(t) = args.threads {
             cmd.arg("--threads").arg(t.to_string());
+        }
+        if let Some(f) = &args.token_file {
+            cmd.arg("--token-file").arg(f);
         }
         children.push(cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))?);
     }

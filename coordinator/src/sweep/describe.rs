@@ -8,7 +8,7 @@ use gridsweep_proto::job::{AnalysisConfig, DataSpec, JobSpec, TrainConfig};
 use serde_json::Value as Json;
 
 use super::Sweep;
-use super::settings::{JOB_KEYS, show};
+use super::settings::{JOB_KEYS, Settings, show};
 
 /// One line for `job`: `id arch depth seed` then what differs from `base` (`epochs=2 lr=0.05`),
 /// `analysis` when the job is analysed (with its non-default settings in parentheses) and
@@ -59,12 +59,8 @@ fn differences(config: &TrainConfig, base: &TrainConfig) -> Vec<String> {
     let (Ok(Json::Object(a)), Ok(Json::Object(b))) = (serde_json::to_value(config), serde_json::to_value(base)) else {
         return Vec::new();
     };
-    // serde_json's map is sorted; serde_yaml's keeps the declaration order.
-    let order: Vec<String> = match serde_yaml::to_value(config) {
-        Ok(serde_yaml::Value::Mapping(m)) => m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect(),
-        _ => a.keys().cloned().collect(),
-    };
-    order
+    Settings::new()
+        .order()
         .iter()
         .filter(|k| !JOB_KEYS.contains(&k.as_str()))
         .filter_map(|k| a.get(k).filter(|v| b.get(k) != Some(*v)).map(|v| format!("{k}={}", show(v))))

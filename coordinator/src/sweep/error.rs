@@ -73,21 +73,19 @@ pub enum SweepError {
         /// The depth.
         depth: u32,
         /// The rule and the nearest valid depths.
-        source: ModelError,
+        source: Box<ModelError>,
     },
     /// A training setting out of its range (from `TrainConfig::validate`).
-    #[error("{at}: {key}: {reason} (got {value}){context}")]
+    #[error("{at}: {key}: {reason} ({detail})")]
     Range {
         /// Where the setting is (or the block it would be in, for a default).
         at: Location,
         /// The key path, e.g. `train.epochs`.
         key: String,
-        /// The value, printed.
-        value: String,
-        /// What it must be.
+        /// What the setting must be.
         reason: &'static str,
-        /// The job it was found in (` in the job ...`) when that is not obvious from the key.
-        context: String,
+        /// The value found (`got 0`), and the job it was found in when the key does not say.
+        detail: String,
     },
     /// Any other invalid part of the sweep: its name, data, axes, include, exclude, analysis,
     /// repeats, retry or lease settings.
@@ -105,8 +103,9 @@ pub enum SweepError {
     TooManyJobs {
         /// Where `max_jobs` is (or the file, when it is left at its default).
         at: Location,
-        /// The number of jobs (or of axis combinations before `exclude`, see `note`).
-        count: u128,
+        /// The number of jobs (or of axis combinations before `exclude`, see `note`), saturated
+        /// at `u64::MAX`.
+        count: u64,
         /// The cap.
         max: usize,
         /// Empty, or what `count` counts when the expansion stopped early.

@@ -4,10 +4,12 @@
 //! of range, architectures at depths they cannot be built at) and reports the first problem with
 //! the file, line, column and key path, before anything runs.
 //!
-//! The format is in `sweeps/README.md`; `raw` holds its serde shape, `settings` the training
-//! settings, `expand` the expansion, `locate` the line finder and `describe` the listing that
+//! The format is in `sweeps/README.md`. `raw` holds its serde shape, `settings` the training
+//! settings as JSON values, `check` the checks of each block, `expand` the expansion into jobs,
+//! `locate` the line finder, `error` the errors and `describe` the listing that
 //! `coordinator expand` prints.
 
+mod check;
 mod describe;
 mod error;
 mod expand;

@@ -13,16 +13,28 @@ pub(super) const JOB_KEYS: [&str; 3] = ["arch", "depth", "seed"];
 /// `TrainConfig`'s fields with the paper's defaults (and placeholder arch, depth and seed).
 pub(super) struct Settings {
     template: Map<String, Json>,
+    /// The field names in declaration order (serde_json's map is sorted).
+    order: Vec<String>,
 }
 
 impl Settings {
     /// The paper's recipe as a JSON object.
     pub(super) fn new() -> Self {
-        let template = match serde_json::to_value(TrainConfig::paper(Arch::Vgg, 8, 0)) {
+        let paper = TrainConfig::paper(Arch::Vgg, 8, 0);
+        let template = match serde_json::to_value(&paper) {
             Ok(Json::Object(map)) => map,
             _ => Map::new(),
         };
-        Settings { template }
+        let order = match serde_yaml::to_value(&paper) {
+            Ok(serde_yaml::Value::Mapping(map)) => map.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect(),
+            _ => template.keys().cloned().collect(),
+        };
+        Settings { template, order }
+    }
+
+    /// The field names in declaration order.
+    pub(super) fn order(&self) -> &[String] {
+        &self.order
     }
 
     /// The paper's recipe, every field present.
@@ -37,7 +49,7 @@ impl Settings {
 
     /// The message for an unknown key, listing the fields `allowed` keeps (and the closest one).
     pub(super) fn unknown(&self, key: &str, allowed: impl Fn(&str) -> bool) -> String {
-        let names: Vec<&str> = self.template.keys().map(String::as_str).filter(|k| allowed(k)).collect();
+        let names: Vec<&str> = self.order.iter().map(String::as_str).filter(|k| allowed(k)).collect();
         let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let hint = names
             .iter()

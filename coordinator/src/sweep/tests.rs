@@ -176,6 +176,11 @@ fn rejected_inputs_name_file_position_and_key() {
             format!("{BASE}lease_ttl_s: 1\n"),
             vec!["sweeps/x.yaml:10:1: lease_ttl_s: must be between 5 and 86400"],
         ),
+        (
+            "zero max_jobs",
+            format!("{BASE}max_jobs: 0\n"),
+            vec!["sweeps/x.yaml:10:1: max_jobs: must be between 1 and 1000000 (got 0)"],
+        ),
         ("zero repeats", format!("{BASE}repeats: 0\n"), vec!["sweeps/x.yaml:10:1: repeats: must be at least 1"]),
         (
             "include without seed",
@@ -211,8 +216,7 @@ fn rejected_inputs_name_file_position_and_key() {
             "lr axis value",
             format!("{BASE}  lr: [0.1, -1]\n"),
             vec![
-                "sweeps/x.yaml:10:3: axes.lr: must be a positive number (got -1)",
-                " in the job arch=vgg depth=8 seed=1 lr=-1.0",
+                "sweeps/x.yaml:10:3: axes.lr: must be a positive number (got -1 in the job arch=vgg depth=8 seed=1 lr=-1.0)",
             ],
         ),
         ("not a map", "- 1\n- 2\n".to_owned(), vec!["sweeps/x.yaml:1:1: invalid type: sequence, expected a sweep"]),
@@ -340,7 +344,20 @@ fn no_input_panics() {
         "a: &a [*a]",
         "? [1]\n: 2",
         "name: x\ndata: {kind: cifar10}\naxes: {1: [2]}",
+        "name: é\ndata: {kind: cifar10}\n# ünï\naxes:\n  depth: [\"é, ü\", 2]\n  arch: [é]\n  seed: [1]\n\t- x",
+        "name: x\ndata: {kind: cifar10}\naxes:\n  arch: [\"é\\\"\", vgg]\n  depth: [8]\n  seed: [1]\n",
+        "name: x\ndata: {kind: cifar10}\naxes:\n  arch: [vgg]\n  depth: [8]\n  seed: [1]\n  ünï: [1]\nexclude: [{é: 1}]",
     ] {
         let _ = parse(weird, Path::new("p.yaml"));
     }
+}
+
+#[test]
+fn the_format_example_in_the_readme_is_valid() {
+    let readme = std::fs::read_to_string(shipped("README.md")).unwrap_or_default();
+    let example = readme.split("```yaml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap_or_default();
+    let sweep = ok(example);
+    // 36 - 3 seeds of vgg at 1538 + 1 include.
+    assert_eq!(sweep.jobs.len(), 34);
+    assert_eq!(sweep.jobs.iter().filter(|j| j.analysis.is_some()).count(), 6);
 }

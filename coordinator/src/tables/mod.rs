@@ -179,7 +179,8 @@ pub fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(mean), Some((ss / (n - 1.0)).sqrt()))
 }
 
-/// Writes `table1.csv`, `table2.csv`, `runs.csv`, `table1.md` and `table2.md` for the sweep
+/// Writes `table1.csv`, `table2.csv`, `runs.csv`, `table1.md`, `table2.md` and `runs.jsonl`
+/// (every run record with the worker's whole result: epoch curves, gradient histograms) for the sweep
 /// `sweep_name` into `out_dir` (created if missing), each through a temporary file renamed into
 /// place. Every result is read before anything is written, so a bad result leaves the
 /// directory as it was.
@@ -205,6 +206,7 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
     put("runs.csv", runs_csv(&out_dir.join("runs.csv"), &read)?)?;
     put("table1.md", markdown::table1(&context, &table1).into_bytes())?;
     put("table2.md", markdown::table2(&context, &table2).into_bytes())?;
+    put("runs.jsonl", runs_jsonl(&read))?;
 
     let count = |o: extract::Outcome| read.iter().filter(|(_, f)| f.outcome == o).count();
     Ok(TablesSummary {
@@ -214,6 +216,18 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
         failed: count(extract::Outcome::Failed),
         pending: count(extract::Outcome::Unfinished),
     })
+}
+
+/// One JSON line per run, in table order.
+fn runs_jsonl(read: &[(&RunRecord, Figures)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (run, _) in read {
+        if let Ok(line) = serde_json::to_string(run) {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
 }
 
 /// The order of rows in every file: depth, architecture (vgg, resnet, grid), seed, repeat, id.

@@ -161,10 +161,13 @@ fn table1_averages_completed_runs_only() {
     let summary = write_tables(&sweep(), "fabricated", &out).unwrap();
     assert_eq!((summary.completed, summary.diverged, summary.failed, summary.pending), (15, 1, 1, 1));
     let names: Vec<_> = summary.files.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
-    assert_eq!(names, ["table1.csv", "table2.csv", "runs.csv", "table1.md", "table2.md"]);
+    assert_eq!(names, ["table1.csv", "table2.csv", "runs.csv", "table1.md", "table2.md", "runs.jsonl"]);
     assert!(summary.files.iter().all(|p| p.starts_with(&out) && p.is_file()));
     let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 5, "no temporary files left: {leftovers:?}");
+    assert_eq!(leftovers.len(), 6, "no temporary files left: {leftovers:?}");
+    let jsonl = std::fs::read_to_string(out.join("runs.jsonl")).unwrap();
+    let records: Vec<RunRecord> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), sweep().len(), "one record per run");
 
     let rows = read_csv(&out.join("table1.csv"));
     assert_eq!(rows.len(), 2);

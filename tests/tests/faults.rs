@@ -1,0 +1,116 @@
+//! Faults with real processes: a worker killed mid-job loses its lease after the TTL, and the
+//! next worker resumes the job from its last uploaded checkpoint; a worker told to stop (SIGTERM)
+//! gives its job back at once.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gridsweep_e2e::{Proc, bin, scratch, start_coordinator};
+use gridsweep_proto::v1::GetStatusRequest;
+use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
+
+fn long_sweep(dir: &std::path::Path, ttl_s: u32) -> std::path::PathBuf {
+    let path = dir.join("long.yaml");
+    let text = format!(
+        "name: long\ndata: {{kind: synthetic, train: 1200, test: 100, seed: 2}}\n\
+         train: {{epochs: 8, batch_size: 32}}\naxes: {{arch: [resnet], depth: [8], seed: [5]}}\nlease_ttl_s: {ttl_s}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_worker(url: &str, work: &std::path::Path) -> Proc {
+    let child = Command::new(bin("worker"))
+        .args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
+        .arg(work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Proc { child }
+}
+
+/// Polls the coordinator until `done` holds for the only job, or panics after `limit`.
+async fn wait_for(url: &str, limit: Duration, what: &str, done: impl Fn(&str, u32) -> bool) -> (String, u32) {
+    let mut client = CoordinatorClient::connect(url.to_owned()).await.unwrap();
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = client.get_status(GetStatusRequest {}).await {
+            let j = &s.into_inner().jobs[0];
+            if done(&j.state, j.epoch) {
+                return (j.state.clone(), j.epoch);
+            }
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_workers_job_resumes_elsewhere_from_its_checkpoint() {
+    let dir = scratch("killed");
+    let sweep = long_sweep(&dir, 5);
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let (mut coordinator, url) = start_coordinator(
+        &sweep,
+        &["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    let mut a = start_worker(&url, &dir.join("a"));
+    let (_, epoch) = wait_for(&url, Duration::from_secs(120), "two epochs", |s, e| s == "running" && e >= 2).await;
+    a.child.kill().unwrap(); // SIGKILL: no goodbye, the lease must expire
+    let _ = a.child.wait();
+    let _b = start_worker(&url, &dir.join("b"));
+    let status = tokio::task::spawn_blocking(move || coordinator.child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert_eq!(runs.lines().count(), 2, "one result for the one job:\n{runs}");
+    assert!(runs.contains(",completed,2,"), "completed on the second attempt:\n{runs}");
+    let db = only_result(&state);
+    let result: serde_json::Value = serde_json::from_str(&db).unwrap();
+    let resumed = result["resumed_from_epoch"].as_u64().unwrap();
+    assert!(resumed >= epoch as u64, "resumed after epoch {resumed}, the checkpoint was at least {epoch}");
+    let epochs: Vec<u64> = result["epochs"].as_array().unwrap().iter().map(|m| m["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, (1..=8).collect::<Vec<_>>(), "every epoch once, the history carried over");
+}
+
+/// The result JSON of the only job, from the coordinator's `tables` output (`runs.jsonl`).
+fn only_result(state: &std::path::Path) -> String {
+    let out = state.join("check");
+    let o = Command::new(bin("coordinator"))
+        .args(["tables", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let line = std::fs::read_to_string(out.join("runs.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    record["result"].to_string()
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_worker_and_releases_its_lease_at_once() {
+    let dir = scratch("drain");
+    let sweep = long_sweep(&dir, 60);
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let (mut coordinator, url) = start_coordinator(
+        &sweep,
+        &["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    let mut a = start_worker(&url, &dir.join("a"));
+    wait_for(&url, Duration::from_secs(120), "an epoch", |s, e| s == "running" && e >= 1).await;
+    let pid = a.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = a.child.wait();
+        (status, a)
+    });
+    let (status, _a) = tokio::time::timeout(Duration::from_secs(20), exited).await.expect("worker exits").unwrap();
+    assert!(status.unwrap().success(), "a drained worker exits 0");
+    // Pending again well before the 60 s lease could have expired.
+    wait_for(&url, Duration::from_secs(5), "the released job", |s, _| s == "pending").await;
+    let _b = start_worker(&url, &dir.join("b"));
+    let status = tokio::task::spawn_blocking(move || coordinator.child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert!(runs.contains(",completed,2,"), "completed on the second attempt:\n{runs}");
+}
