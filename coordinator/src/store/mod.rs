@@ -675,3 +675,6 @@ impl Store {
         out.map_err(&sql)
     }
 }
+
+#[cfg(test)]
+mod tests;
