@@ -211,22 +211,43 @@ async fn watch(
     let tty = std::io::stdout().is_terminal();
     let mut seen: HashMap<String, (String, u32)> = HashMap::new();
     let mut changes = shared.changed.subscribe();
+    let mut drawn = 0usize;
     tokio::pin!(shutdown);
     loop {
+        // On a terminal: state changes scroll above a live block (progress bar and one line per
+        // running job) that is redrawn in place. Elsewhere: one plain line per change.
+        let mut events = Vec::new();
         for j in &status.jobs {
             let key = (j.state.clone(), j.epoch);
-            if seen.get(&j.job_id) != Some(&key) {
-                if seen.contains_key(&j.job_id) || j.state != "pending" {
-                    println!("{}", display::job_line(j));
-                }
-                seen.insert(j.job_id.clone(), key);
+            let before = seen.insert(j.job_id.clone(), key.clone());
+            let changed = before.as_ref() != Some(&key) && (before.is_some() || j.state != "pending");
+            let state_changed = before.as_ref().map(|b| &b.0) != Some(&key.0);
+            if changed && (!tty || state_changed) {
+                events.push(display::job_line(j));
             }
         }
         if tty {
-            println!("{}", display::progress_line(status));
+            if drawn > 0 {
+                print!("\x1b[{drawn}A\x1b[J");
+            }
+            for e in &events {
+                println!("{e}");
+            }
+            let mut block = vec![display::progress_line(status)];
+            block.extend(status.jobs.iter().filter(|j| j.state == "running").map(|j| format!("  {}", display::job_line(j))));
+            for line in &block {
+                println!("{line}");
+            }
+            drawn = block.len();
+        } else {
+            for e in &events {
+                println!("{e}");
+            }
         }
         if status.finished {
-            println!("{}", display::progress_line(status));
+            if !tty {
+                println!("{}", display::progress_line(status));
+            }
             return Ok(false);
         }
         if !workers.is_empty() && workers.iter_mut().all(|c| c.try_wait().ok().flatten().is_some()) {

@@ -1,7 +1,7 @@
 //! The gridsweep worker library: the paper's models (`models`), CIFAR-10 data (`data`), the
 //! training recipe (`recipe`, `optim`, `train`, `checkpoint`), the gradient analysis
-//! (`gradstats`), throughput (`bench`), inspection (`inspect`) and the device probe (`devices`).
-//! The coordinator client arrives with issue #4.
+//! (`gradstats`), throughput (`bench`), inspection (`inspect`), the device probe (`devices`) and
+//! the sweep participant that pulls jobs from a coordinator (`agent`).
 
 pub mod agent;
 pub mod alloc;
