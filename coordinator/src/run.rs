@@ -234,7 +234,9 @@ async fn watch(
                 println!("{e}");
             }
             let mut block = vec![display::progress_line(status)];
-            block.extend(status.jobs.iter().filter(|j| j.state == "running").map(|j| format!("  {}", display::job_line(j))));
+            block.extend(
+                status.jobs.iter().filter(|j| j.state == "running").map(|j| format!("  {}", display::job_line(j))),
+            );
             for line in &block {
                 println!("{line}");
             }

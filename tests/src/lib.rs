@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The path of a workspace binary (`worker`, `coordinator`) in the target directory the tests
 /// were built into. `make test` builds the binaries before running the tests.
@@ -59,10 +61,15 @@ pub fn tiny_sweep(dir: &Path, name: &str, archs: &str, seeds: &str) -> PathBuf {
 /// Starts `coordinator run SWEEP` on an ephemeral loopback port with `extra` flags and returns
 /// it with its URL (read from its `coordinator listening on ADDR` line).
 pub fn start_coordinator(sweep: &Path, extra: &[&str]) -> (Proc, String) {
+    start_coordinator_on(sweep, "127.0.0.1:0", extra)
+}
+
+/// Like `start_coordinator`, on a given address (to restart a coordinator where it was).
+pub fn start_coordinator_on(sweep: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
     let mut child = Command::new(bin("coordinator"))
         .arg("run")
         .arg(sweep)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -83,4 +90,55 @@ pub fn start_coordinator(sweep: &Path, extra: &[&str]) -> (Proc, String) {
             return (proc, url);
         }
     }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A TCP proxy to `upstream` that can cut the network: while `cut` is set, every connection
+/// through it is closed and new ones are refused. Stands for a partition between a worker and
+/// the coordinator.
+pub struct Proxy {
+    /// The address to connect to instead of `upstream`.
+    pub addr: std::net::SocketAddr,
+    /// Set to partition, clear to heal.
+    pub cut: Arc<AtomicBool>,
+}
+
+/// Starts a `Proxy` to `upstream`; its threads live as long as the test process.
+pub fn proxy(upstream: std::net::SocketAddr) -> Proxy {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let cut = Arc::new(AtomicBool::new(false));
+    let flag = cut.clone();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming() {
+            let Ok(inbound) = inbound else { continue };
+            if flag.load(Ordering::SeqCst) {
+                continue; // dropped: refused
+            }
+            let Ok(outbound) = std::net::TcpStream::connect(upstream) else { continue };
+            let pipes = [(inbound.try_clone(), outbound.try_clone()), (outbound.try_clone(), inbound.try_clone())];
+            for (from, to) in pipes {
+                if let (Ok(mut from), Ok(mut to)) = (from, to) {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                while !flag.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                let _ = inbound.shutdown(std::net::Shutdown::Both);
+                let _ = outbound.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    Proxy { addr, cut }
 }

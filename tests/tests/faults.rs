@@ -5,29 +5,46 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gridsweep_e2e::{Proc, bin, scratch, start_coordinator};
+use gridsweep_e2e::{Proc, bin, free_port, proxy, scratch, start_coordinator, start_coordinator_on};
 use gridsweep_proto::v1::GetStatusRequest;
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 
 fn long_sweep(dir: &std::path::Path, ttl_s: u32) -> std::path::PathBuf {
+    long_sweep_seeds(dir, ttl_s, "5", 8)
+}
+
+fn long_sweep_seeds(dir: &std::path::Path, ttl_s: u32, seeds: &str, epochs: u32) -> std::path::PathBuf {
     let path = dir.join("long.yaml");
     let text = format!(
         "name: long\ndata: {{kind: synthetic, train: 1200, test: 100, seed: 2}}\n\
-         train: {{epochs: 8, batch_size: 32}}\naxes: {{arch: [resnet], depth: [8], seed: [5]}}\nlease_ttl_s: {ttl_s}\n"
+         train: {{epochs: {epochs}, batch_size: 32}}\naxes: {{arch: [resnet], depth: [8], seed: [{seeds}]}}\n\
+         lease_ttl_s: {ttl_s}\n"
     );
     std::fs::write(&path, text).unwrap();
     path
 }
 
 fn start_worker(url: &str, work: &std::path::Path) -> Proc {
+    std::fs::create_dir_all(work).unwrap();
+    let log = std::fs::File::create(work.with_extension("log")).unwrap();
     let child = Command::new(bin("worker"))
         .args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
         .arg(work)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
     Proc { child }
+}
+
+/// The job results in `out/runs.jsonl`.
+fn results(out: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(out.join("runs.jsonl")).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn epochs_of(record: &serde_json::Value) -> Vec<u64> {
+    record["result"]["epochs"].as_array().unwrap().iter().map(|m| m["epoch"].as_u64().unwrap()).collect()
 }
 
 /// Polls the coordinator until `done` holds for the only job, or panics after `limit`.
@@ -113,4 +130,69 @@ async fn sigterm_drains_a_worker_and_releases_its_lease_at_once() {
     assert!(status.success());
     let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     assert!(runs.contains(",completed,2,"), "completed on the second attempt:\n{runs}");
+}
+
+#[tokio::test]
+async fn a_killed_coordinator_restarts_on_its_state_and_the_sweep_completes_once() {
+    let dir = scratch("coordinator-killed");
+    let sweep = long_sweep_seeds(&dir, 20, "5, 6", 8);
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let flags = ["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (mut first, url) = start_coordinator_on(&sweep, &listen, &flags);
+    let mut worker = start_worker(&url, &dir.join("w"));
+    wait_for(&url, Duration::from_secs(120), "two epochs", |s, e| s == "running" && e >= 2).await;
+    first.child.kill().unwrap(); // SIGKILL mid-sweep
+    let _ = first.child.wait();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut second, _) = start_coordinator_on(&sweep, &listen, &flags);
+    let status = tokio::task::spawn_blocking(move || second.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "the restarted coordinator finishes the sweep");
+    let code = tokio::task::spawn_blocking(move || worker.child.wait()).await.unwrap().unwrap();
+    assert!(code.success(), "the worker reconnected by itself and exited when the sweep finished");
+    let records = results(&out);
+    assert_eq!(records.len(), 2, "one result per job");
+    for r in &records {
+        assert_eq!(r["state"], "completed");
+        assert_eq!(epochs_of(r), (1..=8).collect::<Vec<_>>(), "no epoch lost or repeated");
+    }
+}
+
+#[tokio::test]
+async fn a_partitioned_worker_is_fenced_off_and_moves_on() {
+    let dir = scratch("partition");
+    let sweep = long_sweep_seeds(&dir, 5, "5", 20);
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let (mut coordinator, url) = start_coordinator(
+        &sweep,
+        &["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    let upstream: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let net = proxy(upstream);
+    let mut a = start_worker(&format!("http://{}", net.addr), &dir.join("a"));
+    wait_for(&url, Duration::from_secs(120), "two epochs", |s, e| s == "running" && e >= 2).await;
+    net.cut.store(true, std::sync::atomic::Ordering::SeqCst); // partition A from the coordinator
+    // After the TTL the job is free again; B (on the right side of the partition) takes it.
+    wait_for(&url, Duration::from_secs(30), "the lease to expire", |s, _| s == "pending").await;
+    let _b = start_worker(&url, &dir.join("b"));
+    wait_for(&url, Duration::from_secs(30), "B to take the job", |s, _| s == "running").await;
+    net.cut.store(false, std::sync::atomic::Ordering::SeqCst); // heal
+    let status = tokio::task::spawn_blocking(move || coordinator.child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    let code = tokio::task::spawn_blocking(move || a.child.wait()).await.unwrap().unwrap();
+    assert!(code.success(), "A dropped the job and left when the sweep finished");
+    let log = std::fs::read_to_string(dir.join("a.log")).unwrap();
+    assert!(log.contains("training on"), "A kept training while cut off:\n{log}");
+    // A's late report is fenced off: a heartbeat answered "stale lease", or (when A finished
+    // while cut off) a completion answered "attempt already ended".
+    assert!(
+        log.contains("stale lease") || log.contains("accepted: false"),
+        "A's reports were rejected as stale:\n{log}"
+    );
+    let records = results(&out);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["state"], "completed");
+    assert_eq!(records[0]["attempts"], 2);
+    assert_eq!(epochs_of(&records[0]), (1..=20).collect::<Vec<_>>());
+    assert!(!log.contains("Completed (accepted: true)"), "the fenced-off worker delivered nothing:\n{log}");
 }

@@ -279,7 +279,8 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
     }
 }
 
-/// Retries a call a few times on transport errors.
+/// Retries a call on transient errors (coordinator down or unreachable) with backoff, for about
+/// three minutes: a finished result is worth waiting for.
 async fn retry<T, F, Fut>(mut f: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
@@ -288,13 +289,18 @@ where
     let mut attempt = 0;
     loop {
         match f().await {
-            Err(s) if matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded) && attempt < 8 => {
+            Err(s) if is_transient(&s) && attempt < 16 => {
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
             other => return other,
         }
     }
+}
+
+/// Errors that say nothing about the request, only that the coordinator was not reached.
+fn is_transient(s: &Status) -> bool {
+    matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled)
 }
 
 async fn report_failure(client: &mut Client, worker: &str, job: &str, token: u64, error: &str) {
