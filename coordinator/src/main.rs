@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use coordinator::display;
-use coordinator::run::{self, LocalWorkers, RunError, RunOptions};
+use coordinator::run::{self, LocalWorkers, RunError, RunOptions, RunTls};
 use coordinator::sweep;
-use gridsweep_proto::auth::{BearerToken, TOKEN_ENV, read_token};
+use gridsweep_proto::auth::{TOKEN_ENV, read_token};
+use gridsweep_proto::client::ClientTls;
 use gridsweep_proto::v1::GetStatusRequest;
-use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 
 /// The gridsweep coordinator: expands a sweep into jobs, leases them to workers, writes the
 /// paper's tables.
@@ -39,6 +39,15 @@ enum Command {
         /// GRIDSWEEP_TOKEN environment variable; else no token, loopback only).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Serve TLS with this PEM certificate (chain); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// The name in the certificate that local workers check.
+        #[arg(long, default_value = "localhost")]
+        tls_domain: String,
         /// Local workers: a number, or auto (one per CUDA device, else one CPU worker).
         #[arg(long, default_value = "auto")]
         local_workers: LocalWorkers,
@@ -74,6 +83,12 @@ enum Command {
         /// File holding the coordinator's token (else GRIDSWEEP_TOKEN).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// PEM of the CA to trust, for an https:// coordinator.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// The server name in the coordinator's certificate (default: the URL's host).
+        #[arg(long, requires = "tls_ca")]
+        tls_domain: Option<String>,
     },
     /// Write the tables from a state directory.
     Tables {
@@ -119,6 +134,9 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             state,
             listen,
             token_file,
+            tls_cert,
+            tls_key,
+            tls_domain,
             local_workers,
             worker_device,
             worker_bin,
@@ -136,8 +154,23 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
                     ),
                 ));
             }
-            let opts =
-                RunOptions { sweep, state, listen, local_workers, out, fifo, data, worker_bin, worker_device, token };
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(RunTls { cert, key, domain: tls_domain }),
+                _ => None,
+            };
+            let opts = RunOptions {
+                sweep,
+                state,
+                listen,
+                local_workers,
+                out,
+                fifo,
+                data,
+                worker_bin,
+                worker_device,
+                token,
+                tls,
+            };
             match run::run(opts, shutdown_signal()).await {
                 Ok(o) => {
                     println!(
@@ -162,9 +195,16 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             print!("{}", sweep::expansion_text(&s));
             Ok(())
         }
-        Command::Status { connect, watch, token_file } => {
+        Command::Status { connect, watch, token_file, tls_ca, tls_domain } => {
             let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
-            status(connect, watch, token).await.map_err(|e| (1, e))
+            let tls = match tls_ca {
+                Some(ca) => Some(ClientTls {
+                    ca_pem: std::fs::read(&ca).map_err(|e| (2, format!("--tls-ca {}: {e}", ca.display())))?,
+                    domain: tls_domain,
+                }),
+                None => None,
+            };
+            status(connect, watch, token, tls).await.map_err(|e| (1, e))
         }
         Command::Tables { state, out } => {
             let t = run::write_tables(&state, &out).map_err(|e| (1, e.to_string()))?;
@@ -176,13 +216,8 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
     }
 }
 
-async fn status(url: String, watch: bool, token: Option<String>) -> Result<(), String> {
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("bad URL {url}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("connecting to {url}: {e}"))?;
-    let mut client = CoordinatorClient::with_interceptor(channel, BearerToken::new(token.as_deref()));
+async fn status(url: String, watch: bool, token: Option<String>, tls: Option<ClientTls>) -> Result<(), String> {
+    let mut client = gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await?;
     if !watch {
         let s = client.get_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
         print!("{}", display::render(&s, true));

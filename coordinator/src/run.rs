@@ -63,6 +63,19 @@ pub struct RunOptions {
     /// The shared token every call must carry (given to local workers through their
     /// environment, never their command line).
     pub token: Option<String>,
+    /// Serve TLS.
+    pub tls: Option<RunTls>,
+}
+
+/// The coordinator's TLS identity.
+#[derive(Clone, Debug)]
+pub struct RunTls {
+    /// PEM certificate (chain).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// The name in the certificate that local workers check (they connect to 127.0.0.1).
+    pub domain: String,
 }
 
 /// Why `run` stopped without tables.
@@ -88,6 +101,9 @@ pub enum RunError {
     /// Local workers.
     #[error("local workers: {0}")]
     Workers(String),
+    /// The TLS identity.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Stopped by a signal before the sweep finished; the state is consistent and resumable.
     #[error("interrupted; the state is saved, run the same command again to resume")]
     Interrupted,
@@ -162,6 +178,14 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         let inner = d.join("cifar-10-batches-bin");
         if inner.exists() { inner } else { d.clone() }
     });
+    let tls = match &opts.tls {
+        Some(t) => {
+            let read = |p: &Path| std::fs::read(p).map_err(|e| RunError::Tls(format!("{}: {e}", p.display())));
+            let identity = tonic::transport::Identity::from_pem(read(&t.cert)?, read(&t.key)?);
+            Some(tonic::transport::ServerTlsConfig::new().identity(identity))
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared::new(
         store,
         sweep.name.clone(),
@@ -169,6 +193,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         opts.fifo,
         data_dir,
         opts.token.clone(),
+        tls,
     ));
     let listener = TcpListener::bind(opts.listen)
         .await
@@ -296,10 +321,8 @@ fn start_local_workers(opts: &RunOptions, state_dir: &Path, addr: SocketAddr) ->
     let threads = (cpus / devices.len()).max(1);
     let dir = state_dir.join("workers");
     std::fs::create_dir_all(&dir).map_err(|e| RunError::Workers(format!("{}: {e}", dir.display())))?;
-    let url = format!(
-        "http://{}",
-        if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
-    );
+    let local = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let url = format!("{}://{local}", if opts.tls.is_some() { "https" } else { "http" });
     let mut children = Vec::new();
     for (k, device) in devices.iter().enumerate() {
         let log_path = dir.join(format!("local-{k}.log"));
@@ -314,6 +337,9 @@ fn start_local_workers(opts: &RunOptions, state_dir: &Path, addr: SocketAddr) ->
         }
         if let Some(d) = &opts.data {
             cmd.arg("--data").arg(d);
+        }
+        if let Some(t) = &opts.tls {
+            cmd.arg("--tls-ca").arg(&t.cert).arg("--tls-domain").arg(&t.domain);
         }
         match &opts.token {
             Some(t) => cmd.env(gridsweep_proto::auth::TOKEN_ENV, t),

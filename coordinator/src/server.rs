@@ -17,8 +17,8 @@ use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-use tokio_stream::Stream;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::store::{Grant, Store, StoreError, StoredCheckpoint, now};
@@ -66,6 +66,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// The shared token every call must carry, when set.
     pub token: Option<String>,
+    /// Serve TLS with this identity, when set.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Shared {
         fifo: bool,
         data_dir: Option<PathBuf>,
         token: Option<String>,
+        tls: Option<tonic::transport::ServerTlsConfig>,
     ) -> Self {
         Shared {
             store,
@@ -88,6 +91,7 @@ impl Shared {
             changed: watch::channel(0).0,
             stopping: AtomicBool::new(false),
             token,
+            tls,
         }
     }
 
@@ -196,7 +200,6 @@ impl Coordinator for CoordinatorService {
             if shared.stopping.load(Ordering::SeqCst) {
                 return Ok(Response::new(pb::PullJobResponse { outcome: Some(Outcome::NoJobYet(true)) }));
             }
-            shared.expire()?;
             match shared.store.grant(&r.worker_id, shared.lease_ttl.as_secs_f64(), shared.fifo)? {
                 Grant::Lease(l) => {
                     tracing::info!(job = %l.job_id, worker = %r.worker_id, attempt = l.attempt, "job leased");
@@ -217,7 +220,8 @@ impl Coordinator for CoordinatorService {
                 }
                 Grant::NothingYet => {}
             }
-            // Wake on a freed job, or re-check now and then for expiring leases.
+            // Wake on a freed job (completions, failures, releases, and the reaper's expiries
+            // notify), or re-check once a second.
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(Response::new(pb::PullJobResponse { outcome: Some(Outcome::NoJobYet(true)) }));
@@ -502,10 +506,24 @@ pub async fn serve(
         svc,
         gridsweep_proto::auth::RequireToken::new(shared.token.as_deref()),
     );
-    let out = tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+    // Small gRPC frames on a connection without TCP_NODELAY wait ~40 ms for delayed ACKs.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    });
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = shared.tls.clone() {
+        builder = match builder.tls_config(tls) {
+            Ok(b) => b,
+            Err(e) => {
+                reaper.abort();
+                return Err(e);
+            }
+        };
+    }
+    let out = builder.add_service(svc).serve_with_incoming_shutdown(incoming, shutdown).await;
     reaper.abort();
     out
 }

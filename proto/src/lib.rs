@@ -3,6 +3,7 @@
 //! schema (`job`) that travels in them as JSON.
 
 pub mod auth;
+pub mod client;
 pub mod job;
 
 /// Version 1 of the protocol.

@@ -13,15 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gridsweep_proto::PROTOCOL_VERSION;
-use gridsweep_proto::auth::BearerToken;
+use gridsweep_proto::client::{Client, ClientTls};
 use gridsweep_proto::job::{DataSpec, JobSpec};
-use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use sha2::{Digest, Sha256};
 use tch::Device;
 use tokio::sync::mpsc;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::train::{self, EpochMetrics, Options, Status as RunStatus, TrainResult};
@@ -42,6 +39,8 @@ pub struct AgentConfig {
     pub name: String,
     /// The coordinator's shared token, when it requires one.
     pub token: Option<String>,
+    /// TLS: the CA to trust (and the server name), for an `https://` coordinator.
+    pub tls: Option<ClientTls>,
 }
 
 /// Why the worker stopped other than by the sweep finishing.
@@ -54,8 +53,6 @@ pub enum AgentError {
     #[error("{0}")]
     Local(String),
 }
-
-type Client = CoordinatorClient<InterceptedService<Channel, BearerToken>>;
 
 /// Capped exponential backoff with jitter: ~0.5 s, 1 s, 2 s, ... up to 15 s.
 fn backoff(attempt: u32) -> Duration {
@@ -72,15 +69,8 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
     };
     let mut attempt = 0;
     while !stop.load(Ordering::SeqCst) {
-        let endpoint = Channel::from_shared(cfg.coordinator.clone())
-            .map_err(|e| AgentError::Refused(format!("bad coordinator URL {}: {e}", cfg.coordinator)))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60));
-        match endpoint.connect().await {
-            Ok(channel) => {
-                let mut client = CoordinatorClient::with_interceptor(channel, BearerToken::new(cfg.token.as_deref()))
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20);
+        match gridsweep_proto::client::connect(&cfg.coordinator, cfg.tls.as_ref(), cfg.token.as_deref()).await {
+            Ok(mut client) => {
                 let req = pb::RegisterWorkerRequest {
                     protocol_version: PROTOCOL_VERSION,
                     name: cfg.name.clone(),
@@ -95,7 +85,10 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
                     Err(s) => eprintln!("worker: registering with {}: {}", cfg.coordinator, s.message()),
                 }
             }
-            Err(e) => eprintln!("worker: coordinator {} unreachable: {e}; retrying", cfg.coordinator),
+            Err(e) if e.starts_with("bad coordinator URL") || e.starts_with("TLS settings") => {
+                return Err(AgentError::Refused(e));
+            }
+            Err(e) => eprintln!("worker: {e}; retrying"),
         }
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;

@@ -51,6 +51,12 @@ struct AgentArgs {
     /// File holding the coordinator's shared token (else the GRIDSWEEP_TOKEN variable).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// PEM file of the CA (or self-signed certificate) to trust: talk TLS to an https:// coordinator.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// The server name in the coordinator's certificate (default: the URL's host).
+    #[arg(long, requires = "tls_ca")]
+    tls_domain: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +256,13 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         work_dir: args.work_dir.clone(),
         name: format!("{host}/pid {}", std::process::id()),
         token: gridsweep_proto::auth::read_token(args.token_file.as_deref()).map_err(bad_input)?,
+        tls: match &args.tls_ca {
+            Some(ca) => Some(gridsweep_proto::client::ClientTls {
+                ca_pem: std::fs::read(ca).map_err(|e| bad_input(format!("--tls-ca {}: {e}", ca.display())))?,
+                domain: args.tls_domain.clone(),
+            }),
+            None => None,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -299,6 +312,12 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
         }
         if let Some(f) = &args.token_file {
             cmd.arg("--token-file").arg(f);
+        }
+        if let Some(ca) = &args.tls_ca {
+            cmd.arg("--tls-ca").arg(ca);
+        }
+        if let Some(d) = &args.tls_domain {
+            cmd.arg("--tls-domain").arg(d);
         }
         children.push(cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))?);
     }
