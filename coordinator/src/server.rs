@@ -40,7 +40,9 @@ impl From<StoreError> for Status {
             StoreError::StaleLease { .. } => Status::failed_precondition(e.to_string()),
             StoreError::Quarantined(_) => Status::permission_denied(e.to_string()),
             StoreError::Corrupt(_) => Status::invalid_argument(e.to_string()),
-            StoreError::Sqlite { .. } | StoreError::Io { .. } => Status::internal(e.to_string()),
+            StoreError::Sqlite { .. } | StoreError::Io { .. } | StoreError::Commit { .. } => {
+                Status::internal(e.to_string())
+            }
         }
     }
 }
@@ -157,6 +159,19 @@ impl Shared {
     }
 }
 
+/// Runs a store transition on the blocking pool, so that a commit waiting for its fsync does
+/// not hold up the async runtime's threads (the store serialises transitions itself).
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Status> {
+    let shared = shared.clone();
+    match tokio::task::spawn_blocking(move || f(&shared.store)).await {
+        Ok(r) => r.map_err(Status::from),
+        Err(e) => Err(Status::internal(format!("store task failed: {e}"))),
+    }
+}
+
 /// The coordinator's gRPC service.
 #[derive(Clone, Debug)]
 pub struct CoordinatorService {
@@ -200,7 +215,8 @@ impl Coordinator for CoordinatorService {
             if shared.stopping.load(Ordering::SeqCst) {
                 return Ok(Response::new(pb::PullJobResponse { outcome: Some(Outcome::NoJobYet(true)) }));
             }
-            match shared.store.grant(&r.worker_id, shared.lease_ttl.as_secs_f64(), shared.fifo)? {
+            let (worker, ttl, fifo) = (r.worker_id.clone(), shared.lease_ttl.as_secs_f64(), shared.fifo);
+            match blocking(shared, move |store| store.grant(&worker, ttl, fifo)).await? {
                 Grant::Lease(l) => {
                     tracing::info!(job = %l.job_id, worker = %r.worker_id, attempt = l.attempt, "job leased");
                     shared.bump();
@@ -233,13 +249,10 @@ impl Coordinator for CoordinatorService {
     async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> RpcResult<pb::HeartbeatResponse> {
         let r = request.into_inner();
         let epochs: Vec<(u32, String)> = r.epochs.into_iter().map(|e| (e.epoch, e.metrics_json)).collect();
-        self.shared.store.heartbeat(
-            &r.worker_id,
-            &r.job_id,
-            r.fencing_token,
-            &epochs,
-            self.shared.lease_ttl.as_secs_f64(),
-        )?;
+        let (worker, job, token, ttl) =
+            (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, self.shared.lease_ttl.as_secs_f64());
+        let reported = epochs.clone();
+        blocking(&self.shared, move |store| store.heartbeat(&worker, &job, token, &reported, ttl)).await?;
         if !epochs.is_empty() {
             self.shared.bump();
         }
@@ -372,7 +385,8 @@ impl Coordinator for CoordinatorService {
 
     async fn complete_job(&self, request: Request<pb::CompleteJobRequest>) -> RpcResult<pb::CompleteJobResponse> {
         let r = request.into_inner();
-        let out = self.shared.store.complete(&r.worker_id, &r.job_id, r.fencing_token, &r.result_json)?;
+        let (worker, job, token, result) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, r.result_json);
+        let out = blocking(&self.shared, move |store| store.complete(&worker, &job, token, &result)).await?;
         if out.accepted {
             tracing::info!(job = %r.job_id, worker = %r.worker_id, outcome = %out.reason, "job ended");
             self.shared.job_available.notify_waiters();
@@ -383,7 +397,8 @@ impl Coordinator for CoordinatorService {
 
     async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> RpcResult<pb::FailJobResponse> {
         let r = request.into_inner();
-        let out = self.shared.store.fail(&r.worker_id, &r.job_id, r.fencing_token, &r.error)?;
+        let (worker, job, token, error) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, r.error.clone());
+        let out = blocking(&self.shared, move |store| store.fail(&worker, &job, token, &error)).await?;
         if out.accepted {
             tracing::warn!(job = %r.job_id, worker = %r.worker_id, error = %r.error, "{}", out.reason);
             self.shared.job_available.notify_waiters();
@@ -394,7 +409,8 @@ impl Coordinator for CoordinatorService {
 
     async fn release_job(&self, request: Request<pb::ReleaseJobRequest>) -> RpcResult<pb::ReleaseJobResponse> {
         let r = request.into_inner();
-        let accepted = self.shared.store.release(&r.worker_id, &r.job_id, r.fencing_token)?;
+        let (worker, job, token) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token);
+        let accepted = blocking(&self.shared, move |store| store.release(&worker, &job, token)).await?;
         if accepted {
             tracing::info!(job = %r.job_id, worker = %r.worker_id, "job released");
             self.shared.job_available.notify_waiters();

@@ -6,10 +6,11 @@
 //! an expired or released lease puts a running job back to `pending` without using an attempt.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use gridsweep_proto::job::JobSpec;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A worker whose last this-many jobs failed gets no more.
 pub const QUARANTINE_AFTER: i64 = 3;
@@ -55,6 +56,14 @@ pub enum StoreError {
     /// A stored document that does not parse.
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    /// The batch a transition was in could not be committed; the transition did not happen.
+    #[error("state database {path}: commit failed: {message}")]
+    Commit {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's message.
+        message: String,
+    },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -149,11 +158,35 @@ pub struct WorkerRow {
     pub quarantined: bool,
 }
 
-/// The state database.
+/// The connection and the group commit in progress on it.
+#[derive(Debug)]
+struct Db {
+    /// The one connection; never held across an `.await`.
+    conn: Connection,
+    /// A transaction is open and collecting transitions.
+    open: bool,
+    /// Number of the open (or last) batch.
+    batch: u64,
+    /// A caller is leading the open batch to its commit.
+    leading: bool,
+    /// The last batch whose COMMIT has finished.
+    committed: u64,
+    /// The last batch whose COMMIT failed, and why.
+    failed: Option<(u64, String)>,
+}
+
+/// The state database. Transitions are group-committed: callers that arrive while one commit
+/// is being prepared run their transition in the same transaction (each in its own savepoint)
+/// and share its fsync, so durability costs one fsync per batch instead of one per call. Every
+/// caller returns only after its batch is durably committed.
 #[derive(Debug)]
 pub struct Store {
-    /// One connection; never held across an `.await`.
-    conn: Mutex<Connection>,
+    /// The connection and batch state.
+    db: Mutex<Db>,
+    /// Wakes the followers of a batch when it is committed.
+    committed: Condvar,
+    /// Callers waiting for the lock: the leader lets them join before committing.
+    arriving: AtomicUsize,
     /// `state.db`, for messages.
     path: PathBuf,
     /// Where checkpoints are kept.
@@ -208,7 +241,8 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
-        Ok(Store { conn: Mutex::new(conn), path, checkpoint_dir })
+        let db = Db { conn, open: false, batch: 0, leading: false, committed: 0, failed: None };
+        Ok(Store { db: Mutex::new(db), committed: Condvar::new(), arriving: AtomicUsize::new(0), path, checkpoint_dir })
     }
 
     /// Where uploaded checkpoints go.
@@ -220,13 +254,51 @@ impl Store {
         move |source| StoreError::Sqlite { path: self.path.clone(), source }
     }
 
-    /// Runs `f` in one immediate transaction.
-    fn tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.sql())?;
-        let out = f(&tx)?;
-        tx.commit().map_err(self.sql())?;
-        Ok(out)
+    /// Runs `f` as one atomic, durable transition (a savepoint in the current batch) and returns
+    /// once the batch is committed.
+    fn tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let sql = self.sql();
+        self.arriving.fetch_add(1, Ordering::SeqCst);
+        let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        self.arriving.fetch_sub(1, Ordering::SeqCst);
+        if !db.open {
+            db.conn.execute_batch("BEGIN IMMEDIATE").map_err(&sql)?;
+            db.open = true;
+            db.batch += 1;
+        }
+        let batch = db.batch;
+        db.conn.execute_batch("SAVEPOINT transition").map_err(&sql)?;
+        let out = f(&db.conn);
+        let end = if out.is_ok() { "RELEASE transition" } else { "ROLLBACK TO transition; RELEASE transition" };
+        db.conn.execute_batch(end).map_err(&sql)?;
+        if db.leading {
+            // Follower: the leader commits this batch.
+            while db.committed < batch {
+                db = self.committed.wait(db).unwrap_or_else(|e| e.into_inner());
+            }
+        } else {
+            // Leader: let the callers already at the door join, briefly, then commit for all.
+            db.leading = true;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2);
+            while self.arriving.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+                drop(db);
+                std::thread::yield_now();
+                db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+            }
+            let commit = db.conn.execute_batch("COMMIT");
+            if let Err(e) = &commit {
+                let _ = db.conn.execute_batch("ROLLBACK");
+                db.failed = Some((batch, e.to_string()));
+            }
+            db.open = false;
+            db.leading = false;
+            db.committed = batch;
+            self.committed.notify_all();
+        }
+        match &db.failed {
+            Some((b, e)) if *b == batch => Err(StoreError::Commit { path: self.path.clone(), message: e.clone() }),
+            _ => out,
+        }
     }
 
     /// Records a sweep and inserts its jobs; jobs already known (same id) are left as they are,
@@ -283,11 +355,7 @@ impl Store {
     }
 
     /// Marks `worker` as heard from; errors when unknown.
-    fn touch(
-        tx: &rusqlite::Transaction<'_>,
-        worker: &str,
-        sql: &dyn Fn(rusqlite::Error) -> StoreError,
-    ) -> Result<bool> {
+    fn touch(tx: &Connection, worker: &str, sql: &dyn Fn(rusqlite::Error) -> StoreError) -> Result<bool> {
         let q: Option<i64> = tx
             .query_row("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0))
             .optional()
@@ -379,7 +447,7 @@ impl Store {
 
     /// Checks that `worker` holds `job` with `token` right now.
     fn check_holder(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         worker: &str,
         job: &str,
         token: u64,
@@ -459,7 +527,7 @@ impl Store {
     /// Looks up the attempt a report refers to: Ok(None) when it already ended (a duplicate or
     /// late report), an error when the token is unknown or belongs to another job or worker.
     fn live_attempt(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         worker: &str,
         job: &str,
         token: u64,
@@ -598,7 +666,8 @@ impl Store {
     /// Every job (scheduling order) and worker.
     pub fn snapshot(&self) -> Result<(Vec<JobRow>, Vec<WorkerRow>)> {
         let sql = self.sql();
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = &db.conn;
         let mut stmt = conn
             .prepare(
                 "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error, result
@@ -660,7 +729,8 @@ impl Store {
 
     /// The name of the sweep last added.
     pub fn sweep_name(&self) -> Result<Option<String>> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = &db.conn;
         conn.query_row("SELECT name FROM sweeps ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0))
             .optional()
             .map_err(self.sql())
@@ -669,7 +739,8 @@ impl Store {
     /// Epoch metrics of a job, in order (JSON documents).
     pub fn epochs(&self, job: &str) -> Result<Vec<String>> {
         let sql = self.sql();
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = &db.conn;
         let mut stmt = conn.prepare("SELECT metrics FROM epochs WHERE job = ?1 ORDER BY epoch").map_err(&sql)?;
         let out = stmt.query_map([job], |r| r.get(0)).map_err(&sql)?.collect::<std::result::Result<Vec<String>, _>>();
         out.map_err(&sql)

@@ -139,3 +139,37 @@ fn state_survives_reopening_and_a_rerun_adds_nothing() {
     assert_eq!(store.add_sweep("s", "s.yaml", &[job(9, 8)], 3).unwrap(), (1, 0));
     assert_eq!(store.snapshot().unwrap().0.len(), 1);
 }
+
+#[test]
+fn concurrent_transitions_are_group_committed_and_all_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs: Vec<JobSpec> = (0..400).map(|k| job(k, 8)).collect();
+    let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+    store.add_sweep("s", "s.yaml", &jobs, 3).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|k| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let w = store.register_worker(&format!("w{k}"), "cpu").unwrap();
+                let mut done = 0;
+                loop {
+                    match store.grant(&w, 60.0, false).unwrap() {
+                        Grant::Lease(l) => {
+                            assert!(store.complete(&w, &l.job_id, l.token, &result("completed")).unwrap().accepted);
+                            done += 1;
+                        }
+                        Grant::NothingYet => std::thread::yield_now(),
+                        Grant::Finished => return done,
+                    }
+                }
+            })
+        })
+        .collect();
+    let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(total, 400, "every job completed exactly once");
+    drop(store);
+    let reopened = Store::open(dir.path()).unwrap();
+    let (rows, workers) = reopened.snapshot().unwrap();
+    assert_eq!(workers.len(), 8);
+    assert_eq!(rows.iter().filter(|j| j.state == "completed" && j.attempts == 1).count(), 400, "all durable");
+}
