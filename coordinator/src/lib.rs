@@ -1,8 +1,10 @@
 //! The gridsweep coordinator library: sweep files (`sweep`), the durable state in SQLite
-//! (`store`), the gRPC service (`server`), the paper's tables (`tables`) and the `run` command
-//! that ties them together (`run`).
+//! (`store`), the gRPC service (`server`), the paper's tables (`tables`), the plots (`plots`),
+//! the Markdown report (`report`) and the `run` command that ties them together (`run`).
 
 pub mod display;
+pub mod plots;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod store;

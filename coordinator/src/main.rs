@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use coordinator::display;
 use coordinator::run::{self, LocalWorkers, RunError, RunOptions, RunTls};
 use coordinator::sweep;
@@ -19,13 +19,37 @@ use gridsweep_proto::v1::GetStatusRequest;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log lines on stderr as text, or as one JSON object per line for machines. Which lines:
+    /// RUST_LOG (default `warn`); job events carry a `job` field with the job id.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line, with the event's fields.
+    Json,
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default `warn`), in `format`.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a sweep to its end: serve workers, start local ones, write the tables.
+    /// Run a sweep to its end: serve workers, start local ones, write the tables, plots and report.
     Run {
         /// The sweep file.
         sweep: PathBuf,
@@ -60,7 +84,7 @@ enum Command {
         /// CIFAR-10 folder given to local workers and streamed to remote workers that lack it.
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Output directory for the tables; default results/<sweep name>.
+        /// Output directory for the tables, plots and report.md; default results/<sweep name>.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Hand out jobs in file order instead of longest-expected-first.
@@ -90,7 +114,7 @@ enum Command {
         #[arg(long, requires = "tls_ca")]
         tls_domain: Option<String>,
     },
-    /// Write the tables from a state directory.
+    /// Write the tables, plots and report.md from a state directory.
     Tables {
         /// The state directory.
         #[arg(long)]
@@ -102,15 +126,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -153,11 +153,28 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
         .collect()
 }
 
-/// Writes the tables of the state in `state_dir` to `out`.
+/// Writes the tables of the state in `state_dir` to `out`, then the plots and the report.
 pub fn write_tables(state_dir: &Path, out: &Path) -> Result<TablesSummary, RunError> {
     let store = Store::open(state_dir)?;
     let name = store.sweep_name()?.unwrap_or_else(|| "sweep".to_owned());
-    Ok(tables::write_tables(&records(&store)?, &name, out)?)
+    let runs = records(&store)?;
+    let tables = tables::write_tables(&runs, &name, out)?;
+    write_plots_and_report(&runs, &name, None, out);
+    Ok(tables)
+}
+
+/// Writes the plots and `report.md` beside tables already written. A failure here must not
+/// lose the tables: it is logged as an error (the report says which plot is missing) and the
+/// command goes on.
+fn write_plots_and_report(runs: &[RunRecord], name: &str, sweep_source: Option<&Path>, out: &Path) {
+    match crate::plots::write_plots(runs, out) {
+        Ok(files) => tracing::info!(count = files.len(), "plots written"),
+        Err(e) => tracing::error!("plots not written: {e}"),
+    }
+    match crate::report::write_report(runs, name, sweep_source, out) {
+        Ok(path) => tracing::info!(path = %path.display(), "report written"),
+        Err(e) => tracing::error!("report not written: {e}"),
+    }
 }
 
 /// Runs the sweep until every job has ended (or `shutdown` resolves).
@@ -219,7 +236,9 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         let _ = server.await;
         return Err(RunError::Interrupted);
     }
-    let tables = tables::write_tables(&records(&shared.store)?, &sweep.name, &out_dir)?;
+    let runs = records(&shared.store)?;
+    let tables = tables::write_tables(&runs, &sweep.name, &out_dir)?;
+    write_plots_and_report(&runs, &sweep.name, Some(&sweep.source), &out_dir);
     stop_workers(&mut workers, Duration::from_secs(30));
     let _ = stop_tx.send(());
     let _ = server.await;

@@ -1,0 +1,320 @@
+//! What the plots read from the runs, and the series they draw, computed before anything is
+//! drawn. The worker's result JSON is read defensively: a field the plots need that is present
+//! but malformed is a [`PlotError::BadResult`] naming the job and the field; an absent optional
+//! part (no gradient analysis, an analysis without `histogram` or `blocks`) only leaves the plot
+//! that needs it without data.
+//!
+//! Only completed and diverged runs are read (pending, running and failed runs have no result).
+//! Completed runs make the means, bands and gradient series; a diverged run is drawn only in the
+//! epoch curves, alone, up to its last recorded epoch.
+
+use std::collections::BTreeMap;
+
+use gridsweep_proto::job::Arch;
+use serde_json::Value;
+
+use super::PlotError;
+use crate::tables::{RunRecord, RunState};
+
+/// The worker's |g| histogram spans 10^HIST_LOG10_LO ..= 10^HIST_LOG10_HI in equal log10 bins
+/// (the worker's `gradstats::LOG10_LO` and `LOG10_HI`; the bin count is the array's length).
+pub(crate) const HIST_LOG10_LO: f64 = -12.0;
+/// See [`HIST_LOG10_LO`].
+pub(crate) const HIST_LOG10_HI: f64 = 0.0;
+
+/// A polyline's points, (x, y).
+pub(crate) type Points = Vec<(f64, f64)>;
+
+/// One panel of the epoch plot: the depth, the completed runs' mean curve per architecture, and
+/// each diverged run's own curve.
+pub(crate) type EpochPanel = (u32, Vec<Curve>, Vec<(Arch, Points)>);
+
+/// Gradient analyses per architecture.
+pub(crate) type ArchGrads<'a> = Vec<(Arch, Vec<&'a Grad>)>;
+
+/// One block's gradient, as `grad_analysis.blocks[i]` holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Block {
+    /// Blocks on the longest path from the input up to and including this one.
+    pub distance: u32,
+    /// Gradient elements counted.
+    pub elements: u64,
+    /// Their mean square.
+    pub mean_sq: f64,
+}
+
+/// The parts of a gradient analysis the plots draw.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub(crate) struct Grad {
+    /// Counts per log10 bin, empty when the result has no histogram.
+    pub histogram: Vec<u64>,
+    /// Elements exactly zero.
+    pub zeros: u64,
+    /// Non-zero elements below the histogram's range.
+    pub below_range: u64,
+    /// Elements at or above its top.
+    pub above_range: u64,
+    /// Per-block mean squares, empty when the result has none.
+    pub blocks: Vec<Block>,
+}
+
+/// One completed or diverged run, as the plots see it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Run {
+    /// Architecture.
+    pub arch: Arch,
+    /// Depth in layers.
+    pub depth: u32,
+    /// Completed (true) or diverged (false).
+    pub completed: bool,
+    /// (epoch, test accuracy in percent), in the result's order.
+    pub epochs: Vec<(u32, f64)>,
+    /// The final test accuracy, percent (completed runs always have it).
+    pub final_acc: Option<f64>,
+    /// The gradient analysis, if any.
+    pub grad: Option<Grad>,
+}
+
+/// The completed and diverged runs of `runs`, read; others are left out.
+pub(crate) fn read(runs: &[RunRecord]) -> Result<Vec<Run>, PlotError> {
+    let mut out = Vec::new();
+    for run in runs {
+        let completed = match run.state {
+            RunState::Completed => true,
+            RunState::Diverged => false,
+            RunState::Pending | RunState::Running | RunState::Failed => continue,
+        };
+        let Some(result) = run.result.as_ref() else {
+            return Err(bad(run, "<root>", "is missing from a finished run"));
+        };
+        let mut epochs = Vec::new();
+        let list =
+            result.get("epochs").and_then(Value::as_array).ok_or_else(|| bad(run, "epochs", "is not an array"))?;
+        for (i, e) in list.iter().enumerate() {
+            let epoch = e.get("epoch").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+            let acc = e.get("test_acc").and_then(Value::as_f64);
+            match (epoch, acc) {
+                (Some(epoch), Some(acc)) if acc.is_finite() => epochs.push((epoch, acc)),
+                _ => return Err(bad(run, &format!("epochs[{i}]"), "lacks a numeric `epoch` or `test_acc`")),
+            }
+        }
+        let final_acc = match result.get("final_test_acc") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_f64().ok_or_else(|| bad(run, "final_test_acc", "is not a number"))?),
+        };
+        if completed && final_acc.is_none() {
+            return Err(bad(run, "final_test_acc", "is missing in a completed run"));
+        }
+        let grad = match result.get("grad_analysis") {
+            None | Some(Value::Null) => None,
+            Some(g) => Some(grad(run, g)?),
+        };
+        out.push(Run { arch: run.spec.train.arch, depth: run.spec.train.depth, completed, epochs, final_acc, grad });
+    }
+    Ok(out)
+}
+
+/// The plotted parts of one `grad_analysis`.
+fn grad(run: &RunRecord, g: &Value) -> Result<Grad, PlotError> {
+    let count = |key: &str| -> Result<u64, PlotError> {
+        match g.get(key) {
+            None | Some(Value::Null) => Ok(0),
+            Some(v) => v.as_u64().ok_or_else(|| bad(run, &format!("grad_analysis.{key}"), "is not a count")),
+        }
+    };
+    let histogram = match g.get("histogram") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(bins)) => bins
+            .iter()
+            .map(|b| b.as_u64().ok_or_else(|| bad(run, "grad_analysis.histogram", "holds a non-count")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad(run, "grad_analysis.histogram", "is not an array")),
+    };
+    let blocks = match g.get("blocks") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let distance = b.get("distance").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+                let elements = b.get("elements").and_then(Value::as_u64);
+                let mean_sq = b.get("mean_sq").and_then(Value::as_f64);
+                match (distance, elements, mean_sq) {
+                    (Some(distance), Some(elements), Some(mean_sq)) => Ok(Block { distance, elements, mean_sq }),
+                    _ => Err(bad(
+                        run,
+                        &format!("grad_analysis.blocks[{i}]"),
+                        "lacks a numeric `distance`, `elements` or `mean_sq`",
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad(run, "grad_analysis.blocks", "is not an array")),
+    };
+    Ok(Grad {
+        histogram,
+        zeros: count("zeros")?,
+        below_range: count("below_range")?,
+        above_range: count("above_range")?,
+        blocks,
+    })
+}
+
+/// The error for `field` of `run`'s result.
+fn bad(run: &RunRecord, field: &str, problem: &str) -> PlotError {
+    PlotError::BadResult { job_id: run.job_id.clone(), field: field.to_owned(), problem: problem.to_owned() }
+}
+
+/// A mean with the smallest and largest value it was taken over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Spread {
+    /// The arithmetic mean.
+    pub mean: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// How many values.
+    pub n: usize,
+}
+
+impl Spread {
+    /// The spread of `values`; None when empty.
+    pub(crate) fn of(values: &[f64]) -> Option<Spread> {
+        if values.is_empty() {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some(Spread { mean, min, max, n: values.len() })
+    }
+}
+
+/// One architecture's mean curve over its completed runs: x -> spread over runs.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Curve {
+    /// The architecture.
+    pub arch: Arch,
+    /// Runs that went into it.
+    pub runs: usize,
+    /// The points, in increasing x.
+    pub points: Vec<(f64, Spread)>,
+}
+
+/// The mean curve over `per_run` (each run's (x, y) points): at each x, the spread of the runs
+/// that have a value there.
+pub(crate) fn mean_curve(arch: Arch, per_run: &[Vec<(f64, f64)>]) -> Curve {
+    let mut at: BTreeMap<u64, (f64, Vec<f64>)> = BTreeMap::new();
+    for points in per_run {
+        for &(x, y) in points {
+            // Keyed by the bits of a non-negative x: their order is the numbers' order.
+            at.entry(x.to_bits()).or_insert_with(|| (x, Vec::new())).1.push(y);
+        }
+    }
+    let points = at.into_values().filter_map(|(x, ys)| Spread::of(&ys).map(|s| (x, s))).collect();
+    Curve { arch, runs: per_run.len(), points }
+}
+
+/// Test accuracy per epoch, for each depth (increasing): the completed runs' mean curve per
+/// architecture and the diverged runs' own curves.
+pub(crate) fn epoch_curves(runs: &[Run]) -> Vec<EpochPanel> {
+    let mut depths: Vec<u32> = runs.iter().filter(|r| !r.epochs.is_empty()).map(|r| r.depth).collect();
+    depths.sort_unstable();
+    depths.dedup();
+    let points = |r: &Run| r.epochs.iter().map(|&(e, a)| (f64::from(e), a)).collect::<Vec<_>>();
+    depths
+        .into_iter()
+        .map(|depth| {
+            let at = |r: &&Run| r.depth == depth && !r.epochs.is_empty();
+            let curves = Arch::ALL
+                .into_iter()
+                .filter_map(|arch| {
+                    let per_run: Vec<_> =
+                        runs.iter().filter(at).filter(|r| r.arch == arch && r.completed).map(points).collect();
+                    (!per_run.is_empty()).then(|| mean_curve(arch, &per_run))
+                })
+                .collect();
+            let diverged = runs.iter().filter(at).filter(|r| !r.completed).map(|r| (r.arch, points(r))).collect();
+            (depth, curves, diverged)
+        })
+        .collect()
+}
+
+/// Final test accuracy against depth per architecture, over completed runs.
+pub(crate) fn depth_curves(runs: &[Run]) -> Vec<Curve> {
+    Arch::ALL
+        .into_iter()
+        .filter_map(|arch| {
+            let per_run: Vec<Vec<(f64, f64)>> = runs
+                .iter()
+                .filter(|r| r.arch == arch && r.completed)
+                .filter_map(|r| r.final_acc.map(|a| vec![(f64::from(r.depth), a)]))
+                .collect();
+            (!per_run.is_empty()).then(|| mean_curve(arch, &per_run))
+        })
+        .collect()
+}
+
+/// The architectures the gradient plots compare.
+pub(crate) const GRAD_ARCHS: [Arch; 2] = [Arch::Resnet, Arch::Grid];
+
+/// The deepest depth at which a completed resnet or grid run has a gradient analysis for which
+/// `has` holds, with those runs' analyses per architecture (in GRAD_ARCHS' order; an
+/// architecture without one at that depth is left out).
+pub(crate) fn deepest_grads(runs: &[Run], has: impl Fn(&Grad) -> bool) -> Option<(u32, ArchGrads<'_>)> {
+    let usable = |r: &&Run| r.completed && GRAD_ARCHS.contains(&r.arch) && r.grad.as_ref().is_some_and(&has);
+    let depth = runs.iter().filter(usable).map(|r| r.depth).max()?;
+    let per_arch = GRAD_ARCHS
+        .into_iter()
+        .filter_map(|arch| {
+            let grads: Vec<&Grad> = runs
+                .iter()
+                .filter(usable)
+                .filter(|r| r.arch == arch && r.depth == depth)
+                .filter_map(|r| r.grad.as_ref())
+                .collect();
+            (!grads.is_empty()).then_some((arch, grads))
+        })
+        .collect();
+    Some((depth, per_arch))
+}
+
+/// The summed histogram of `grads` as percentages of all their gradient elements (zeros and
+/// out-of-range ones included in the total), with the percentages of zeros and of non-zero
+/// elements below the range. None when the histograms' bin counts differ or nothing was counted.
+pub(crate) fn histogram_pct(grads: &[&Grad]) -> Option<(Vec<f64>, f64, f64)> {
+    let bins = grads.first()?.histogram.len();
+    if bins == 0 || grads.iter().any(|g| g.histogram.len() != bins) {
+        return None;
+    }
+    let mut sum = vec![0u64; bins];
+    let (mut zeros, mut below, mut total) = (0u64, 0u64, 0u64);
+    for g in grads {
+        for (s, c) in sum.iter_mut().zip(&g.histogram) {
+            *s = s.saturating_add(*c);
+        }
+        zeros = zeros.saturating_add(g.zeros);
+        below = below.saturating_add(g.below_range);
+        let counted = g.histogram.iter().fold(0u64, |a, c| a.saturating_add(*c));
+        total = total.saturating_add(counted).saturating_add(g.zeros).saturating_add(g.below_range);
+        total = total.saturating_add(g.above_range);
+    }
+    if total == 0 {
+        return None;
+    }
+    let pct = |c: u64| 100.0 * c as f64 / total as f64;
+    Some((sum.into_iter().map(pct).collect(), pct(zeros), pct(below)))
+}
+
+/// One run's mean squared gradient per block distance: the element-weighted mean over the
+/// blocks at that distance (a grid has several). Distances with no elements are left out.
+pub(crate) fn per_distance(grad: &Grad) -> Vec<(f64, f64)> {
+    let mut at: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+    for b in &grad.blocks {
+        let e = at.entry(b.distance).or_insert((0.0, 0.0));
+        e.0 += b.mean_sq * b.elements as f64;
+        e.1 += b.elements as f64;
+    }
+    at.into_iter().filter(|(_, (_, n))| *n > 0.0).map(|(d, (s, n))| (f64::from(d), s / n)).collect()
+}

@@ -1,0 +1,238 @@
+//! The sweep's plots, SVG files written beside the tables:
+//!
+//! - `accuracy_vs_epoch.svg`: test accuracy after each epoch, one panel per depth, a line per
+//!   architecture (the mean over its completed runs, every seed and repeat) with a band from
+//!   their minimum to their maximum;
+//! - `accuracy_vs_depth.svg`: final test accuracy (the last epoch's, as in Table 1) against depth
+//!   on a log axis, the mean per architecture with bars from the minimum to the maximum;
+//! - `grad_histogram.svg`: the |gradient| distribution (log10 bins) of resnet and grid at the
+//!   deepest depth where a completed run of either has a gradient analysis, histograms summed
+//!   over runs, with Table 2's thresholds 1e-4 .. 1e-7 as vertical lines;
+//! - `grad_vs_distance.svg`: the mean squared gradient per block against the block's distance
+//!   from the input (the paper's sigma_g^2(d)), log y, resnet and grid at that same kind of
+//!   deepest depth.
+//!
+//! Which runs: completed runs make every series. A diverged run appears only in the epoch
+//! curves, drawn alone (dashed, a cross at its last epoch, "diverged" in the legend); it is left
+//! out of the depth curve and the gradient plots, as it is left out of the tables' means.
+//! Pending, running and failed runs have no result and are not drawn.
+//!
+//! A plot without data (no gradient analysis, say) is skipped: [`plot_index`] says why, and a
+//! file of that name left in the output directory by an earlier call is removed so that no stale
+//! picture sits beside fresh tables.
+
+mod accuracy;
+mod data;
+mod gradients;
+mod style;
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::tables::RunRecord;
+
+/// Why the plots could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The output directory could not be created.
+    #[error("cannot create the output directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A file could not be written, renamed into place or removed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The plotting library failed while drawing a file.
+    #[error("cannot draw {}: {message}", path.display())]
+    Draw {
+        /// The file being drawn.
+        path: PathBuf,
+        /// What the library said.
+        message: String,
+    },
+    /// A result field a plot reads is present but malformed.
+    #[error("job {job_id}: result field `{field}` {problem}")]
+    BadResult {
+        /// The job whose result is bad.
+        job_id: String,
+        /// The field's path in the result JSON, `grad_analysis.histogram`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// One plot: its file, what it shows, and whether it is drawn for these runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlotInfo {
+    /// The file name in the output directory, `grad_histogram.svg`.
+    pub file: &'static str,
+    /// A one-line title.
+    pub title: &'static str,
+    /// What the picture shows and how it was made from the runs.
+    pub caption: &'static str,
+    /// Which data it holds for these runs (depths, runs per series); empty when skipped.
+    pub note: String,
+    /// Why it is not drawn for these runs; None when it is.
+    pub skipped: Option<String>,
+}
+
+/// A drawn picture or the reason there is none.
+pub(crate) enum Drawn {
+    /// The SVG text and a note on its data.
+    Svg {
+        /// The SVG document.
+        svg: String,
+        /// Which data it holds.
+        note: String,
+    },
+    /// Why it was not drawn.
+    Skipped(String),
+}
+
+/// A plot's file, title, caption and drawing function.
+struct Plot {
+    /// File name.
+    file: &'static str,
+    /// Title.
+    title: &'static str,
+    /// Caption.
+    caption: &'static str,
+    /// Draws it.
+    draw: fn(&[data::Run]) -> Result<Drawn, style::DrawFailure>,
+}
+
+/// Every plot, in the report's order.
+const PLOTS: [Plot; 4] = [
+    Plot {
+        file: "accuracy_vs_epoch.svg",
+        title: "Test accuracy vs epoch",
+        caption: "Test accuracy after each epoch, one panel per depth. A line per architecture: the mean over its \
+                  completed runs (seeds and repeats); the band spans their minimum to maximum. A diverged run is \
+                  drawn alone, dashed, up to the epoch its loss became non-finite, with a cross at its last epoch.",
+        draw: accuracy::vs_epoch,
+    },
+    Plot {
+        file: "accuracy_vs_depth.svg",
+        title: "Final test accuracy vs depth",
+        caption: "Final test accuracy (last epoch, as in Table 1) against depth on a log axis: the mean over the \
+                  completed runs per architecture, bars from their minimum to maximum. Diverged runs are left out, \
+                  as in Table 1's means.",
+        draw: accuracy::vs_depth,
+    },
+    Plot {
+        file: "grad_histogram.svg",
+        title: "|gradient| distribution, resnet vs grid",
+        caption: "Distribution of |gradient| over every trainable parameter element and validation batch, at the \
+                  deepest depth with a gradient analysis of a completed resnet or grid run: the worker's log10 \
+                  histogram summed over runs, as a share of all gradient elements per bin. Dashed lines: the \
+                  vanishing thresholds 1e-4, 1e-5, 1e-6, 1e-7 of Table 2.",
+        draw: gradients::histogram,
+    },
+    Plot {
+        file: "grad_vs_distance.svg",
+        title: "Mean squared gradient vs distance from the input (sigma_g^2(d)), resnet vs grid",
+        caption: "Mean squared gradient of a block's parameters against its distance d from the input (blocks on \
+                  the longest input path up to and including it), log scale; blocks at the same distance (grid \
+                  nodes on one anti-diagonal) are pooled, weighted by their gradient elements. The line is the \
+                  mean over completed runs, the band their minimum to maximum; deepest analysed depth.",
+        draw: gradients::vs_distance,
+    },
+];
+
+/// Draws every plot for `runs`, in memory.
+fn draw_all(runs: &[RunRecord]) -> Result<Vec<(&'static Plot, Drawn)>, PlotError> {
+    let read = data::read(runs)?;
+    PLOTS
+        .iter()
+        .map(|plot| {
+            (plot.draw)(&read)
+                .map(|d| (plot, d))
+                .map_err(|e| PlotError::Draw { path: PathBuf::from(plot.file), message: e.0 })
+        })
+        .collect()
+}
+
+/// Every plot with what it holds for `runs`, or why it is skipped, without writing anything.
+pub fn plot_index(runs: &[RunRecord]) -> Result<Vec<PlotInfo>, PlotError> {
+    Ok(draw_all(runs)?
+        .into_iter()
+        .map(|(plot, drawn)| {
+            let (note, skipped) = match drawn {
+                Drawn::Svg { note, .. } => (note, None),
+                Drawn::Skipped(why) => (String::new(), Some(why)),
+            };
+            PlotInfo { file: plot.file, title: plot.title, caption: plot.caption, note, skipped }
+        })
+        .collect())
+}
+
+/// Writes the plots of `runs` into `out_dir` (created if missing), each through a temporary
+/// file renamed into place, and returns the files written. A plot without data is skipped (see
+/// [`plot_index`] for why) and an old file of its name removed. Everything is drawn before
+/// anything is written, so a bad result leaves the directory as it was. A file that cannot be
+/// written does not stop the others: they are written, the old file of that name is removed
+/// (best effort), and the first such error is returned.
+pub fn write_plots(runs: &[RunRecord], out_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let drawn = draw_all(runs)?;
+    fs::create_dir_all(out_dir).map_err(|source| PlotError::CreateDir { path: out_dir.to_owned(), source })?;
+    let mut written = Vec::new();
+    let mut first_error = None;
+    for (plot, d) in drawn {
+        let path = out_dir.join(plot.file);
+        let outcome = match d {
+            Drawn::Svg { svg, .. } => write_atomic(out_dir, plot.file, svg.as_bytes()).map(|()| true),
+            Drawn::Skipped(why) => {
+                tracing::info!(plot = plot.file, "plot skipped: {why}");
+                remove_stale(&path).map(|()| false)
+            }
+        };
+        match outcome {
+            Ok(true) => written.push(path),
+            Ok(false) => {}
+            Err(source) => {
+                // Go on with the other plots; no stale picture may stay under this name.
+                let _ = remove_stale(&path);
+                first_error.get_or_insert(PlotError::Write { path, source });
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(written),
+    }
+}
+
+/// Removes the file at `path` if there is one.
+fn remove_stale(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `dir/.name.tmp`, flushes it to disk and renames it to `dir/name`.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, dir.join(name))
+    };
+    write().inspect_err(|_| {
+        // Best effort: the temporary file is ours and useless now.
+        let _ = fs::remove_file(&tmp);
+    })
+}
