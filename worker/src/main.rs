@@ -13,7 +13,7 @@ use worker::data::{self, fetch};
 use worker::devices::DeviceReport;
 use worker::gradstats::GradConfig;
 use worker::inspect::Inspection;
-use worker::models::{Arch, ModelSpec};
+use worker::models::{Arch, GridExec, ModelSpec};
 use worker::train::{self, Options};
 
 /// The gridsweep worker. With `--coordinator URL` (and no subcommand) it joins a sweep: it
@@ -57,6 +57,10 @@ struct AgentArgs {
     /// The server name in the coordinator's certificate (default: the URL's host).
     #[arg(long, requires = "tls_ca")]
     tls_domain: Option<String>,
+    /// How grid stages run: node by node or one batched step per anti-diagonal (default:
+    /// sequential on CPU, wavefront on CUDA).
+    #[arg(long, value_enum)]
+    grid_exec: Option<GridExec>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,9 +92,16 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Training-step throughput on a pre-made batch, after warm-up (JSON).
     Bench {
-        /// Architecture.
-        #[arg(long, value_enum)]
-        arch: Arch,
+        /// Architecture (not with --compare).
+        #[arg(long, value_enum, required_unless_present = "compare", conflicts_with = "compare")]
+        arch: Option<Arch>,
+        /// Time resnet, grid-sequential and grid-wavefront at --depth, interleaved, and print
+        /// the images/s of each and their ratios.
+        #[arg(long)]
+        compare: bool,
+        /// How grid stages run (default: sequential on CPU, wavefront on CUDA).
+        #[arg(long, value_enum, conflicts_with = "compare")]
+        grid_exec: Option<GridExec>,
         /// Depth.
         #[arg(long)]
         depth: u32,
@@ -152,6 +163,10 @@ struct TrainArgs {
     /// CPU threads for libtorch (default: libtorch's choice).
     #[arg(long)]
     threads: Option<i32>,
+    /// How grid stages run: node by node or one batched step per anti-diagonal (default:
+    /// sequential on CPU, wavefront on CUDA).
+    #[arg(long, value_enum)]
+    grid_exec: Option<GridExec>,
     /// Write a checkpoint here at every epoch end.
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
@@ -218,8 +233,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Train(args) => train_cmd(*args),
-        Command::Bench { arch, depth, batch, steps, warmup, device, threads } => {
-            let spec = ModelSpec::new(arch, depth).map_err(bad_input)?;
+        Command::Bench { arch, compare, grid_exec, depth, batch, steps, warmup, device, threads } => {
             let device = parse_device(&device).map_err(bad_input)?;
             if batch < 2 || steps == 0 {
                 return Err(bad_input("--batch must be at least 2 and --steps at least 1"));
@@ -227,7 +241,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(t) = threads {
                 tch::set_num_threads(t);
             }
-            print_json(&worker::bench::run(spec, batch, steps, warmup, device))
+            match arch {
+                Some(arch) if !compare => {
+                    let spec = ModelSpec::new(arch, depth).map_err(bad_input)?;
+                    let exec = grid_exec.unwrap_or_else(|| GridExec::default_for(device));
+                    print_json(&worker::bench::run(spec, batch, steps, warmup, device, exec))
+                }
+                _ => print_json(&worker::bench::compare(depth, batch, steps, warmup, device).map_err(bad_input)?),
+            }
         }
     }
 }
@@ -256,6 +277,7 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         work_dir: args.work_dir.clone(),
         name: format!("{host}/pid {}", std::process::id()),
         token: gridsweep_proto::auth::read_token(args.token_file.as_deref()).map_err(bad_input)?,
+        grid_exec: args.grid_exec.unwrap_or_else(|| GridExec::default_for(device)),
         tls: match &args.tls_ca {
             Some(ca) => Some(gridsweep_proto::client::ClientTls {
                 ca_pem: std::fs::read(ca).map_err(|e| bad_input(format!("--tls-ca {}: {e}", ca.display())))?,
@@ -319,6 +341,9 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
         if let Some(d) = &args.tls_domain {
             cmd.arg("--tls-domain").arg(d);
         }
+        if let Some(e) = args.grid_exec {
+            cmd.arg("--grid-exec").arg(e.name());
+        }
         children.push(cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))?);
     }
     let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
@@ -377,6 +402,7 @@ fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
         deterministic: args.deterministic,
         stop_after: args.stop_after,
         cancel: None,
+        grid_exec: args.grid_exec.unwrap_or_else(|| GridExec::default_for(device)),
     };
     let total = cfg.epochs;
     let tty = std::io::stderr().is_terminal();

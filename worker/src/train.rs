@@ -16,7 +16,7 @@ use crate::checkpoint::{self, CheckpointError, Meta};
 use crate::data::augment::{self, Augment, Normalizer};
 use crate::data::{Dataset, Split};
 use crate::gradstats::{self, GradConfig, GradReport};
-use crate::models::{ModelError, Net};
+use crate::models::{GridExec, ModelError, Net};
 use crate::optim::Sgd;
 use crate::recipe::{ConfigError, TrainConfig, lr_at};
 
@@ -114,6 +114,9 @@ pub struct Environment {
     pub cudnn_benchmark: bool,
     /// Deterministic algorithms requested.
     pub deterministic: bool,
+    /// How grid stages were executed (`sequential` in results from before the switch existed).
+    #[serde(default)]
+    pub grid_exec: GridExec,
 }
 
 /// Run options that are not part of the job's identity.
@@ -135,6 +138,8 @@ pub struct Options {
     /// Set from another thread to stop as soon as possible (status `stopped`); the partial
     /// epoch is dropped and the last epoch-end checkpoint stays the resume point.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// How grid stages run (same results up to summation order; see `models::wavefront`).
+    pub grid_exec: GridExec,
 }
 
 /// Why a job could not run (a diverged job is a result, not an error).
@@ -204,7 +209,8 @@ pub fn train(
 
     tch::manual_seed(cfg.seed as i64);
     let mut vs = nn::VarStore::new(device);
-    let net = Net::new(&vs.root(), cfg.model()?);
+    let mut net = Net::new(&vs.root(), cfg.model()?);
+    net.set_grid_exec(opts.grid_exec);
     let cost = net.cost();
     let trainable: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
     let mut opt = Sgd::new(trainable, cfg.momentum, cfg.nesterov, cfg.weight_decay);
@@ -337,7 +343,7 @@ pub fn train(
             train_images: train_set.len(),
             test_images: test_set.len(),
         },
-        environment: environment(device, opts.deterministic),
+        environment: environment(device, opts.deterministic, opts.grid_exec),
         grad_analysis,
     })
 }
@@ -347,8 +353,8 @@ fn to(split: &Split, device: Device) -> Result<Split, tch::TchError> {
     Ok(Split { images: split.images.f_to_device(device)?, labels: split.labels.f_to_device(device)? })
 }
 
-/// The device and software of this process.
-pub fn environment(device: Device, deterministic: bool) -> Environment {
+/// The device and software of this process, and how grid stages were run.
+pub fn environment(device: Device, deterministic: bool, grid_exec: GridExec) -> Environment {
     let report = crate::devices::DeviceReport::probe();
     let (name, label) = match device {
         Device::Cuda(i) => (
@@ -364,5 +370,6 @@ pub fn environment(device: Device, deterministic: bool) -> Environment {
         cuda_version: device.is_cuda().then(tch::utils::version_cudart),
         cudnn_benchmark: device.is_cuda() && !deterministic,
         deterministic,
+        grid_exec,
     }
 }

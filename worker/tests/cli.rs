@@ -59,3 +59,27 @@ fn devices_reports_libtorch_and_cuda() {
     assert_eq!(cuda, tch::Cuda::is_available());
     assert_eq!(v["cuda_devices"].as_array().unwrap().len() as i64, v["cuda_device_count"].as_i64().unwrap());
 }
+
+#[test]
+fn bench_compare_and_grid_exec() {
+    let args =
+        ["bench", "--compare", "--depth", "26", "--batch", "2", "--steps", "1", "--warmup", "0", "--device", "cpu"];
+    let v = json(&worker(&args));
+    for key in ["resnet_images_per_s", "grid_sequential_images_per_s", "grid_wavefront_images_per_s"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    let ratio =
+        v["grid_wavefront_images_per_s"].as_f64().unwrap() / v["grid_sequential_images_per_s"].as_f64().unwrap();
+    assert!((v["wavefront_over_sequential"].as_f64().unwrap() - ratio).abs() < 1e-9, "{v}");
+    let one = ["bench", "--arch", "grid", "--depth", "26", "--batch", "2", "--steps", "1", "--device", "cpu"];
+    assert_eq!(json(&worker(&one))["grid_exec"], "sequential", "CPU default");
+    let wave = [&one[..], &["--grid-exec", "wavefront"]].concat();
+    assert_eq!(json(&worker(&wave))["grid_exec"], "wavefront");
+    for bad in [&["bench", "--depth", "26"][..], &["bench", "--compare", "--arch", "grid", "--depth", "26"][..]] {
+        let out = worker(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    let out = worker(&["bench", "--compare", "--depth", "20", "--device", "cpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nearest valid depths"));
+}

@@ -38,6 +38,7 @@ fn opts(checkpoint_dir: Option<&Path>, resume: bool, stop_after: Option<u32>) ->
         deterministic: true,
         stop_after,
         cancel: None,
+        grid_exec: worker::models::GridExec::Sequential,
     }
 }
 
@@ -187,4 +188,28 @@ fn real_cifar10_trains_above_chance() {
     let r = train::train(&cfg, &data, &opts(None, false, None), &mut |m| eprintln!("{m:?}")).unwrap();
     let acc = r.final_test_acc.unwrap();
     assert!(acc > 25.0, "real CIFAR-10 test accuracy {acc}% (chance 10%)");
+}
+
+#[test]
+fn wavefront_training_matches_node_by_node_and_is_recorded() {
+    let _serial = serial();
+    tch::set_num_threads(2);
+    let data = data::load(&synth("wavefront", 128, 64), Device::Cpu).unwrap();
+    let cfg = small(Arch::Grid, 26, 1);
+    let mut results = Vec::new();
+    for exec in [worker::models::GridExec::Sequential, worker::models::GridExec::Wavefront] {
+        let o = Options { grid_exec: exec, ..opts(None, false, None) };
+        let r = train::train(&cfg, &data, &o, &mut |_| {}).unwrap();
+        assert_eq!(r.environment.grid_exec, exec);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["environment"]["grid_exec"], exec.name());
+        results.push(r);
+    }
+    let (a, b) = (&results[0].epochs[0], &results[1].epochs[0]);
+    // fp32 summation order differs between the two executions: close, not identical.
+    let (la, lb) = (a.train_loss.unwrap(), b.train_loss.unwrap());
+    assert!((la - lb).abs() <= 1e-3 * la.abs(), "train loss {la} vs {lb}");
+    let (ta, tb) = (a.test_loss.unwrap(), b.test_loss.unwrap());
+    assert!((ta - tb).abs() <= 1e-2 * ta.abs(), "test loss {ta} vs {tb}");
+    assert_eq!((results[0].params, results[0].flops), (results[1].params, results[1].flops));
 }

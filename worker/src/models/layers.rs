@@ -236,7 +236,7 @@ impl Head {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         // A mean over height and width: the same as adaptive_avg_pool2d(1), and its backward
         // is deterministic on CUDA (the pool's is not).
-        x.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float).apply(&self.fc)
+        x.mean_dim([2i64, 3].as_slice(), false, x.kind()).apply(&self.fc)
     }
 
     /// Cost: the pool (k + 1 per output element, k the pooled window) and the linear layer

@@ -8,12 +8,14 @@ pub mod grid;
 pub mod layers;
 pub mod resnet;
 pub mod vgg;
+pub mod wavefront;
 
 use tch::Tensor;
 use tch::nn;
 
 pub use gridsweep_proto::job::{Arch, MAX_DEPTH, ModelError, ModelSpec};
 pub use layers::{Cost, Shape};
+pub use wavefront::GridExec;
 
 /// Stage widths of the CIFAR ResNet family.
 pub const WIDTHS: [i64; 3] = [16, 32, 64];
@@ -51,6 +53,14 @@ impl Stage {
         match self {
             Stage::Sequential(s) => s.forward_t(x, train),
             Stage::Grid(g) => g.forward_t(x, train),
+        }
+    }
+
+    /// The stage's output, a grid stage executed as `exec` says.
+    pub fn forward_exec(&self, x: &Tensor, train: bool, exec: GridExec) -> Tensor {
+        match (self, exec) {
+            (Stage::Grid(g), GridExec::Wavefront) => wavefront::forward(g, x, train),
+            _ => self.forward_t(x, train),
         }
     }
 
@@ -92,6 +102,8 @@ pub struct Net {
     pub stages: Vec<Stage>,
     /// Pool and classifier.
     pub head: layers::Head,
+    /// How grid stages run (no effect on vgg and resnet); sequential unless set.
+    pub grid_exec: GridExec,
 }
 
 impl Net {
@@ -116,7 +128,12 @@ impl Net {
             })
             .collect();
         let head = layers::Head::new(&(p / "fc"), c_in, CLASSES);
-        Net { spec, stem, stages, head }
+        Net { spec, stem, stages, head, grid_exec: GridExec::Sequential }
+    }
+
+    /// Chooses how grid stages run; parameters and results do not change.
+    pub fn set_grid_exec(&mut self, exec: GridExec) {
+        self.grid_exec = exec;
     }
 
     /// Parameters and FLOPs of one 3x32x32 image, summed from what each layer reports.
@@ -174,7 +191,7 @@ impl nn::ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut h = self.stem.forward_t(xs, train);
         for s in &self.stages {
-            h = s.forward_t(&h, train);
+            h = s.forward_exec(&h, train, self.grid_exec);
         }
         self.head.forward(&h)
     }
