@@ -231,6 +231,14 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     if interrupted {
         shared.stopping.store(true, Ordering::SeqCst);
         println!("stopping: running jobs are released at their workers' next heartbeat");
+        // Keep serving until the workers have given their jobs back (a heartbeat comes every
+        // TTL/3), or for one TTL at most; what is still running then expires later as usual.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(sweep.lease_ttl_s);
+        while tokio::time::Instant::now() < deadline
+            && shared.status().map(|s| s.jobs.iter().any(|j| j.state == "running")).unwrap_or(false)
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         stop_workers(&mut workers, Duration::from_secs(15));
         let _ = stop_tx.send(());
         let _ = server.await;

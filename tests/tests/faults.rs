@@ -196,3 +196,33 @@ async fn a_partitioned_worker_is_fenced_off_and_moves_on() {
     assert_eq!(epochs_of(&records[0]), (1..=20).collect::<Vec<_>>());
     assert!(!log.contains("Completed (accepted: true)"), "the fenced-off worker delivered nothing:\n{log}");
 }
+
+#[tokio::test]
+async fn sigterm_to_the_coordinator_stops_cleanly_and_resumes() {
+    let dir = scratch("coordinator-term");
+    let sweep = long_sweep_seeds(&dir, 15, "5", 12);
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let flags = ["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (mut first, url) = start_coordinator_on(&sweep, &listen, &flags);
+    let mut worker = start_worker(&url, &dir.join("w"));
+    wait_for(&url, Duration::from_secs(120), "an epoch", |s, e| s == "running" && e >= 1).await;
+    let pid = first.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let code = tokio::task::spawn_blocking(move || first.child.wait()).await.unwrap().unwrap();
+    assert_eq!(code.code(), Some(130), "interrupted, state saved");
+    // The worker was told to stop and gave the job back before the coordinator left.
+    let log = std::fs::read_to_string(dir.join("w.log")).unwrap();
+    assert!(log.contains("coordinator is shutting down"), "{log}");
+    assert!(log.contains("lease released"), "{log}");
+    let _ = worker.child.kill();
+    let _ = worker.child.wait();
+    // Started again on the same state, the sweep finishes with one result.
+    let (mut second, url) = start_coordinator_on(&sweep, &listen, &flags);
+    let _w2 = start_worker(&url, &dir.join("w2"));
+    assert!(tokio::task::spawn_blocking(move || second.child.wait()).await.unwrap().unwrap().success());
+    let records = results(&out);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["state"], "completed");
+    assert_eq!(epochs_of(&records[0]), (1..=12).collect::<Vec<_>>());
+}
