@@ -3,6 +3,7 @@
 //! the Markdown report (`report`) and the `run` command that ties them together (`run`).
 
 pub mod display;
+pub mod files;
 pub mod plots;
 pub mod report;
 pub mod run;

@@ -105,7 +105,7 @@ pub fn write_report(
 
     fs::create_dir_all(out_dir).map_err(|source| ReportError::CreateDir { path: out_dir.to_owned(), source })?;
     let path = out_dir.join(REPORT_FILE);
-    plots::write_atomic(out_dir, REPORT_FILE, md.as_bytes())
+    crate::files::write_atomic(out_dir, REPORT_FILE, md.as_bytes())
         .map_err(|source| ReportError::Write { path: path.clone(), source })?;
     Ok(path)
 }

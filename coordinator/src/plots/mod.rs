@@ -28,8 +28,8 @@ mod style;
 #[cfg(test)]
 mod tests;
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::tables::RunRecord;
@@ -192,7 +192,7 @@ pub fn write_plots(runs: &[RunRecord], out_dir: &Path) -> Result<Vec<PathBuf>, P
     for (plot, d) in drawn {
         let path = out_dir.join(plot.file);
         let outcome = match d {
-            Drawn::Svg { svg, .. } => write_atomic(out_dir, plot.file, svg.as_bytes()).map(|()| true),
+            Drawn::Svg { svg, .. } => crate::files::write_atomic(out_dir, plot.file, svg.as_bytes()).map(|()| true),
             Drawn::Skipped(why) => {
                 tracing::info!(plot = plot.file, "plot skipped: {why}");
                 remove_stale(&path).map(|()| false)
@@ -220,19 +220,4 @@ fn remove_stale(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-/// Writes `bytes` to `dir/.name.tmp`, flushes it to disk and renames it to `dir/name`.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, dir.join(name))
-    };
-    write().inspect_err(|_| {
-        // Best effort: the temporary file is ours and useless now.
-        let _ = fs::remove_file(&tmp);
-    })
 }

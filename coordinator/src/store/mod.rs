@@ -118,6 +118,17 @@ pub struct StoredCheckpoint {
     pub bytes: u64,
 }
 
+impl ReportOutcome {
+    /// The answer to a report for an attempt that has already ended: nothing changes.
+    fn already_ended(outcome: &str) -> Self {
+        ReportOutcome {
+            accepted: false,
+            reason: format!("attempt already ended ({outcome}); nothing changed"),
+            will_retry: false,
+        }
+    }
+}
+
 /// One job in a status snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRow {
@@ -571,11 +582,7 @@ impl Store {
         self.tx(|tx| {
             Self::touch(tx, worker, &sql)?;
             if let Some(outcome) = Self::live_attempt(tx, worker, job, token, &sql)? {
-                return Ok(ReportOutcome {
-                    accepted: false,
-                    reason: format!("attempt already ended ({outcome}); nothing changed"),
-                    will_retry: false,
-                });
+                return Ok(ReportOutcome::already_ended(&outcome));
             }
             let t = now();
             tx.execute(
@@ -600,11 +607,7 @@ impl Store {
         self.tx(|tx| {
             Self::touch(tx, worker, &sql)?;
             if let Some(outcome) = Self::live_attempt(tx, worker, job, token, &sql)? {
-                return Ok(ReportOutcome {
-                    accepted: false,
-                    reason: format!("attempt already ended ({outcome}); nothing changed"),
-                    will_retry: false,
-                });
+                return Ok(ReportOutcome::already_ended(&outcome));
             }
             let t = now();
             tx.execute(

@@ -30,8 +30,8 @@ mod markdown;
 mod tests;
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::{Arch, DataSpec, JobSpec};
@@ -428,19 +428,7 @@ fn runs_csv(path: &Path, runs: &[(&RunRecord, Figures)]) -> Result<Vec<u8>, Tabl
     csv_bytes(path, &header, rows)
 }
 
-/// Writes `bytes` to `dir/.name.tmp`, flushes it to disk and renames it to `dir/name`.
+/// Writes one output file atomically (see `files::write_atomic`).
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), TablesError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    };
-    write().map_err(|source| {
-        // Best effort: the temporary file is ours and useless now.
-        let _ = fs::remove_file(&tmp);
-        TablesError::Write { path: path.clone(), source }
-    })
+    crate::files::write_atomic(dir, name, bytes).map_err(|source| TablesError::Write { path: dir.join(name), source })
 }
