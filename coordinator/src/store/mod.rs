@@ -230,6 +230,32 @@ CREATE TABLE IF NOT EXISTS artifacts (
     job TEXT PRIMARY KEY, epoch INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, bytes INTEGER NOT NULL);
 "#;
 
+/// Statements through the connection's prepared-statement cache: the transitions run the same
+/// few SQL texts thousands of times, and parsing each anew costs more than running it.
+trait Cached {
+    /// `Connection::execute`, cached.
+    fn execute_c<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// `Connection::query_row`, cached.
+    fn query_row_c<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_c<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_c<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
@@ -245,13 +271,14 @@ impl Store {
         let path = dir.join("state.db");
         let sql = |source| StoreError::Sqlite { path: path.clone(), source };
         let conn = Connection::open(&path).map_err(sql)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(sql)?;
+        let mode: String = conn.query_row_c("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(sql)?;
         if mode != "wal" {
             return Err(StoreError::Corrupt(format!("{}: journal mode {mode}, expected wal", path.display())));
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        conn.set_prepared_statement_cache_capacity(64);
         let db = Db { conn, open: false, batch: 0, leading: false, committed: 0, failed: None };
         Ok(Store { db: Mutex::new(db), committed: Condvar::new(), arriving: AtomicUsize::new(0), path, checkpoint_dir })
     }
@@ -320,25 +347,25 @@ impl Store {
         let sql = self.sql();
         self.tx(|tx| {
             let t = now();
-            tx.execute(
+            tx.execute_c(
                 "INSERT INTO sweeps (name, source, max_attempts, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(name) DO UPDATE SET source = excluded.source, max_attempts = excluded.max_attempts",
                 params![name, source, max_attempts, t],
             )
             .map_err(&sql)?;
-            tx.execute("UPDATE jobs SET active = 0", []).map_err(&sql)?;
+            tx.execute_c("UPDATE jobs SET active = 0", []).map_err(&sql)?;
             let mut added = 0;
             for (seq, job) in jobs.iter().enumerate() {
                 let spec = serde_json::to_string(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 added += tx
-                    .execute(
+                    .execute_c(
                         "INSERT OR IGNORE INTO jobs (id, sweep, seq, spec, cost, max_attempts, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         params![job.id(), name, seq as i64, spec, job.cost(), max_attempts, t],
                     )
                     .map_err(&sql)?;
                 // A job that exhausted its attempts under an older budget may retry under a larger one.
-                tx.execute(
+                tx.execute_c(
                     "UPDATE jobs SET active = 1, seq = ?3, max_attempts = CASE WHEN state = 'failed' THEN max_attempts
                      ELSE ?2 END WHERE id = ?1",
                     params![job.id(), max_attempts, seq as i64],
@@ -353,10 +380,10 @@ impl Store {
     pub fn register_worker(&self, name: &str, device: &str) -> Result<String> {
         let sql = self.sql();
         self.tx(|tx| {
-            let n: i64 = tx.query_row("SELECT COUNT(*) FROM workers", [], |r| r.get(0)).map_err(&sql)?;
+            let n: i64 = tx.query_row_c("SELECT COUNT(*) FROM workers", [], |r| r.get(0)).map_err(&sql)?;
             let id = format!("w{}-{:04x}", n + 1, (now().fract() * 65536.0) as u32);
             let t = now();
-            tx.execute(
+            tx.execute_c(
                 "INSERT INTO workers (id, name, device, registered_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![id, name, device, t],
             )
@@ -368,11 +395,11 @@ impl Store {
     /// Marks `worker` as heard from; errors when unknown.
     fn touch(tx: &Connection, worker: &str, sql: &dyn Fn(rusqlite::Error) -> StoreError) -> Result<bool> {
         let q: Option<i64> = tx
-            .query_row("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0))
+            .query_row_c("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0))
             .optional()
             .map_err(sql)?;
         let Some(q) = q else { return Err(StoreError::UnknownWorker(worker.to_owned())) };
-        tx.execute("UPDATE workers SET last_seen = ?2 WHERE id = ?1", params![worker, now()]).map_err(sql)?;
+        tx.execute_c("UPDATE workers SET last_seen = ?2 WHERE id = ?1", params![worker, now()]).map_err(sql)?;
         Ok(q != 0)
     }
 
@@ -382,7 +409,7 @@ impl Store {
         let sql = self.sql();
         self.tx(|tx| {
             let t = now();
-            tx.execute(
+            tx.execute_c(
                 "UPDATE attempts SET ended_at = ?1, outcome = 'expired'
                  WHERE outcome IS NULL AND token IN
                    (SELECT token FROM jobs WHERE state = 'running' AND lease_expires < ?1)",
@@ -390,7 +417,7 @@ impl Store {
             )
             .map_err(&sql)?;
             let n = tx
-                .execute(
+                .execute_c(
                     "UPDATE jobs SET state = 'pending', worker = NULL, token = NULL, lease_expires = NULL, updated_at = ?1
                      WHERE state = 'running' AND lease_expires < ?1",
                     [t],
@@ -410,7 +437,7 @@ impl Store {
             }
             let order = if fifo { "seq" } else { "cost DESC, seq" };
             let next: Option<(String, String, i64, i64)> = tx
-                .query_row(
+                .query_row_c(
                     &format!(
                         "SELECT id, spec, attempts, checkpoint_epoch FROM jobs WHERE state = 'pending' AND active = 1
                          ORDER BY {order} LIMIT 1"
@@ -422,7 +449,7 @@ impl Store {
                 .map_err(&sql)?;
             let Some((id, spec, attempts, checkpoint_epoch)) = next else {
                 let open: i64 = tx
-                    .query_row(
+                    .query_row_c(
                         "SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running') AND active = 1",
                         [],
                         |r| r.get(0),
@@ -431,17 +458,17 @@ impl Store {
                 return Ok(if open == 0 { Grant::Finished } else { Grant::NothingYet });
             };
             let token: i64 =
-                tx.query_row("SELECT value FROM meta WHERE key = 'next_token'", [], |r| r.get(0)).map_err(&sql)?;
-            tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'next_token'", []).map_err(&sql)?;
+                tx.query_row_c("SELECT value FROM meta WHERE key = 'next_token'", [], |r| r.get(0)).map_err(&sql)?;
+            tx.execute_c("UPDATE meta SET value = value + 1 WHERE key = 'next_token'", []).map_err(&sql)?;
             let t = now();
             let attempt = attempts + 1;
-            tx.execute(
+            tx.execute_c(
                 "UPDATE jobs SET state = 'running', attempts = ?2, token = ?3, worker = ?4, lease_expires = ?5,
                  updated_at = ?6 WHERE id = ?1",
                 params![id, attempt, token, worker, t + ttl_s, t],
             )
             .map_err(&sql)?;
-            tx.execute(
+            tx.execute_c(
                 "INSERT INTO attempts (job, attempt, token, worker, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, attempt, token, worker, t],
             )
@@ -465,7 +492,7 @@ impl Store {
         sql: &dyn Fn(rusqlite::Error) -> StoreError,
     ) -> Result<()> {
         let row: Option<(String, Option<i64>, Option<String>)> = tx
-            .query_row("SELECT state, token, worker FROM jobs WHERE id = ?1", [job], |r| {
+            .query_row_c("SELECT state, token, worker FROM jobs WHERE id = ?1", [job], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
@@ -485,22 +512,22 @@ impl Store {
             Self::touch(tx, worker, &sql)?;
             Self::check_holder(tx, worker, job, token, &sql)?;
             let attempt: i64 =
-                tx.query_row("SELECT attempt FROM attempts WHERE token = ?1", [token as i64], |r| r.get(0)).map_err(&sql)?;
+                tx.query_row_c("SELECT attempt FROM attempts WHERE token = ?1", [token as i64], |r| r.get(0)).map_err(&sql)?;
             for (epoch, metrics) in epochs {
                 let m: serde_json::Value = serde_json::from_str(metrics)
                     .map_err(|e| StoreError::Corrupt(format!("epoch {epoch} metrics of job {job}: {e}")))?;
-                tx.execute(
+                tx.execute_c(
                     "INSERT OR REPLACE INTO epochs (job, epoch, attempt, metrics) VALUES (?1, ?2, ?3, ?4)",
                     params![job, epoch, attempt, metrics],
                 )
                 .map_err(&sql)?;
-                tx.execute(
+                tx.execute_c(
                     "UPDATE jobs SET epoch = MAX(epoch, ?2), test_acc = ?3, epoch_seconds = epoch_seconds + ?4 WHERE id = ?1",
                     params![job, epoch, m["test_acc"].as_f64(), m["seconds"].as_f64().unwrap_or(0.0)],
                 )
                 .map_err(&sql)?;
             }
-            tx.execute("UPDATE jobs SET lease_expires = ?2, updated_at = ?3 WHERE id = ?1", params![job, now() + ttl_s, now()])
+            tx.execute_c("UPDATE jobs SET lease_expires = ?2, updated_at = ?3 WHERE id = ?1", params![job, now() + ttl_s, now()])
                 .map_err(&sql)?;
             Ok(())
         })
@@ -512,12 +539,12 @@ impl Store {
         let sql = self.sql();
         self.tx(|tx| {
             Self::check_holder(tx, worker, job, token, &sql)?;
-            tx.execute(
+            tx.execute_c(
                 "INSERT OR REPLACE INTO artifacts (job, epoch, sha256, path, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![job, epoch, sha256, path.to_string_lossy(), *bytes as i64],
             )
             .map_err(&sql)?;
-            tx.execute("UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", params![job, epoch]).map_err(&sql)?;
+            tx.execute_c("UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", params![job, epoch]).map_err(&sql)?;
             Ok(())
         })
     }
@@ -527,7 +554,7 @@ impl Store {
         let sql = self.sql();
         self.tx(|tx| {
             Self::check_holder(tx, worker, job, token, &sql)?;
-            tx.query_row("SELECT path, sha256, epoch FROM artifacts WHERE job = ?1", [job], |r| {
+            tx.query_row_c("SELECT path, sha256, epoch FROM artifacts WHERE job = ?1", [job], |r| {
                 Ok((PathBuf::from(r.get::<_, String>(0)?), r.get(1)?, r.get::<_, i64>(2)? as u32))
             })
             .optional()
@@ -545,7 +572,7 @@ impl Store {
         sql: &dyn Fn(rusqlite::Error) -> StoreError,
     ) -> Result<Option<String>> {
         let row: Option<(String, String, Option<String>)> = tx
-            .query_row("SELECT job, worker, outcome FROM attempts WHERE token = ?1", [token as i64], |r| {
+            .query_row_c("SELECT job, worker, outcome FROM attempts WHERE token = ?1", [token as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
@@ -560,7 +587,7 @@ impl Store {
             },
             _ => {
                 let known: Option<String> =
-                    tx.query_row("SELECT id FROM jobs WHERE id = ?1", [job], |r| r.get(0)).optional().map_err(sql)?;
+                    tx.query_row_c("SELECT id FROM jobs WHERE id = ?1", [job], |r| r.get(0)).optional().map_err(sql)?;
                 match known {
                     None => Err(StoreError::UnknownJob(job.to_owned())),
                     Some(_) => Err(StoreError::StaleLease { job: job.to_owned(), worker: worker.to_owned(), token }),
@@ -585,18 +612,18 @@ impl Store {
                 return Ok(ReportOutcome::already_ended(&outcome));
             }
             let t = now();
-            tx.execute(
+            tx.execute_c(
                 "UPDATE attempts SET ended_at = ?2, outcome = ?3 WHERE token = ?1",
                 params![token as i64, t, state],
             )
             .map_err(&sql)?;
-            tx.execute(
+            tx.execute_c(
                 "UPDATE jobs SET state = ?2, result = ?3, worker = ?4, token = NULL, lease_expires = NULL,
                  test_acc = COALESCE(?5, test_acc), updated_at = ?6 WHERE id = ?1",
                 params![job, state, result_json, worker, v["final_test_acc"].as_f64(), t],
             )
             .map_err(&sql)?;
-            tx.execute("UPDATE workers SET consecutive_failures = 0 WHERE id = ?1", [worker]).map_err(&sql)?;
+            tx.execute_c("UPDATE workers SET consecutive_failures = 0 WHERE id = ?1", [worker]).map_err(&sql)?;
             Ok(ReportOutcome { accepted: true, reason: state.to_owned(), will_retry: false })
         })
     }
@@ -610,24 +637,24 @@ impl Store {
                 return Ok(ReportOutcome::already_ended(&outcome));
             }
             let t = now();
-            tx.execute(
+            tx.execute_c(
                 "UPDATE attempts SET ended_at = ?2, outcome = 'failed', error = ?3 WHERE token = ?1",
                 params![token as i64, t, error],
             )
             .map_err(&sql)?;
             let (failures, max): (i64, i64) = tx
-                .query_row("SELECT failures + 1, max_attempts FROM jobs WHERE id = ?1", [job], |r| {
+                .query_row_c("SELECT failures + 1, max_attempts FROM jobs WHERE id = ?1", [job], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .map_err(&sql)?;
             let retry = failures < max;
-            tx.execute(
+            tx.execute_c(
                 "UPDATE jobs SET failures = ?2, state = ?3, error = ?4, worker = CASE WHEN ?5 THEN NULL ELSE ?6 END,
                  token = NULL, lease_expires = NULL, updated_at = ?7 WHERE id = ?1",
                 params![job, failures, if retry { "pending" } else { "failed" }, error, retry, worker, t],
             )
             .map_err(&sql)?;
-            tx.execute(
+            tx.execute_c(
                 "UPDATE workers SET consecutive_failures = consecutive_failures + 1,
                  quarantined = CASE WHEN consecutive_failures + 1 >= ?2 THEN 1 ELSE quarantined END WHERE id = ?1",
                 params![worker, QUARANTINE_AFTER],
@@ -651,12 +678,12 @@ impl Store {
                 return Ok(false);
             }
             let t = now();
-            tx.execute(
+            tx.execute_c(
                 "UPDATE attempts SET ended_at = ?2, outcome = 'released' WHERE token = ?1",
                 params![token as i64, t],
             )
             .map_err(&sql)?;
-            tx.execute(
+            tx.execute_c(
                 "UPDATE jobs SET state = 'pending', worker = NULL, token = NULL, lease_expires = NULL, updated_at = ?2
                  WHERE id = ?1",
                 params![job, t],
@@ -734,7 +761,7 @@ impl Store {
     pub fn sweep_name(&self) -> Result<Option<String>> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         let conn = &db.conn;
-        conn.query_row("SELECT name FROM sweeps ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0))
+        conn.query_row_c("SELECT name FROM sweeps ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0))
             .optional()
             .map_err(self.sql())
     }
