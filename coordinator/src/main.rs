@@ -214,13 +214,7 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
         }
         Command::Status { connect, watch, token_file, tls_ca, tls_domain } => {
             let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
-            let tls = match tls_ca {
-                Some(ca) => Some(ClientTls {
-                    ca_pem: std::fs::read(&ca).map_err(|e| (2, format!("--tls-ca {}: {e}", ca.display())))?,
-                    domain: tls_domain,
-                }),
-                None => None,
-            };
+            let tls = ClientTls::from_flags(tls_ca.as_deref(), tls_domain).map_err(|e| (2, e))?;
             status(connect, watch, token, tls).await.map_err(|e| (1, e))
         }
         Command::Tables { state, out } => {

@@ -21,6 +21,16 @@ pub struct ClientTls {
     pub domain: Option<String>,
 }
 
+impl ClientTls {
+    /// The `--tls-ca FILE [--tls-domain NAME]` flags of a client: none without a CA file; the
+    /// error names the file.
+    pub fn from_flags(ca: Option<&std::path::Path>, domain: Option<String>) -> Result<Option<Self>, String> {
+        let Some(ca) = ca else { return Ok(None) };
+        let ca_pem = std::fs::read(ca).map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
+        Ok(Some(ClientTls { ca_pem, domain }))
+    }
+}
+
 /// The endpoint for `url` (`http://` or, with `tls`, `https://`).
 pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, String> {
     let mut ep = Endpoint::from_shared(url.to_owned())

@@ -278,13 +278,8 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         name: format!("{host}/pid {}", std::process::id()),
         token: gridsweep_proto::auth::read_token(args.token_file.as_deref()).map_err(bad_input)?,
         grid_exec: args.grid_exec.unwrap_or_else(|| GridExec::default_for(device)),
-        tls: match &args.tls_ca {
-            Some(ca) => Some(gridsweep_proto::client::ClientTls {
-                ca_pem: std::fs::read(ca).map_err(|e| bad_input(format!("--tls-ca {}: {e}", ca.display())))?,
-                domain: args.tls_domain.clone(),
-            }),
-            None => None,
-        },
+        tls: gridsweep_proto::client::ClientTls::from_flags(args.tls_ca.as_deref(), args.tls_domain.clone())
+            .map_err(bad_input)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
