@@ -9,6 +9,7 @@ throughput. Parameter names match the worker's (`stage2.node_1_3.conv1.weight`).
 import argparse
 import json
 import math
+import statistics
 import time
 
 import torch
@@ -118,30 +119,43 @@ def count(args):
 def bench(args):
     torch.manual_seed(0)
     dev = torch.device(args.device)
-    net = Net(args.arch, args.depth).to(dev)
+    # The worker's settings: cuDNN picks the fastest algorithms; fp32 stays IEEE unless --tf32.
+    torch.backends.cudnn.benchmark = True
+    precision = "tf32" if args.tf32 else "ieee"
+    torch.backends.cudnn.conv.fp32_precision = precision
+    torch.backends.cuda.matmul.fp32_precision = precision
+    fmt = torch.channels_last if args.memory_format == "channels-last" else torch.contiguous_format
+    net = Net(args.arch, args.depth).to(dev, memory_format=fmt)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-4)
     x = torch.randn(args.batch, 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (args.batch,), device=dev)
 
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     def step():
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x), y).backward()
+        F.cross_entropy(net(x.contiguous(memory_format=fmt)), y).backward()
         opt.step()
 
     for _ in range(args.warmup):
         step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
+    seconds = []
     for _ in range(args.steps):
+        sync()
+        t = time.perf_counter()
         step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t
+        sync()
+        seconds.append(time.perf_counter() - t)
     print(json.dumps({"impl": "pytorch", "arch": args.arch, "depth": args.depth, "batch": args.batch,
                       "steps": args.steps, "device": str(dev), "threads": torch.get_num_threads(),
+                      "memory_format": args.memory_format, "tf32": args.tf32 and dev.type == "cuda",
                       "params": sum(p.numel() for p in net.parameters()),
-                      "images_per_s": args.batch * args.steps / dt}))
+                      # batch / median step time, as `worker bench --compare` reports.
+                      "images_per_s": args.batch / statistics.median(seconds),
+                      "mean_images_per_s": args.batch * args.steps / sum(seconds),
+                      "step_seconds": seconds}))
 
 
 def main():
@@ -157,6 +171,8 @@ def main():
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--warmup", type=int, default=3)
     b.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    b.add_argument("--memory-format", default="contiguous", choices=["contiguous", "channels-last"])
+    b.add_argument("--tf32", action="store_true", help="let fp32 convolutions and matmuls on CUDA use TF32")
     args = p.parse_args()
     count(args) if args.cmd == "count" else bench(args)
 

@@ -2,16 +2,18 @@
 #! The device check of issue 6, for a machine with PyTorch 2.11 (and ideally an NVIDIA GPU) but no
 #! Rust and no network, given the release `worker` binary built elsewhere. It finds torch's lib
 #! directory for the binary, records `worker devices`, runs `worker bench --compare` (resnet,
-#! grid node by node, grid as a wavefront; interleaved, one process) and the PyTorch reference on
-#! the same models at each depth, then makes a synthetic data set and trains grid-26 for 2 epochs
-#! with each grid execution. Every figure lands as JSON in OUT_DIR; a summary goes to stdout.
+#! grid node by node, grid as a wavefront, each contiguous and channels-last; interleaved, one
+#! process) and the PyTorch reference on the same models in both layouts at each depth, times
+#! the packed against the per-parameter SGD update at the largest depth, then makes a synthetic
+#! data set and trains grid-26 for 2 epochs with each grid execution. On CUDA it also runs one
+#! comparison with TF32 allowed. Every figure lands as JSON in OUT_DIR; a summary goes to stdout.
 #!
 #!   scripts/gpu-check.sh OUT_DIR
 #!
 #! Environment: WORKER (the binary; default target/release/worker beside this script's repo, else
 #! `worker` on PATH), PYTHON (with torch; default python3), DEVICE (cuda when torch sees a GPU,
 #! else cpu). On CUDA: depths 26 98 386 1538, batch 128; on CPU (to test the script) smaller
-#! settings. DEPTHS, BATCH, STEPS, WARMUP and TRAIN_IMAGES override them. Budget: under 8 minutes.
+#! settings. DEPTHS, BATCH, STEPS, WARMUP, TRAIN_IMAGES and TF32_DEPTH override them. Budget: under 8 minutes.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -63,11 +65,23 @@ for d in $depths; do
     "$worker" bench --compare --depth "$d" --batch "$batch" --steps "$steps" --warmup "$warmup" \
         --device "$device" > "$out/compare-$d.json"
     for arch in resnet grid; do
-        log "pytorch reference $arch-$d"
-        "$python" "$root/bench/pytorch_reference.py" bench --arch "$arch" --depth "$d" --batch "$batch" \
-            --steps "$steps" --warmup "$warmup" --device "$device" > "$out/pytorch-$arch-$d.json"
+        for fmt in contiguous channels-last; do
+            log "pytorch reference $arch-$d $fmt"
+            "$python" "$root/bench/pytorch_reference.py" bench --arch "$arch" --depth "$d" --batch "$batch" \
+                --steps "$steps" --warmup "$warmup" --device "$device" --memory-format "$fmt" \
+                > "$out/pytorch-$arch-$d-$fmt.json"
+        done
     done
 done
+largest=${depths##* }
+log "optimizer update, grid-$largest: packed vs per parameter"
+"$worker" bench --optimizer --arch grid --depth "$largest" --steps 10 --device "$device" > "$out/optimizer-$largest.json"
+if [ "$device" != cpu ]; then
+    tf32_depth=${TF32_DEPTH:-98}
+    log "bench --compare depth $tf32_depth with TF32 allowed"
+    "$worker" bench --compare --tf32 --depth "$tf32_depth" --batch "$batch" --steps "$steps" --warmup "$warmup" \
+        --device "$device" > "$out/compare-$tf32_depth-tf32.json"
+fi
 
 log "synthetic data ($train_images training images) and grid-26 training, 2 epochs"
 "$worker" data synth --dest "$out/data" --train "$train_images" --test 512 --seed 0 2> "$out/data.log"
@@ -81,26 +95,39 @@ rm -rf "$out/data"
 "$python" - "$out" $depths <<'PY' | tee "$out/summary.json"
 import json, os, sys
 out, depths = sys.argv[1], sys.argv[2:]
+load = lambda name: json.load(open(os.path.join(out, name)))
 rows = []
 for d in depths:
-    c = json.load(open(os.path.join(out, f"compare-{d}.json")))
-    py = {a: json.load(open(os.path.join(out, f"pytorch-{a}-{d}.json"))) for a in ("resnet", "grid")}
-    rows.append({
-        "depth": int(d), "device": c["device"], "batch": c["batch"],
-        "resnet": c["resnet_images_per_s"], "grid_sequential": c["grid_sequential_images_per_s"],
-        "grid_wavefront": c["grid_wavefront_images_per_s"],
-        "wavefront_over_sequential": c["wavefront_over_sequential"],
-        "pytorch_resnet": py["resnet"]["images_per_s"], "pytorch_grid": py["grid"]["images_per_s"],
-        "rust_over_pytorch_resnet": c["resnet_images_per_s"] / py["resnet"]["images_per_s"],
-        "rust_best_grid_over_pytorch_grid":
-            max(c["grid_sequential_images_per_s"], c["grid_wavefront_images_per_s"]) / py["grid"]["images_per_s"],
-    })
+    c = load(f"compare-{d}.json")
+    for s in c["summaries"]:
+        fmt = s["memory_format"]
+        py = {a: load(f"pytorch-{a}-{d}-{fmt}.json") for a in ("resnet", "grid")}
+        best_grid = max(s["grid_sequential_images_per_s"], s["grid_wavefront_images_per_s"])
+        rows.append({
+            "depth": int(d), "device": c["device"], "batch": c["batch"], "memory_format": fmt,
+            "resnet": s["resnet_images_per_s"], "grid_sequential": s["grid_sequential_images_per_s"],
+            "grid_wavefront": s["grid_wavefront_images_per_s"],
+            "wavefront_over_sequential": s["wavefront_over_sequential"],
+            "pytorch_resnet": py["resnet"]["images_per_s"], "pytorch_grid": py["grid"]["images_per_s"],
+            "rust_over_pytorch_resnet": s["resnet_images_per_s"] / py["resnet"]["images_per_s"],
+            "rust_best_grid_over_pytorch_grid": best_grid / py["grid"]["images_per_s"],
+        })
+    rows[-1]["channels_last_over_contiguous"] = c["channels_last_over_contiguous"]
+largest = depths[-1]
+o = load(f"optimizer-{largest}.json")
+summary = {"bench": rows, "optimizer": {k: o[k] for k in ("depth", "tensors", "packed_seconds",
+                                                          "per_parameter_seconds", "speedup")}}
+tf32 = [f for f in os.listdir(out) if f.endswith("-tf32.json")]
+if tf32:
+    t = load(tf32[0])
+    summary["tf32"] = {"depth": t["depth"], "summaries": t["summaries"]}
 train = {}
 for e in ("sequential", "wavefront"):
-    r = json.load(open(os.path.join(out, f"train-grid-26-{e}.json")))
+    r = load(f"train-grid-26-{e}.json")
     train[e] = {"status": r["status"], "final_test_acc": r["final_test_acc"],
                 "images_per_s": [m["images_per_s"] for m in r["epochs"]],
                 "grid_exec": r["environment"].get("grid_exec")}
-print(json.dumps({"bench": rows, "train_grid_26": train}, indent=1))
+summary["train_grid_26"] = train
+print(json.dumps(summary, indent=1))
 PY
 log "done; JSON in $out"

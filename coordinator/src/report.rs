@@ -324,4 +324,26 @@ fn hardware(md: &mut String, runs: &[RunRecord]) {
     for ((device, torch, cuda), (n, workers)) in &seen {
         row(md, &[cell(device), cell(torch), cell(cuda), n.to_string(), workers.len().to_string()]);
     }
+    md.push('\n');
+    settings(md, runs);
+}
+
+/// How the jobs ran: the workers' speed switches, one row per combination. TF32 is the one that
+/// lowers precision; the others change summation order at most.
+fn settings(md: &mut String, runs: &[RunRecord]) {
+    const KEYS: [&str; 5] = ["grid_exec", "memory_format", "tf32", "cudnn_benchmark", "deterministic"];
+    let mut seen: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for run in runs.iter().filter(|r| r.result.is_some()) {
+        *seen.entry(KEYS.iter().map(|k| env(run, k)).collect()).or_default() += 1;
+    }
+    md.push_str(
+        "Execution settings (`environment`; TF32 lowers fp32 precision on CUDA, the rest change at most the \
+                 order of fp32 sums):\n\n",
+    );
+    header(md, &["grid execution", "memory format", "TF32", "cuDNN benchmark", "deterministic", "jobs"]);
+    for (values, n) in &seen {
+        let mut cells: Vec<String> = values.iter().map(|v| cell(v)).collect();
+        cells.push(n.to_string());
+        row(md, &cells);
+    }
 }

@@ -196,6 +196,8 @@ fn plots_and_report_of_a_finished_sweep() {
     // Compute time and hardware: 9 completed + 1 diverged results x 30 s on a GPU.
     assert!(md.contains("GPU 0.08 h (300 s), CPU 0.00 h (0 s)"), "{md}");
     assert!(md.contains("| NVIDIA H100 80GB HBM3 | 2.11.0 | 12.6 (12060) | 10 | 2 |"), "{md}");
+    // Results from before the switches existed say so rather than guess.
+    assert!(md.contains("| unknown | unknown | unknown | false | false | 10 |"), "{md}");
 }
 
 #[test]

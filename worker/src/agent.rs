@@ -41,8 +41,8 @@ pub struct AgentConfig {
     pub token: Option<String>,
     /// TLS: the CA to trust (and the server name), for an `https://` coordinator.
     pub tls: Option<ClientTls>,
-    /// How grid stages run in this worker's jobs.
-    pub grid_exec: crate::models::GridExec,
+    /// How grid stages run, the memory layout and TF32 in this worker's jobs.
+    pub speed: crate::speed::Speed,
 }
 
 /// Why the worker stopped other than by the sweep finishing.
@@ -164,7 +164,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         deterministic: false,
         stop_after: None,
         cancel: Some(cancel.clone()),
-        grid_exec: cfg.grid_exec,
+        speed: cfg.speed,
     };
     let train_cfg = spec.train.clone();
     let thread = std::thread::Builder::new().name(format!("train-{job}")).spawn(move || {

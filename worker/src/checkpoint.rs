@@ -88,10 +88,12 @@ pub fn save(
     let tmp = dir.join(format!("{FILE}.tmp"));
     let json =
         serde_json::to_vec(meta).map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-    let named: Vec<(String, &Tensor)> = model
+    // Copies with storage of their own: a parameter may be a view into the optimizer's flat
+    // tensor, whose whole storage libtorch would otherwise write.
+    let named: Vec<(String, Tensor)> = model
         .iter()
-        .map(|(n, t)| (format!("model.{n}"), t))
-        .chain(momentum.iter().map(|(n, t)| (format!("momentum.{n}"), t)))
+        .map(|(n, t)| (format!("model.{n}"), t.detach().copy()))
+        .chain(momentum.iter().map(|(n, t)| (format!("momentum.{n}"), t.detach().copy())))
         .collect();
     let mut blob = Vec::new();
     Tensor::save_multi_to_stream(&named, &mut blob)

@@ -13,7 +13,9 @@ use worker::data::{self, fetch};
 use worker::devices::DeviceReport;
 use worker::gradstats::GradConfig;
 use worker::inspect::Inspection;
-use worker::models::{Arch, GridExec, ModelSpec};
+use worker::layout::MemoryFormat;
+use worker::models::{Arch, ModelSpec};
+use worker::speed::SpeedFlags;
 use worker::train::{self, Options};
 
 /// The gridsweep worker. With `--coordinator URL` (and no subcommand) it joins a sweep: it
@@ -57,10 +59,8 @@ struct AgentArgs {
     /// The server name in the coordinator's certificate (default: the URL's host).
     #[arg(long, requires = "tls_ca")]
     tls_domain: Option<String>,
-    /// How grid stages run: node by node or one batched step per anti-diagonal (default:
-    /// sequential on CPU, wavefront on CUDA).
-    #[arg(long, value_enum)]
-    grid_exec: Option<GridExec>,
+    #[command(flatten)]
+    speed: SpeedFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,13 +95,17 @@ enum Command {
         /// Architecture (not with --compare).
         #[arg(long, value_enum, required_unless_present = "compare", conflicts_with = "compare")]
         arch: Option<Arch>,
-        /// Time resnet, grid-sequential and grid-wavefront at --depth, interleaved, and print
-        /// the images/s of each and their ratios.
+        /// Time resnet, grid-sequential and grid-wavefront at --depth, in both memory layouts
+        /// unless --memory-format picks one, interleaved, and print the images/s of each and
+        /// their ratios.
         #[arg(long)]
         compare: bool,
-        /// How grid stages run (default: sequential on CPU, wavefront on CUDA).
-        #[arg(long, value_enum, conflicts_with = "compare")]
-        grid_exec: Option<GridExec>,
+        /// Time the SGD update alone (zero_grad + step) of --arch at --depth, packed into flat
+        /// tensors against parameter by parameter, interleaved.
+        #[arg(long, requires = "arch", conflicts_with = "compare")]
+        optimizer: bool,
+        #[command(flatten)]
+        speed: SpeedFlags,
         /// Depth.
         #[arg(long)]
         depth: u32,
@@ -163,10 +167,8 @@ struct TrainArgs {
     /// CPU threads for libtorch (default: libtorch's choice).
     #[arg(long)]
     threads: Option<i32>,
-    /// How grid stages run: node by node or one batched step per anti-diagonal (default:
-    /// sequential on CPU, wavefront on CUDA).
-    #[arg(long, value_enum)]
-    grid_exec: Option<GridExec>,
+    #[command(flatten)]
+    speed: SpeedFlags,
     /// Write a checkpoint here at every epoch end.
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
@@ -233,7 +235,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Train(args) => train_cmd(*args),
-        Command::Bench { arch, compare, grid_exec, depth, batch, steps, warmup, device, threads } => {
+        Command::Bench { arch, compare, optimizer, speed, depth, batch, steps, warmup, device, threads } => {
             let device = parse_device(&device).map_err(bad_input)?;
             if batch < 2 || steps == 0 {
                 return Err(bad_input("--batch must be at least 2 and --steps at least 1"));
@@ -242,12 +244,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 tch::set_num_threads(t);
             }
             match arch {
+                Some(arch) if optimizer => {
+                    let spec = ModelSpec::new(arch, depth).map_err(bad_input)?;
+                    print_json(&worker::bench::optimizer(spec, steps, device))
+                }
                 Some(arch) if !compare => {
                     let spec = ModelSpec::new(arch, depth).map_err(bad_input)?;
-                    let exec = grid_exec.unwrap_or_else(|| GridExec::default_for(device));
-                    print_json(&worker::bench::run(spec, batch, steps, warmup, device, exec))
+                    print_json(&worker::bench::run(spec, batch, steps, warmup, device, speed.resolve(device)))
                 }
-                _ => print_json(&worker::bench::compare(depth, batch, steps, warmup, device).map_err(bad_input)?),
+                _ => {
+                    if speed.grid_exec.is_some() {
+                        return Err(bad_input("--compare runs both grid executions: leave out --grid-exec"));
+                    }
+                    // Both layouts unless one is asked for.
+                    let formats = speed
+                        .memory_format
+                        .map_or_else(|| vec![MemoryFormat::Contiguous, MemoryFormat::ChannelsLast], |f| vec![f]);
+                    worker::context::set_tf32(speed.tf32);
+                    let r = worker::bench::compare(depth, batch, steps, warmup, device, &formats);
+                    print_json(&r.map_err(bad_input)?)
+                }
             }
         }
     }
@@ -277,7 +293,7 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         work_dir: args.work_dir.clone(),
         name: format!("{host}/pid {}", std::process::id()),
         token: gridsweep_proto::auth::read_token(args.token_file.as_deref()).map_err(bad_input)?,
-        grid_exec: args.grid_exec.unwrap_or_else(|| GridExec::default_for(device)),
+        speed: args.speed.resolve(device),
         tls: gridsweep_proto::client::ClientTls::from_flags(args.tls_ca.as_deref(), args.tls_domain.clone())
             .map_err(bad_input)?,
     };
@@ -336,9 +352,7 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
         if let Some(d) = &args.tls_domain {
             cmd.arg("--tls-domain").arg(d);
         }
-        if let Some(e) = args.grid_exec {
-            cmd.arg("--grid-exec").arg(e.name());
-        }
+        cmd.args(args.speed.to_args());
         children.push(cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))?);
     }
     let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
@@ -397,7 +411,7 @@ fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
         deterministic: args.deterministic,
         stop_after: args.stop_after,
         cancel: None,
-        grid_exec: args.grid_exec.unwrap_or_else(|| GridExec::default_for(device)),
+        speed: args.speed.resolve(device),
     };
     let total = cfg.epochs;
     let tty = std::io::stderr().is_terminal();

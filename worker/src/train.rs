@@ -16,9 +16,11 @@ use crate::checkpoint::{self, CheckpointError, Meta};
 use crate::data::augment::{self, Augment, Normalizer};
 use crate::data::{Dataset, Split};
 use crate::gradstats::{self, GradConfig, GradReport};
+use crate::layout::MemoryFormat;
 use crate::models::{GridExec, ModelError, Net};
 use crate::optim::Sgd;
 use crate::recipe::{ConfigError, TrainConfig, lr_at};
+use crate::speed::Speed;
 
 /// One epoch's figures (accuracies in percent).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,6 +119,13 @@ pub struct Environment {
     /// How grid stages were executed (`sequential` in results from before the switch existed).
     #[serde(default)]
     pub grid_exec: GridExec,
+    /// Memory layout of activations and convolution weights (`contiguous` in results from
+    /// before the switch existed).
+    #[serde(default)]
+    pub memory_format: MemoryFormat,
+    /// Whether fp32 convolutions on CUDA were allowed TF32 (reduced precision).
+    #[serde(default)]
+    pub tf32: bool,
 }
 
 /// Run options that are not part of the job's identity.
@@ -138,8 +147,8 @@ pub struct Options {
     /// Set from another thread to stop as soon as possible (status `stopped`); the partial
     /// epoch is dropped and the last epoch-end checkpoint stays the resume point.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-    /// How grid stages run (same results up to summation order; see `models::wavefront`).
-    pub grid_exec: GridExec,
+    /// How grid stages run, the memory layout and TF32 (see `speed`).
+    pub speed: Speed,
 }
 
 /// Why a job could not run (a diverged job is a result, not an error).
@@ -199,7 +208,8 @@ pub fn train(
     let started = Instant::now();
     cfg.validate()?;
     let device = opts.device;
-    crate::determinism::set_deterministic(opts.deterministic);
+    crate::context::set_deterministic(opts.deterministic);
+    crate::context::set_tf32(opts.speed.tf32);
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(!opts.deterministic);
     }
@@ -210,7 +220,8 @@ pub fn train(
     tch::manual_seed(cfg.seed as i64);
     let mut vs = nn::VarStore::new(device);
     let mut net = Net::new(&vs.root(), cfg.model()?);
-    net.set_grid_exec(opts.grid_exec);
+    net.set_grid_exec(opts.speed.grid_exec);
+    net.set_memory_format(&vs, opts.speed.memory_format);
     let cost = net.cost();
     let trainable: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
     let mut opt = Sgd::new(trainable, cfg.momentum, cfg.nesterov, cfg.weight_decay);
@@ -343,7 +354,7 @@ pub fn train(
             train_images: train_set.len(),
             test_images: test_set.len(),
         },
-        environment: environment(device, opts.deterministic, opts.grid_exec),
+        environment: environment(device, opts.deterministic, opts.speed),
         grad_analysis,
     })
 }
@@ -353,8 +364,8 @@ fn to(split: &Split, device: Device) -> Result<Split, tch::TchError> {
     Ok(Split { images: split.images.f_to_device(device)?, labels: split.labels.f_to_device(device)? })
 }
 
-/// The device and software of this process, and how grid stages were run.
-pub fn environment(device: Device, deterministic: bool, grid_exec: GridExec) -> Environment {
+/// The device and software of this process, and the speed switches the job ran with.
+pub fn environment(device: Device, deterministic: bool, speed: Speed) -> Environment {
     let report = crate::devices::DeviceReport::probe();
     let (name, label) = match device {
         Device::Cuda(i) => (
@@ -370,6 +381,8 @@ pub fn environment(device: Device, deterministic: bool, grid_exec: GridExec) -> 
         cuda_version: device.is_cuda().then(tch::utils::version_cudart),
         cudnn_benchmark: device.is_cuda() && !deterministic,
         deterministic,
-        grid_exec,
+        grid_exec: speed.grid_exec,
+        memory_format: speed.memory_format,
+        tf32: device.is_cuda() && speed.tf32,
     }
 }

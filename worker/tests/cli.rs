@@ -65,17 +65,35 @@ fn bench_compare_and_grid_exec() {
     let args =
         ["bench", "--compare", "--depth", "26", "--batch", "2", "--steps", "1", "--warmup", "0", "--device", "cpu"];
     let v = json(&worker(&args));
-    for key in ["resnet_images_per_s", "grid_sequential_images_per_s", "grid_wavefront_images_per_s"] {
-        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
-    }
+    // Both layouts by default: 2 x (resnet, grid-sequential, grid-wavefront).
+    let variants = v["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 6, "{v}");
+    assert!(variants.iter().all(|x| x["images_per_s"].as_f64().unwrap() > 0.0), "{v}");
+    let s = &v["summaries"][0];
+    assert_eq!(s["memory_format"], "contiguous");
     let ratio =
-        v["grid_wavefront_images_per_s"].as_f64().unwrap() / v["grid_sequential_images_per_s"].as_f64().unwrap();
-    assert!((v["wavefront_over_sequential"].as_f64().unwrap() - ratio).abs() < 1e-9, "{v}");
+        s["grid_wavefront_images_per_s"].as_f64().unwrap() / s["grid_sequential_images_per_s"].as_f64().unwrap();
+    assert!((s["wavefront_over_sequential"].as_f64().unwrap() - ratio).abs() < 1e-9, "{v}");
+    assert_eq!(v["summaries"][1]["memory_format"], "channels-last");
+    let cl = v["channels_last_over_contiguous"].as_array().unwrap();
+    let resnet_ratio = variants[3]["images_per_s"].as_f64().unwrap() / variants[0]["images_per_s"].as_f64().unwrap();
+    assert!((cl[0].as_f64().unwrap() - resnet_ratio).abs() < 1e-9, "{v}");
+    let only = json(&worker(&[&args[..], &["--memory-format", "channels-last"]].concat()));
+    assert_eq!(only["variants"].as_array().unwrap().len(), 3);
+    assert!(only["channels_last_over_contiguous"].is_null());
+
     let one = ["bench", "--arch", "grid", "--depth", "26", "--batch", "2", "--steps", "1", "--device", "cpu"];
-    assert_eq!(json(&worker(&one))["grid_exec"], "sequential", "CPU default");
-    let wave = [&one[..], &["--grid-exec", "wavefront"]].concat();
-    assert_eq!(json(&worker(&wave))["grid_exec"], "wavefront");
-    for bad in [&["bench", "--depth", "26"][..], &["bench", "--compare", "--arch", "grid", "--depth", "26"][..]] {
+    let v = json(&worker(&one));
+    assert_eq!((&v["grid_exec"], &v["memory_format"]), (&"sequential".into(), &"contiguous".into()), "CPU defaults");
+    let wave = [&one[..], &["--grid-exec", "wavefront", "--memory-format", "channels-last"]].concat();
+    let v = json(&worker(&wave));
+    assert_eq!((&v["grid_exec"], &v["memory_format"]), (&"wavefront".into(), &"channels-last".into()));
+    for bad in [
+        &["bench", "--depth", "26"][..],
+        &["bench", "--compare", "--arch", "grid", "--depth", "26"][..],
+        &["bench", "--compare", "--grid-exec", "wavefront", "--depth", "26"][..],
+        &["bench", "--arch", "grid", "--depth", "26", "--memory-format", "nhwc"][..],
+    ] {
         let out = worker(bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }

@@ -38,7 +38,7 @@ fn opts(checkpoint_dir: Option<&Path>, resume: bool, stop_after: Option<u32>) ->
         deterministic: true,
         stop_after,
         cancel: None,
-        grid_exec: worker::models::GridExec::Sequential,
+        speed: worker::speed::Speed::default_for(Device::Cpu),
     }
 }
 
@@ -191,25 +191,42 @@ fn real_cifar10_trains_above_chance() {
 }
 
 #[test]
-fn wavefront_training_matches_node_by_node_and_is_recorded() {
+fn speed_switches_keep_the_training_and_are_recorded() {
+    use worker::layout::MemoryFormat;
+    use worker::models::GridExec;
     let _serial = serial();
     tch::set_num_threads(2);
-    let data = data::load(&synth("wavefront", 128, 64), Device::Cpu).unwrap();
+    let data = data::load(&synth("speed", 128, 64), Device::Cpu).unwrap();
     let cfg = small(Arch::Grid, 26, 1);
+    let ways = [
+        (GridExec::Sequential, MemoryFormat::Contiguous),
+        (GridExec::Wavefront, MemoryFormat::Contiguous),
+        (GridExec::Sequential, MemoryFormat::ChannelsLast),
+        (GridExec::Wavefront, MemoryFormat::ChannelsLast),
+    ];
     let mut results = Vec::new();
-    for exec in [worker::models::GridExec::Sequential, worker::models::GridExec::Wavefront] {
-        let o = Options { grid_exec: exec, ..opts(None, false, None) };
+    for (exec, format) in ways {
+        let mut o = opts(None, false, None);
+        o.speed.grid_exec = exec;
+        o.speed.memory_format = format;
         let r = train::train(&cfg, &data, &o, &mut |_| {}).unwrap();
-        assert_eq!(r.environment.grid_exec, exec);
         let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["environment"]["grid_exec"], exec.name());
+        let env = &v["environment"];
+        assert_eq!((&env["grid_exec"], &env["memory_format"]), (&exec.name().into(), &format.name().into()));
+        assert_eq!(env["tf32"], false, "never on the CPU");
         results.push(r);
     }
-    let (a, b) = (&results[0].epochs[0], &results[1].epochs[0]);
-    // fp32 summation order differs between the two executions: close, not identical.
-    let (la, lb) = (a.train_loss.unwrap(), b.train_loss.unwrap());
-    assert!((la - lb).abs() <= 1e-3 * la.abs(), "train loss {la} vs {lb}");
-    let (ta, tb) = (a.test_loss.unwrap(), b.test_loss.unwrap());
-    assert!((ta - tb).abs() <= 1e-2 * ta.abs(), "test loss {ta} vs {tb}");
-    assert_eq!((results[0].params, results[0].flops), (results[1].params, results[1].flops));
+    let a = &results[0];
+    for b in &results[1..] {
+        let (ea, eb) = (&a.epochs[0], &b.epochs[0]);
+        // fp32 summation order differs between the ways: close, not identical.
+        let (la, lb) = (ea.train_loss.unwrap(), eb.train_loss.unwrap());
+        assert!((la - lb).abs() <= 1e-3 * la.abs(), "{:?}: train loss {la} vs {lb}", b.environment);
+        let (ta, tb) = (ea.test_loss.unwrap(), eb.test_loss.unwrap());
+        // One epoch of four steps leaves the batch norms' running statistics barely trained, so
+        // evaluation amplifies rounding (0.8% between the two grid executions): a loose check.
+        // The exact one is tests/equivalence.rs, in fp64.
+        assert!((ta - tb).abs() <= 5e-2 * ta.abs(), "{:?}: test loss {ta} vs {tb}", b.environment);
+        assert_eq!((a.params, a.flops), (b.params, b.flops));
+    }
 }

@@ -13,6 +13,8 @@ pub mod wavefront;
 use tch::Tensor;
 use tch::nn;
 
+use crate::layout::MemoryFormat;
+
 pub use gridsweep_proto::job::{Arch, MAX_DEPTH, ModelError, ModelSpec};
 pub use layers::{Cost, Shape};
 pub use wavefront::GridExec;
@@ -104,6 +106,8 @@ pub struct Net {
     pub head: layers::Head,
     /// How grid stages run (no effect on vgg and resnet); sequential unless set.
     pub grid_exec: GridExec,
+    /// Layout of the input batch and the convolution weights; contiguous unless set.
+    pub memory_format: MemoryFormat,
 }
 
 impl Net {
@@ -128,12 +132,20 @@ impl Net {
             })
             .collect();
         let head = layers::Head::new(&(p / "fc"), c_in, CLASSES);
-        Net { spec, stem, stages, head, grid_exec: GridExec::Sequential }
+        Net { spec, stem, stages, head, grid_exec: GridExec::Sequential, memory_format: MemoryFormat::Contiguous }
     }
 
     /// Chooses how grid stages run; parameters and results do not change.
     pub fn set_grid_exec(&mut self, exec: GridExec) {
         self.grid_exec = exec;
+    }
+
+    /// Lays out this net's convolution weights (the 4-D variables of `vs`, the store it was
+    /// built in) and, at every forward, its input as `format`; parameters and results do not
+    /// change beyond summation order.
+    pub fn set_memory_format(&mut self, vs: &nn::VarStore, format: MemoryFormat) {
+        format.apply_to_vars(vs);
+        self.memory_format = format;
     }
 
     /// Parameters and FLOPs of one 3x32x32 image, summed from what each layer reports.
@@ -189,7 +201,7 @@ impl Net {
 
 impl nn::ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut h = self.stem.forward_t(xs, train);
+        let mut h = self.stem.forward_t(&self.memory_format.apply(xs), train);
         for s in &self.stages {
             h = s.forward_exec(&h, train, self.grid_exec);
         }

@@ -28,14 +28,6 @@ pub enum GridExec {
 }
 
 impl GridExec {
-    /// The default for `device`: node by node on the CPU, where the wavefront measured 0.88-0.97x
-    /// (its larger temporaries cost more than its fewer operations save); wavefront on CUDA, where
-    /// the node-by-node step is expected to be bound by kernel launches (not yet measured on a
-    /// GPU: `scripts/gpu-check.sh` does).
-    pub fn default_for(device: tch::Device) -> Self {
-        if device.is_cuda() { GridExec::Wavefront } else { GridExec::Sequential }
-    }
-
     /// `sequential` or `wavefront`.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,9 +1,12 @@
-//! Wavefront execution of the grid equals node-by-node execution: outputs, every parameter's
-//! gradient and the batch norms' running statistics, in training and evaluation mode, for
-//! R = 2 and R = 4 (depths 26 and 98), compared in fp64.
+//! The ways to run a network compute the same thing: wavefront execution of the grid equals
+//! node-by-node execution (R = 2 and R = 4, depths 26 and 98), and channels-last equals the
+//! contiguous layout (every architecture, both grid executions): outputs, every parameter's
+//! gradient and the batch norms' running statistics, in training and evaluation mode, compared
+//! in fp64.
 
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
+use worker::layout::{MemoryFormat, is_channels_last};
 use worker::models::{Arch, GridExec, ModelSpec, Net};
 
 /// Relative tolerance in fp64 (summation order is the only difference).
@@ -15,9 +18,16 @@ fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[]) / scale
 }
 
-/// Two fp64 copies of the same grid network, the second executed as a wavefront.
-fn pair(depth: u32) -> (nn::VarStore, Net, nn::VarStore, Net) {
-    let spec = ModelSpec::new(Arch::Grid, depth).unwrap();
+/// How the second network of a pair runs: (grid execution, layout); the first runs node by
+/// node, contiguous.
+type Way = (GridExec, MemoryFormat);
+
+/// The grid as a wavefront.
+const WAVEFRONT: Way = (GridExec::Wavefront, MemoryFormat::Contiguous);
+
+/// Two fp64 copies of the same network, the second run `way`.
+fn pair(arch: Arch, depth: u32, way: Way) -> (nn::VarStore, Net, nn::VarStore, Net) {
+    let spec = ModelSpec::new(arch, depth).unwrap();
     tch::manual_seed(7);
     let mut vs_a = nn::VarStore::new(Device::Cpu);
     let net_a = Net::new(&vs_a.root(), spec);
@@ -26,14 +36,20 @@ fn pair(depth: u32) -> (nn::VarStore, Net, nn::VarStore, Net) {
     vs_b.copy(&vs_a).unwrap();
     vs_a.double();
     vs_b.double();
-    net_b.set_grid_exec(GridExec::Wavefront);
+    net_b.set_grid_exec(way.0);
+    net_b.set_memory_format(&vs_b, way.1);
     (vs_a, net_a, vs_b, net_b)
 }
 
 /// One forward and backward of both nets on the same input; checks outputs, gradients and
 /// (all variables, running statistics included) the stores after the step.
-fn check(depth: u32, train: bool) {
-    let (vs_a, net_a, vs_b, net_b) = pair(depth);
+fn check(arch: Arch, depth: u32, way: Way, train: bool) {
+    let (vs_a, net_a, vs_b, net_b) = pair(arch, depth, way);
+    // 3x3 kernels (1x1 ones are stored the same way in both layouts).
+    let convs = vs_b.variables().into_values().filter(|v| v.dim() == 4 && v.size()[2] > 1).collect::<Vec<_>>();
+    assert!(!convs.is_empty());
+    let want_cl = way.1 == MemoryFormat::ChannelsLast;
+    assert!(convs.iter().all(|w| is_channels_last(w) == want_cl), "weights laid out as {:?}", way.1);
     tch::manual_seed(11);
     let x = Tensor::randn([3, 3, 32, 32], (Kind::Double, Device::Cpu));
     let probe = Tensor::randn([3, 10], (Kind::Double, Device::Cpu));
@@ -43,7 +59,7 @@ fn check(depth: u32, train: bool) {
         let out_a = net_a.forward_t(&x, t);
         let out_b = net_b.forward_t(&x, t);
         let d = rel_diff(&out_b, &out_a);
-        assert!(d < RTOL, "depth {depth} train {t}: outputs differ by {d:e}");
+        assert!(d < RTOL, "{arch:?}-{depth} {way:?} train {t}: outputs differ by {d:e}");
         for vs in [&vs_a, &vs_b] {
             for mut v in vs.trainable_variables() {
                 v.zero_grad();
@@ -58,10 +74,10 @@ fn check(depth: u32, train: bool) {
             let b = &vars_b[name];
             if a.requires_grad() {
                 let d = rel_diff(&b.grad(), &a.grad());
-                assert!(d < RTOL, "depth {depth} train {t}: gradient of {name} differs by {d:e}");
+                assert!(d < RTOL, "{arch:?}-{depth} {way:?} train {t}: gradient of {name} differs by {d:e}");
             } else {
                 let d = rel_diff(b, a);
-                assert!(d < RTOL, "depth {depth} train {t}: {name} differs by {d:e} after the step");
+                assert!(d < RTOL, "{arch:?}-{depth} {way:?} train {t}: {name} differs by {d:e} after the step");
             }
         }
     }
@@ -69,27 +85,27 @@ fn check(depth: u32, train: bool) {
 
 #[test]
 fn wavefront_equals_node_by_node_r2_train() {
-    check(26, true);
+    check(Arch::Grid, 26, WAVEFRONT, true);
 }
 
 #[test]
 fn wavefront_equals_node_by_node_r2_eval() {
-    check(26, false);
+    check(Arch::Grid, 26, WAVEFRONT, false);
 }
 
 #[test]
 fn wavefront_equals_node_by_node_r4_train() {
-    check(98, true);
+    check(Arch::Grid, 98, WAVEFRONT, true);
 }
 
 #[test]
 fn wavefront_equals_node_by_node_r4_eval() {
-    check(98, false);
+    check(Arch::Grid, 98, WAVEFRONT, false);
 }
 
 #[test]
 fn wavefront_updates_running_statistics_of_every_node() {
-    let (vs_a, net_a, vs_b, net_b) = pair(98);
+    let (vs_a, net_a, vs_b, net_b) = pair(Arch::Grid, 98, WAVEFRONT);
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Double, Device::Cpu));
     let _ = tch::no_grad(|| (net_a.forward_t(&x, true), net_b.forward_t(&x, true)));
     let vars_a = vs_a.variables();
@@ -120,4 +136,30 @@ fn wavefront_changes_no_names_or_counts() {
     let _ = net.forward_t(&x, true);
     assert_eq!((net.cost(), vs.variables().len()), before);
     assert_eq!(serde_json::to_string(&GridExec::Wavefront).unwrap(), "\"wavefront\"");
+}
+
+#[test]
+fn channels_last_equals_contiguous() {
+    let cl = MemoryFormat::ChannelsLast;
+    for train in [true, false] {
+        check(Arch::Resnet, 26, (GridExec::Sequential, cl), train);
+        check(Arch::Vgg, 26, (GridExec::Sequential, cl), train);
+        check(Arch::Grid, 26, (GridExec::Sequential, cl), train);
+        check(Arch::Grid, 26, (GridExec::Wavefront, cl), train);
+    }
+}
+
+#[test]
+fn channels_last_runs_channels_last_and_changes_no_names_or_counts() {
+    let spec = ModelSpec::new(Arch::Resnet, 8).unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut net = Net::new(&vs.root(), spec);
+    let before = (net.cost(), vs.variables().len());
+    net.set_memory_format(&vs, MemoryFormat::ChannelsLast);
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    // The stem's output (what every later layer sees) comes out channels-last.
+    let h = net.stem.forward_t(&MemoryFormat::ChannelsLast.apply(&x), true);
+    assert!(is_channels_last(&h), "strides {:?}", h.stride());
+    let _ = net.forward_t(&x, true);
+    assert_eq!((net.cost(), vs.variables().len()), before);
 }

@@ -1,0 +1,97 @@
+//! libtorch's process-wide switches that `tch` does not wrap, on `at::globalContext()`:
+//! deterministic algorithms (`setDeterministicAlgorithms`, `setDeterministicCuDNN`) and the
+//! precision of fp32 convolutions and matrix products on CUDA (`setFloat32Precision`; libtorch
+//! lets cuDNN convolutions use TF32 by default). They are plain non-virtual C++ member functions
+//! of `at::Context`, exported by `libtorch_cpu.so`; under the Itanium C++ ABI such a call is a C
+//! call with `this` first (enum class arguments are passed as their `int`), which is how they are
+//! declared here. Signatures and enum values are those of ATen/Context.h in torch 2.11.
+
+use std::ffi::c_void;
+
+unsafe extern "C" {
+    #[link_name = "_ZN2at13globalContextEv"]
+    fn at_global_context() -> *mut c_void;
+    #[link_name = "_ZN2at7Context26setDeterministicAlgorithmsEbb"]
+    fn at_set_deterministic_algorithms(ctx: *mut c_void, enabled: bool, warn_only: bool);
+    #[link_name = "_ZNK2at7Context23deterministicAlgorithmsEv"]
+    fn at_deterministic_algorithms(ctx: *const c_void) -> bool;
+    #[link_name = "_ZN2at7Context21setDeterministicCuDNNEb"]
+    fn at_set_deterministic_cudnn(ctx: *mut c_void, enabled: bool);
+    #[link_name = "_ZN2at7Context19setFloat32PrecisionENS_14Float32BackendENS_9Float32OpENS_16Float32PrecisionE"]
+    fn at_set_float32_precision(ctx: *mut c_void, backend: i32, op: i32, precision: i32);
+    #[link_name = "_ZNK2at7Context16float32PrecisionENS_14Float32BackendENS_9Float32OpE"]
+    fn at_float32_precision(ctx: *const c_void, backend: i32, op: i32) -> i32;
+}
+
+/// `at::Float32Backend::CUDA`.
+const BACKEND_CUDA: i32 = 1;
+/// `at::Float32Op::CONV`.
+const OP_CONV: i32 = 1;
+/// `at::Float32Op::MATMUL`.
+const OP_MATMUL: i32 = 3;
+/// `at::Float32Precision::IEEE`.
+const PRECISION_IEEE: i32 = 1;
+/// `at::Float32Precision::TF32`.
+const PRECISION_TF32: i32 = 2;
+
+/// Lets fp32 convolutions (cuDNN) and matrix products (cuBLAS) on CUDA use TF32 tensor cores
+/// (10-bit mantissa: faster on Ampere and later, less exact), or keeps them IEEE fp32. Has no
+/// effect on the CPU.
+pub fn set_tf32(enabled: bool) {
+    let p = if enabled { PRECISION_TF32 } else { PRECISION_IEEE };
+    // SAFETY: as for `set_deterministic`; the enums are `int`-sized enum classes and the values
+    // are valid members.
+    unsafe {
+        let ctx = at_global_context();
+        at_set_float32_precision(ctx, BACKEND_CUDA, OP_CONV, p);
+        at_set_float32_precision(ctx, BACKEND_CUDA, OP_MATMUL, p);
+    }
+}
+
+/// Whether fp32 convolutions on CUDA may use TF32 (libtorch's default until `set_tf32(false)`).
+pub fn tf32() -> bool {
+    // SAFETY: as above; a const getter.
+    unsafe { at_float32_precision(at_global_context(), BACKEND_CUDA, OP_CONV) == PRECISION_TF32 }
+}
+
+/// Selects deterministic algorithms (and deterministic cuDNN) for the whole process, or goes
+/// back to libtorch's defaults. Operations without a deterministic implementation warn instead
+/// of failing.
+pub fn set_deterministic(enabled: bool) {
+    // SAFETY: globalContext() returns libtorch's process-wide Context, which lives for the whole
+    // process; the setters take it as `this` and a bool each.
+    unsafe {
+        let ctx = at_global_context();
+        at_set_deterministic_algorithms(ctx, enabled, true);
+        at_set_deterministic_cudnn(ctx, enabled);
+    }
+}
+
+/// Whether deterministic algorithms are selected.
+pub fn deterministic() -> bool {
+    // SAFETY: as above; a const getter.
+    unsafe { at_deterministic_algorithms(at_global_context()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_round_trips() {
+        set_deterministic(true);
+        assert!(deterministic());
+        set_deterministic(false);
+        assert!(!deterministic());
+    }
+
+    #[test]
+    fn tf32_is_libtorchs_default_and_round_trips() {
+        // Nothing else in this test binary touches the precision switch.
+        assert!(tf32(), "libtorch 2.11 lets cuDNN convolutions use TF32 by default");
+        set_tf32(false);
+        assert!(!tf32());
+        set_tf32(true);
+        assert!(tf32());
+    }
+}

@@ -1,0 +1,107 @@
+//! The switches that change how fast a job trains but not what it computes (beyond summation
+//! order, or, for TF32, precision a user opted into): how grid stages run, the memory layout,
+//! and TF32 on CUDA. Each is recorded in the result's environment. The defaults follow what was
+//! measured: see `Speed::default_for`.
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::layout::MemoryFormat;
+use crate::models::GridExec;
+
+/// Resolved speed switches of one training run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Speed {
+    /// Node by node or one batched step per anti-diagonal (grid only).
+    pub grid_exec: GridExec,
+    /// Layout of images, activations and convolution weights.
+    pub memory_format: MemoryFormat,
+    /// fp32 convolutions and matrix products on CUDA may use TF32 (reduced precision: off
+    /// unless asked for).
+    pub tf32: bool,
+}
+
+impl Speed {
+    /// The defaults on `device`: contiguous everywhere; node by node on the CPU, wavefront on
+    /// CUDA. CPU measurements (2 threads, release build, `worker bench --compare`): the wavefront
+    /// ran 0.8-0.97x of node by node; channels-last ran resnet and node-by-node grid 1.15-1.4x
+    /// faster, but its fp32 weight gradients were much further from an fp64 reference (worst
+    /// parameter 1-2e-2 relative vs 5e-6 contiguous at depth 26; PyTorch's own channels-last
+    /// shows the same), so it stays opt-in. On CUDA the node-by-node step is bound by kernel
+    /// launches, which the wavefront cuts ~4.6x at depth 1538; neither switch has been measured
+    /// on a GPU yet (`scripts/gpu-check.sh` measures both).
+    pub fn default_for(device: Device) -> Self {
+        let grid_exec = if device.is_cuda() { GridExec::Wavefront } else { GridExec::Sequential };
+        Speed { grid_exec, memory_format: MemoryFormat::Contiguous, tf32: false }
+    }
+}
+
+/// The command-line form: each switch unset means the device's default.
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct SpeedFlags {
+    /// How grid stages run: node by node or one batched step per anti-diagonal (default:
+    /// sequential on CPU, wavefront on CUDA).
+    #[arg(long, value_enum)]
+    pub grid_exec: Option<GridExec>,
+    /// Memory layout of images, activations and convolution weights (default: contiguous;
+    /// channels-last ran 1.15-1.4x faster on CPU but with noisier fp32 gradients).
+    #[arg(long, value_enum)]
+    pub memory_format: Option<MemoryFormat>,
+    /// Let fp32 convolutions and matrix products on CUDA use TF32 tensor cores (faster, less
+    /// exact; libtorch's own default, off here so that results are plain fp32).
+    #[arg(long)]
+    pub tf32: bool,
+}
+
+impl SpeedFlags {
+    /// The flags over the defaults of `device`.
+    pub fn resolve(self, device: Device) -> Speed {
+        let d = Speed::default_for(device);
+        Speed {
+            grid_exec: self.grid_exec.unwrap_or(d.grid_exec),
+            memory_format: self.memory_format.unwrap_or(d.memory_format),
+            tf32: self.tf32,
+        }
+    }
+
+    /// The same flags as command-line arguments, for a child process.
+    pub fn to_args(self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(e) = self.grid_exec {
+            out.extend(["--grid-exec".to_owned(), e.name().to_owned()]);
+        }
+        if let Some(f) = self.memory_format {
+            out.extend(["--memory-format".to_owned(), f.name().to_owned()]);
+        }
+        if self.tf32 {
+            out.push("--tf32".to_owned());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        speed: SpeedFlags,
+    }
+
+    #[test]
+    fn flags_override_defaults_and_round_trip() {
+        let none = Cli::parse_from(["x"]).speed;
+        assert_eq!(none.resolve(Device::Cpu), Speed::default_for(Device::Cpu));
+        assert_eq!(none.resolve(Device::Cuda(0)).grid_exec, GridExec::Wavefront);
+        assert!(none.to_args().is_empty());
+        let all =
+            Cli::parse_from(["x", "--grid-exec", "wavefront", "--memory-format", "channels-last", "--tf32"]).speed;
+        let s = all.resolve(Device::Cpu);
+        assert_eq!(s, Speed { grid_exec: GridExec::Wavefront, memory_format: MemoryFormat::ChannelsLast, tf32: true });
+        let again = Cli::parse_from(std::iter::once("x".to_owned()).chain(all.to_args())).speed;
+        assert_eq!(again.resolve(Device::Cpu), s);
+    }
+}
