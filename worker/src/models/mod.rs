@@ -135,8 +135,16 @@ impl Net {
         Net { spec, stem, stages, head, grid_exec: GridExec::Sequential, memory_format: MemoryFormat::Contiguous }
     }
 
-    /// Chooses how grid stages run; parameters and results do not change.
+    /// Chooses how grid stages run; parameters and results do not change. The wavefront packs
+    /// each diagonal's running statistics into one buffer (see `wavefront`).
     pub fn set_grid_exec(&mut self, exec: GridExec) {
+        if exec == GridExec::Wavefront {
+            for s in &self.stages {
+                if let Stage::Grid(g) = s {
+                    wavefront::pack_running_stats(g);
+                }
+            }
+        }
         self.grid_exec = exec;
     }
 

@@ -5,10 +5,14 @@
 //! parameters and running statistics concatenated (the updated statistics are copied back into
 //! each node's buffers). A stage of R² blocks takes 2R − 1 steps instead of R².
 //!
-//! Nothing is stored: the concatenations are made at every forward from the nodes' own
-//! variables, so gradients reach each node's parameters and names, checkpoints and counts are
-//! those of node-by-node execution. Node (0,0), which may change stride and width, runs alone
-//! as a normal block.
+//! The weights are concatenated at every forward from the nodes' own variables, so gradients
+//! reach each node's parameters and names, checkpoints and counts are those of node-by-node
+//! execution. The running statistics are packed instead (`pack_running_stats`): each node's
+//! running mean and variance become views into one buffer per diagonal and layer, which batch
+//! norm updates in place, so no statistics are concatenated or copied back (at depth 1538 that
+//! saves ~3,400 small operations per training step). Unpacked statistics (e.g. after the
+//! variables were converted to another kind) are concatenated and copied back instead. Node
+//! (0,0), which may change stride and width, runs alone as a normal block.
 
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
@@ -59,7 +63,11 @@ fn conv_bn_grouped(pairs: &[&ConvBn], x: &Tensor, train: bool) -> Tensor {
     let bias = cat_opt(&|b| b.bs.as_ref());
     let means: Vec<&Tensor> = pairs.iter().map(|p| &p.bn.running_mean).collect();
     let vars: Vec<&Tensor> = pairs.iter().map(|p| &p.bn.running_var).collect();
-    let (mean, var) = tch::no_grad(|| (Tensor::cat(&means, 0), Tensor::cat(&vars, 0)));
+    let packed = packed_view(&means).zip(packed_view(&vars));
+    let (mean, var) = packed.as_ref().map_or_else(
+        || tch::no_grad(|| (Tensor::cat(&means, 0), Tensor::cat(&vars, 0))),
+        |(m, v)| (m.shallow_clone(), v.shallow_clone()),
+    );
     // The layers are built with the default batch-norm config (see `ConvBn::new`).
     let cfg = nn::BatchNormConfig::default();
     let y = Tensor::batch_norm(
@@ -73,7 +81,7 @@ fn conv_bn_grouped(pairs: &[&ConvBn], x: &Tensor, train: bool) -> Tensor {
         cfg.eps,
         cfg.cudnn_enabled,
     );
-    if train {
+    if train && packed.is_none() {
         tch::no_grad(|| {
             let mut off = 0;
             for p in pairs {
@@ -85,6 +93,58 @@ fn conv_bn_grouped(pairs: &[&ConvBn], x: &Tensor, train: bool) -> Tensor {
         });
     }
     y
+}
+
+/// The tensors `ts` (1-D, same kind and device) as one tensor, when they lie back to back in one
+/// storage in this order (as `pack_running_stats` leaves them): a view, no copy.
+fn packed_view(ts: &[&Tensor]) -> Option<Tensor> {
+    let first = ts.first()?;
+    let elem = first.kind().elt_size_in_bytes() as i64;
+    let base = first.data_ptr() as i64;
+    let mut at = 0i64;
+    for t in ts {
+        if t.dim() != 1 || t.stride() != [1] || t.kind() != first.kind() || t.data_ptr() as i64 != base + at * elem {
+            return None;
+        }
+        at += t.size()[0];
+    }
+    // Contiguity in memory does not prove one storage (two allocations may abut): as_strided
+    // checks the bounds of `first`'s storage.
+    first.f_as_strided([at], [1], None).ok()
+}
+
+/// Makes every diagonal's running statistics (per layer: the means, and the variances, of its
+/// nodes in ascending row order) views into one buffer, keeping their values, so that the
+/// wavefront's batch norms update them in place. The node (0,0) is left alone.
+pub fn pack_running_stats(stage: &GridStage) {
+    let r = stage.side;
+    for d in 1..=2 * r.saturating_sub(1) {
+        let lo = d.saturating_sub(r - 1);
+        let hi = d.min(r - 1);
+        let nodes: Vec<&BasicBlock> = (lo..=hi).map(|i| stage.node(i, d - i)).collect();
+        for layer in 0..2 {
+            for stat in 0..2 {
+                let ts: Vec<&Tensor> = nodes
+                    .iter()
+                    .map(|n| {
+                        let bn = if layer == 0 { &n.conv1.bn } else { &n.conv2.bn };
+                        if stat == 0 { &bn.running_mean } else { &bn.running_var }
+                    })
+                    .collect();
+                if packed_view(&ts).is_some() {
+                    continue;
+                }
+                let buffer = tch::no_grad(|| Tensor::cat(&ts, 0));
+                let mut off = 0;
+                for t in ts {
+                    let c = t.size()[0];
+                    // Shares the variable's TensorImpl: the store's entry moves too.
+                    t.shallow_clone().set_data(&buffer.narrow(0, off, c));
+                    off += c;
+                }
+            }
+        }
+    }
 }
 
 /// The blocks `nodes` (identity shortcuts, stride 1) on `z`, their inputs concatenated along
