@@ -123,7 +123,7 @@ def bench(args):
     torch.backends.cudnn.benchmark = True
     precision = "tf32" if args.tf32 else "ieee"
     torch.backends.cudnn.conv.fp32_precision = precision
-    torch.backends.cuda.matmul.fp32_precision = precision
+    torch.backends.cudnn.rnn.fp32_precision = precision
     fmt = torch.channels_last if args.memory_format == "channels-last" else torch.contiguous_format
     net = Net(args.arch, args.depth).to(dev, memory_format=fmt)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-4)
@@ -172,7 +172,7 @@ def main():
     b.add_argument("--warmup", type=int, default=3)
     b.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     b.add_argument("--memory-format", default="contiguous", choices=["contiguous", "channels-last"])
-    b.add_argument("--tf32", action="store_true", help="let fp32 convolutions and matmuls on CUDA use TF32")
+    b.add_argument("--tf32", action="store_true", help="let cuDNN fp32 convolutions use TF32")
     args = p.parse_args()
     count(args) if args.cmd == "count" else bench(args)
 

@@ -53,6 +53,30 @@ fi
 started=$(date +%s)
 log() { echo "gpu-check [$(($(date +%s) - started))s]: $*" >&2; }
 log "worker $worker, torch lib $torch_lib, device $device, depths $depths, batch $batch, steps $steps"
+if ! "$worker" --version > /dev/null 2> "$out/preflight.log"; then
+    # Typically a missing library, or a glibc older than the build machine's.
+    cat "$out/preflight.log" >&2
+    ldd "$worker" | grep -i "not found" >&2 || true
+    echo "gpu-check: the worker binary does not start here (see above)" >&2
+    exit 1
+fi
+# From here on a failing step is logged and the rest still run (the deepest, costliest runs come
+# last), so that one out-of-memory or crash loses only its own figures.
+# run_to FILE CMD...: CMD's stdout into FILE, kept only when CMD succeeds.
+run_to() {
+    local file=$1
+    shift
+    "$@" > "$file.part" && mv "$file.part" "$file"
+}
+failures=0
+try() {
+    local what=$1
+    shift
+    if ! "$@"; then
+        log "FAILED: $what"
+        failures=$((failures + 1))
+    fi
+}
 
 "$worker" devices --json > "$out/devices.json"
 "$worker" devices >&2
@@ -60,63 +84,77 @@ log "worker $worker, torch lib $torch_lib, device $device, depths $depths, batch
     "cudnn": torch.backends.cudnn.version(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
     "threads": torch.get_num_threads()}))' > "$out/python-env.json"
 
+log "synthetic data ($train_images training images) and grid-26 training, 2 epochs"
+"$worker" data synth --dest "$out/data" --train "$train_images" --test 512 --seed 0 2> "$out/data.log"
+for exec in sequential wavefront; do
+    log "train grid-26, --grid-exec $exec"
+    try "train-grid-26-$exec" "$worker" train --arch grid --depth 26 --epochs 2 --data "$out/data" \
+        --device "$device" --grid-exec "$exec" --out "$out/train-grid-26-$exec.json" \
+        2> "$out/train-grid-26-$exec.log"
+done
+rm -rf "$out/data"
+
 for d in $depths; do
     log "bench --compare depth $d"
-    "$worker" bench --compare --depth "$d" --batch "$batch" --steps "$steps" --warmup "$warmup" \
-        --device "$device" > "$out/compare-$d.json"
+    try "compare-$d" run_to "$out/compare-$d.json" "$worker" bench --compare --depth "$d" --batch "$batch" \
+        --steps "$steps" --warmup "$warmup" --device "$device"
     for arch in resnet grid; do
         for fmt in contiguous channels-last; do
             log "pytorch reference $arch-$d $fmt"
-            "$python" "$root/bench/pytorch_reference.py" bench --arch "$arch" --depth "$d" --batch "$batch" \
-                --steps "$steps" --warmup "$warmup" --device "$device" --memory-format "$fmt" \
-                > "$out/pytorch-$arch-$d-$fmt.json"
+            try "pytorch-$arch-$d-$fmt" run_to "$out/pytorch-$arch-$d-$fmt.json" "$python" \
+                "$root/bench/pytorch_reference.py" bench --arch "$arch" --depth "$d" --batch "$batch" \
+                --steps "$steps" --warmup "$warmup" --device "$device" --memory-format "$fmt"
         done
     done
 done
 largest=${depths##* }
 log "optimizer update, grid-$largest: packed vs per parameter"
-"$worker" bench --optimizer --arch grid --depth "$largest" --steps 10 --device "$device" > "$out/optimizer-$largest.json"
+try "optimizer-$largest" run_to "$out/optimizer-$largest.json" "$worker" bench --optimizer --arch grid \
+    --depth "$largest" --steps 10 --device "$device"
 if [ "$device" != cpu ]; then
     tf32_depth=${TF32_DEPTH:-98}
     log "bench --compare depth $tf32_depth with TF32 allowed"
-    "$worker" bench --compare --tf32 --depth "$tf32_depth" --batch "$batch" --steps "$steps" --warmup "$warmup" \
-        --device "$device" > "$out/compare-$tf32_depth-tf32.json"
+    try "compare-$tf32_depth-tf32" run_to "$out/compare-$tf32_depth-tf32.json" "$worker" bench --compare --tf32 \
+        --depth "$tf32_depth" --batch "$batch" --steps "$steps" --warmup "$warmup" --device "$device"
 fi
-
-log "synthetic data ($train_images training images) and grid-26 training, 2 epochs"
-"$worker" data synth --dest "$out/data" --train "$train_images" --test 512 --seed 0 2> "$out/data.log"
-for exec in sequential wavefront; do
-    log "train grid-26, --grid-exec $exec"
-    "$worker" train --arch grid --depth 26 --epochs 2 --data "$out/data" --device "$device" \
-        --grid-exec "$exec" --out "$out/train-grid-26-$exec.json" 2> "$out/train-grid-26-$exec.log"
-done
-rm -rf "$out/data"
 
 "$python" - "$out" $depths <<'PY' | tee "$out/summary.json"
 import json, os, sys
 out, depths = sys.argv[1], sys.argv[2:]
-load = lambda name: json.load(open(os.path.join(out, name)))
-rows = []
+
+def load(name):
+    """The JSON a step wrote, or None when that step failed."""
+    path = os.path.join(out, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+rows, missing = [], []
 for d in depths:
     c = load(f"compare-{d}.json")
+    if c is None:
+        missing.append(f"compare-{d}")
+        continue
     for s in c["summaries"]:
         fmt = s["memory_format"]
-        py = {a: load(f"pytorch-{a}-{d}-{fmt}.json") for a in ("resnet", "grid")}
+        py = {a: (load(f"pytorch-{a}-{d}-{fmt}.json") or {}).get("images_per_s") for a in ("resnet", "grid")}
+        missing += [f"pytorch-{a}-{d}-{fmt}" for a, v in py.items() if v is None]
         best_grid = max(s["grid_sequential_images_per_s"], s["grid_wavefront_images_per_s"])
         rows.append({
             "depth": int(d), "device": c["device"], "batch": c["batch"], "memory_format": fmt,
             "resnet": s["resnet_images_per_s"], "grid_sequential": s["grid_sequential_images_per_s"],
             "grid_wavefront": s["grid_wavefront_images_per_s"],
             "wavefront_over_sequential": s["wavefront_over_sequential"],
-            "pytorch_resnet": py["resnet"]["images_per_s"], "pytorch_grid": py["grid"]["images_per_s"],
-            "rust_over_pytorch_resnet": s["resnet_images_per_s"] / py["resnet"]["images_per_s"],
-            "rust_best_grid_over_pytorch_grid": best_grid / py["grid"]["images_per_s"],
+            "pytorch_resnet": py["resnet"], "pytorch_grid": py["grid"],
+            "rust_over_pytorch_resnet": ratio(s["resnet_images_per_s"], py["resnet"]),
+            "rust_best_grid_over_pytorch_grid": ratio(best_grid, py["grid"]),
         })
     rows[-1]["channels_last_over_contiguous"] = c["channels_last_over_contiguous"]
-largest = depths[-1]
-o = load(f"optimizer-{largest}.json")
-summary = {"bench": rows, "optimizer": {k: o[k] for k in ("depth", "tensors", "packed_seconds",
-                                                          "per_parameter_seconds", "speedup")}}
+summary = {"bench": rows}
+o = load(f"optimizer-{depths[-1]}.json")
+if o:
+    summary["optimizer"] = {k: o[k] for k in ("depth", "tensors", "packed_seconds", "per_parameter_seconds", "speedup")}
 tf32 = [f for f in os.listdir(out) if f.endswith("-tf32.json")]
 if tf32:
     t = load(tf32[0])
@@ -124,10 +162,15 @@ if tf32:
 train = {}
 for e in ("sequential", "wavefront"):
     r = load(f"train-grid-26-{e}.json")
+    if r is None:
+        missing.append(f"train-grid-26-{e}")
+        continue
     train[e] = {"status": r["status"], "final_test_acc": r["final_test_acc"],
                 "images_per_s": [m["images_per_s"] for m in r["epochs"]],
                 "grid_exec": r["environment"].get("grid_exec")}
 summary["train_grid_26"] = train
+summary["missing"] = missing
 print(json.dumps(summary, indent=1))
 PY
-log "done; JSON in $out"
+log "done; JSON in $out; $failures step(s) failed"
+[ "$failures" -eq 0 ]

@@ -54,6 +54,12 @@ pub enum AgentError {
     /// Local I/O.
     #[error("{0}")]
     Local(String),
+    /// A job hit a CUDA error that leaves this process's CUDA context unusable; the job was
+    /// reported failed, and a fresh process (a restart by the supervisor) is needed.
+    #[error(
+        "the CUDA context is unusable after: {0}; exiting instead of failing every further job (restart this worker)"
+    )]
+    DeviceLost(String),
 }
 
 /// Capped exponential backoff with jitter: ~0.5 s, 1 s, 2 s, ... up to 15 s.
@@ -111,7 +117,9 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
         match pulled.map(|r| r.into_inner().outcome) {
             Ok(Some(Outcome::Lease(lease))) => {
                 failures = 0;
-                run_job(&cfg, &mut client, &worker, lease, &stop).await;
+                if let Some(e) = run_job(&cfg, &mut client, &worker, lease, &stop).await {
+                    return Err(AgentError::DeviceLost(e));
+                }
             }
             Ok(Some(Outcome::SweepFinished(_))) => {
                 eprintln!("worker {worker}: sweep finished");
@@ -142,7 +150,13 @@ enum Event {
 
 /// Runs one leased job to its end, reporting as it goes. Never returns an error: every outcome
 /// is reported to the coordinator (or dropped when the lease turned stale).
-async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb::Lease, stop: &AtomicBool) {
+async fn run_job(
+    cfg: &AgentConfig,
+    client: &mut Client,
+    worker: &str,
+    lease: pb::Lease,
+    stop: &AtomicBool,
+) -> Option<String> {
     let job = lease.job_id.clone();
     let token = lease.fencing_token;
     eprintln!("worker {worker}: job {job} attempt {} (checkpoint epoch {})", lease.attempt, lease.checkpoint_epoch);
@@ -151,7 +165,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         Ok(p) => p,
         Err(e) => {
             report_failure(client, worker, &job, token, &e).await;
-            return;
+            return None;
         }
     };
     let cancel = Arc::new(AtomicBool::new(false));
@@ -184,7 +198,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
     });
     if let Err(e) = thread {
         report_failure(client, worker, &job, token, &format!("cannot start training thread: {e}")).await;
-        return;
+        return None;
     }
     let renew = Duration::from_millis((lease.ttl_ms / 3).max(500));
     let mut last_beat = tokio::time::Instant::now();
@@ -242,7 +256,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         }
     };
     if stale {
-        return;
+        return None;
     }
     match result {
         Ok(r) if matches!(r.status, RunStatus::Completed | RunStatus::Diverged) => {
@@ -271,8 +285,22 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
             let _ = client.release_job(req).await;
             eprintln!("worker {worker}: job {job} stopped ({}), lease released", cancelled_by.unwrap_or("stopped"));
         }
-        Err(e) => report_failure(client, worker, &job, token, &e).await,
+        Err(e) => {
+            report_failure(client, worker, &job, token, &e).await;
+            if is_sticky_cuda_error(&e) {
+                return Some(e);
+            }
+        }
     }
+    None
+}
+
+/// Whether a job's error is one after which libtorch's CUDA context stays broken (an illegal
+/// memory access, a device-side assert, a launch failure: every later CUDA call fails too),
+/// rather than one a next job can recover from (out of memory, bad data).
+pub fn is_sticky_cuda_error(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("cuda error") && !m.contains("out of memory")
 }
 
 /// Retries a call on transient errors (coordinator down or unreachable) with backoff, for about
@@ -435,4 +463,18 @@ async fn fetch_data(client: &mut Client, worker: &str, dest: &Path) -> Result<()
         }
     }
     data::fetch::verify(dest).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sticky_cuda_error;
+
+    #[test]
+    fn sticky_cuda_errors_are_told_from_recoverable_ones() {
+        assert!(is_sticky_cuda_error("libtorch: CUDA error: an illegal memory access was encountered"));
+        assert!(is_sticky_cuda_error("libtorch: CUDA error: device-side assert triggered"));
+        assert!(!is_sticky_cuda_error("libtorch: CUDA out of memory. Tried to allocate 2.00 GiB"));
+        assert!(!is_sticky_cuda_error("libtorch: CUDA error: out of memory"));
+        assert!(!is_sticky_cuda_error("data: data/cifar-10-batches-bin/data_batch_1: wrong size"));
+    }
 }

@@ -10,7 +10,7 @@ use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use crate::recipe::TrainConfig;
 use crate::train::EpochMetrics;
@@ -88,12 +88,16 @@ pub fn save(
     let tmp = dir.join(format!("{FILE}.tmp"));
     let json =
         serde_json::to_vec(meta).map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-    // Copies with storage of their own: a parameter may be a view into the optimizer's flat
-    // tensor, whose whole storage libtorch would otherwise write.
+    // CPU copies with storage of their own: the file then names no device (a job may resume on
+    // another GPU, or on a CPU), and a parameter may be a view into the optimizer's flat tensor,
+    // whose whole storage libtorch would otherwise write.
+    let own = |t: &Tensor| {
+        if t.device() == Device::Cpu { t.detach().copy() } else { t.detach().to_device(Device::Cpu) }
+    };
     let named: Vec<(String, Tensor)> = model
         .iter()
-        .map(|(n, t)| (format!("model.{n}"), t.detach().copy()))
-        .chain(momentum.iter().map(|(n, t)| (format!("momentum.{n}"), t.detach().copy())))
+        .map(|(n, t)| (format!("model.{n}"), own(t)))
+        .chain(momentum.iter().map(|(n, t)| (format!("momentum.{n}"), own(t))))
         .collect();
     let mut blob = Vec::new();
     Tensor::save_multi_to_stream(&named, &mut blob)
@@ -132,8 +136,10 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     let start = 16usize;
     let end = start.checked_add(len).filter(|&e| e <= bytes.len()).ok_or_else(|| corrupt("truncated header".into()))?;
     let meta: Meta = serde_json::from_slice(&bytes[start..end]).map_err(|e| corrupt(e.to_string()))?;
-    let tensors =
-        Tensor::load_multi_from_stream(Cursor::new(&bytes[end..])).map_err(|e| corrupt(format!("tensors: {e}")))?;
+    // Onto the CPU whatever device a (pre-CPU-copy) checkpoint names; training copies the values
+    // into its own variables.
+    let tensors = Tensor::load_multi_from_stream_with_device(Cursor::new(&bytes[end..]), Device::Cpu)
+        .map_err(|e| corrupt(format!("tensors: {e}")))?;
     let (mut model, mut momentum) = (Vec::new(), Vec::new());
     for (name, t) in tensors {
         if let Some(n) = name.strip_prefix("model.") {
@@ -152,4 +158,34 @@ pub fn first_difference(a: &TrainConfig, b: &TrainConfig) -> Option<String> {
     let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
     let (a, b) = (a.as_object()?, b.as_object()?);
     a.iter().find(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn views_are_saved_as_themselves_and_load_on_the_cpu() {
+        let dir = std::env::temp_dir().join(format!("gridsweep-ckpt-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // A small parameter that is a view into a large flat tensor, laid out channels-last.
+        let flat = Tensor::arange(1_000_000, (Kind::Float, Device::Cpu));
+        let w = flat.as_strided([2, 3, 2, 2], [12, 1, 6, 3], Some(100));
+        let meta = Meta {
+            config: TrainConfig::paper(crate::models::Arch::Resnet, 8, 0),
+            epochs_done: 1,
+            history: Vec::new(),
+            train_seconds: 1.0,
+        };
+        let path = save(&dir, &meta, &[("w".into(), w.shallow_clone())], &[("w".into(), w.ones_like())]).unwrap();
+        // Two 24-element tensors, not the 4 MB storage behind the view.
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size < 20_000, "checkpoint of {size} bytes");
+        let ck = load(&dir).unwrap().unwrap();
+        assert_eq!(ck.model[0].0, "w");
+        assert!(ck.model[0].1.equal(&w) && ck.model[0].1.device() == Device::Cpu);
+        assert_eq!(ck.momentum[0].1.sum(Kind::Double).double_value(&[]), 24.0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

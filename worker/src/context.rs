@@ -27,16 +27,17 @@ unsafe extern "C" {
 const BACKEND_CUDA: i32 = 1;
 /// `at::Float32Op::CONV`.
 const OP_CONV: i32 = 1;
-/// `at::Float32Op::MATMUL`.
-const OP_MATMUL: i32 = 3;
+/// `at::Float32Op::RNN`.
+const OP_RNN: i32 = 2;
 /// `at::Float32Precision::IEEE`.
 const PRECISION_IEEE: i32 = 1;
 /// `at::Float32Precision::TF32`.
 const PRECISION_TF32: i32 = 2;
 
-/// Lets fp32 convolutions (cuDNN) and matrix products (cuBLAS) on CUDA use TF32 tensor cores
-/// (10-bit mantissa: faster on Ampere and later, less exact), or keeps them IEEE fp32. Has no
-/// effect on the CPU.
+/// Lets cuDNN's fp32 convolutions (and RNNs, set alike so that libtorch's legacy
+/// `allowTF32CuDNN()` stays consistent) use TF32 tensor cores (10-bit mantissa: faster on Ampere
+/// and later, less exact), or keeps them IEEE fp32. Matrix products keep libtorch's default
+/// (IEEE; the nets' only one is the 64x10 classifier). No effect on the CPU.
 pub fn set_tf32(enabled: bool) {
     let p = if enabled { PRECISION_TF32 } else { PRECISION_IEEE };
     // SAFETY: as for `set_deterministic`; the enums are `int`-sized enum classes and the values
@@ -44,7 +45,7 @@ pub fn set_tf32(enabled: bool) {
     unsafe {
         let ctx = at_global_context();
         at_set_float32_precision(ctx, BACKEND_CUDA, OP_CONV, p);
-        at_set_float32_precision(ctx, BACKEND_CUDA, OP_MATMUL, p);
+        at_set_float32_precision(ctx, BACKEND_CUDA, OP_RNN, p);
     }
 }
 

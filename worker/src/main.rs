@@ -310,7 +310,10 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
             eprintln!("worker: signal received; stopping the running job and giving its lease back");
             flag.store(true, Ordering::SeqCst);
         });
-        worker::agent::run(cfg, stop).await.map_err(|e| Failure(1, e.to_string()))
+        worker::agent::run(cfg, stop).await.map_err(|e| match e {
+            worker::agent::AgentError::DeviceLost(_) => Failure(EXIT_DEVICE_LOST, e.to_string()),
+            _ => Failure(1, e.to_string()),
+        })
     })
 }
 
@@ -328,12 +331,19 @@ async fn wait_for_signal() {
     }
 }
 
+/// Exit status of a worker whose CUDA context broke (`AgentError::DeviceLost`): a fresh process
+/// can go on, so `--slots` restarts it.
+const EXIT_DEVICE_LOST: u8 = 75;
+
+/// How often `--slots` restarts one slot's worker after a lost CUDA context before giving up.
+const SLOT_RESTARTS: u32 = 3;
+
 /// `--slots K`: K child workers with one slot each (one process per job keeps libtorch's global
-/// generator, and so each job's determinism, to itself). Signals are passed on.
+/// generator, and so each job's determinism, to itself). Signals are passed on; a child that
+/// exits because its CUDA context broke is started again (up to `SLOT_RESTARTS` times).
 fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure(1, format!("locating this binary: {e}")))?;
-    let mut children = Vec::new();
-    for k in 0..args.slots {
+    let spawn = |k: u32| {
         let mut cmd = std::process::Command::new(&exe);
         cmd.arg("--coordinator").arg(args.coordinator.as_deref().unwrap_or_default());
         cmd.arg("--device").arg(&args.device).arg("--work-dir").arg(args.work_dir.join(format!("slot-{k}")));
@@ -353,14 +363,22 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
             cmd.arg("--tls-domain").arg(d);
         }
         cmd.args(args.speed.to_args());
-        children.push(cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))?);
+        cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))
+    };
+    // (slot, child, restarts so far); the pids are shared with the signal thread.
+    let mut running = Vec::new();
+    for k in 0..args.slots {
+        running.push((k, spawn(k)?, 0u32));
     }
-    let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+    let pids = Arc::new(std::sync::Mutex::new(running.iter().map(|(_, c, _)| c.id() as i32).collect::<Vec<_>>()));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (signal_pids, signal_stop) = (pids.clone(), stopping.clone());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
         if let Ok(rt) = rt {
             rt.block_on(wait_for_signal());
-            for pid in pids {
+            signal_stop.store(true, Ordering::SeqCst);
+            for &pid in signal_pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
                 // SAFETY: sending SIGTERM to our own child processes.
                 unsafe {
                     libc::kill(pid, libc::SIGTERM);
@@ -369,10 +387,30 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
         }
     });
     let mut failed = 0;
-    for mut c in children {
-        if !c.wait().map(|s| s.success()).unwrap_or(false) {
-            failed += 1;
+    while !running.is_empty() {
+        let mut still = Vec::new();
+        for (k, mut c, restarts) in running {
+            match c.try_wait() {
+                Ok(None) => still.push((k, c, restarts)),
+                Ok(Some(status))
+                    if status.code() == Some(i32::from(EXIT_DEVICE_LOST))
+                        && restarts < SLOT_RESTARTS
+                        && !stopping.load(Ordering::SeqCst) =>
+                {
+                    eprintln!(
+                        "worker: slot {k} lost its CUDA context; starting it again ({} of {SLOT_RESTARTS})",
+                        restarts + 1
+                    );
+                    let child = spawn(k)?;
+                    pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child.id() as i32);
+                    still.push((k, child, restarts + 1));
+                }
+                Ok(Some(status)) => failed += u32::from(!status.success()),
+                Err(_) => failed += 1,
+            }
         }
+        running = still;
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
     if failed > 0 { Err(Failure(1, format!("{failed} of {} worker slots failed", args.slots))) } else { Ok(()) }
 }

@@ -16,8 +16,7 @@ pub struct Speed {
     pub grid_exec: GridExec,
     /// Layout of images, activations and convolution weights.
     pub memory_format: MemoryFormat,
-    /// fp32 convolutions and matrix products on CUDA may use TF32 (reduced precision: off
-    /// unless asked for).
+    /// fp32 convolutions on CUDA may use TF32 (reduced precision: off unless asked for).
     pub tf32: bool,
 }
 
@@ -25,8 +24,8 @@ impl Speed {
     /// The defaults on `device`: contiguous everywhere; node by node on the CPU, wavefront on
     /// CUDA. CPU measurements (2 threads, release build, `worker bench --compare`): the wavefront
     /// ran 0.8-0.97x of node by node; channels-last ran resnet and node-by-node grid 1.15-1.4x
-    /// faster, but its fp32 weight gradients were much further from an fp64 reference (worst
-    /// parameter 1-2e-2 relative vs 5e-6 contiguous at depth 26; PyTorch's own channels-last
+    /// faster, but its fp32 weight gradients were much further from an fp64 reference (depth 26,
+    /// worst parameter 1.2-2.0e-2 relative vs 5e-6-5e-4 contiguous; PyTorch's own channels-last
     /// shows the same), so it stays opt-in. On CUDA the node-by-node step is bound by kernel
     /// launches, which the wavefront cuts ~4.6x at depth 1538; neither switch has been measured
     /// on a GPU yet (`scripts/gpu-check.sh` measures both).
@@ -47,8 +46,8 @@ pub struct SpeedFlags {
     /// channels-last ran 1.15-1.4x faster on CPU but with noisier fp32 gradients).
     #[arg(long, value_enum)]
     pub memory_format: Option<MemoryFormat>,
-    /// Let fp32 convolutions and matrix products on CUDA use TF32 tensor cores (faster, less
-    /// exact; libtorch's own default, off here so that results are plain fp32).
+    /// Let cuDNN's fp32 convolutions use TF32 tensor cores (faster, less exact; libtorch's own
+    /// default, off here so that results are plain fp32).
     #[arg(long)]
     pub tf32: bool,
 }

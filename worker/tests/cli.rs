@@ -101,3 +101,44 @@ fn bench_compare_and_grid_exec() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nearest valid depths"));
 }
+
+/// The provisioned torch's Python: `.libtorch` links to `<venv>/lib/pythonX.Y/site-packages/torch`.
+fn torch_python() -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let torch = std::fs::canonicalize(root.join(".libtorch")).ok()?;
+    let python = torch.ancestors().nth(4)?.join("bin/python");
+    python.exists().then_some(python)
+}
+
+#[test]
+fn gpu_check_script_runs_on_the_cpu() {
+    let Some(python) = torch_python() else {
+        panic!("no Python beside the provisioned libtorch (.libtorch); run scripts/provision-libtorch.sh");
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(format!("gridsweep-gpu-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new("bash")
+        .arg(root.join("scripts/gpu-check.sh"))
+        .arg(&out)
+        .env("WORKER", env!("CARGO_BIN_EXE_worker"))
+        .env("PYTHON", &python)
+        .env("DEVICE", "cpu")
+        .env("DEPTHS", "8")
+        .env("TRAIN_IMAGES", "64")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["missing"], serde_json::json!([]), "{summary}");
+    let rows = summary["bench"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "both layouts: {summary}");
+    for row in rows {
+        for key in ["resnet", "grid_sequential", "grid_wavefront", "pytorch_resnet", "pytorch_grid"] {
+            assert!(row[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {row}");
+        }
+    }
+    assert!(summary["optimizer"]["speedup"].as_f64().is_some_and(|v| v > 0.0));
+    assert_eq!(summary["train_grid_26"]["wavefront"]["status"], "completed");
+    let _ = std::fs::remove_dir_all(&out);
+}
