@@ -4,7 +4,7 @@
 //! tests drive the same code.
 
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gridsweep_proto::PROTOCOL_VERSION;
+use gridsweep_proto::pieces::for_each_piece;
 use gridsweep_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use sha2::{Digest, Sha256};
@@ -27,9 +28,6 @@ use crate::store::{Grant, Store, StoreError, StoredCheckpoint, now};
 type RpcResult<T> = Result<Response<T>, Status>;
 /// A server-streaming response.
 type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Bytes per streamed chunk.
-const CHUNK: usize = 1 << 20;
 /// The longest a pull may wait.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -346,37 +344,18 @@ impl Coordinator for CoordinatorService {
         tokio::task::spawn_blocking(move || {
             for name in DATA_FILES {
                 let path = dir.join(name);
-                let mut f = match std::fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(Status::not_found(format!("{}: {e}", path.display()))));
-                        return;
-                    }
-                };
-                let mut hasher = Sha256::new();
-                let mut buf = vec![0u8; CHUNK];
-                let mut pending: Option<Vec<u8>> = None;
-                loop {
-                    let n = match f.read(&mut buf) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            let _ = tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))));
-                            return;
-                        }
-                    };
-                    if let Some(p) = pending.take() {
-                        let last = n == 0;
-                        let sha = if last { hex_sha(hasher.clone()) } else { String::new() };
-                        let msg = pb::DataChunk { file: name.to_owned(), data: p, sha256: sha };
-                        if tx.blocking_send(Ok(msg)).is_err() {
-                            return;
-                        }
-                    }
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                    pending = Some(buf[..n].to_vec());
+                let mut open = true;
+                let read = for_each_piece(&path, |data, sha| {
+                    let msg = pb::DataChunk { file: name.to_owned(), data, sha256: sha.unwrap_or_default() };
+                    open = tx.blocking_send(Ok(msg)).is_ok();
+                    open
+                });
+                if let Err(e) = read {
+                    let _ = tx.blocking_send(Err(Status::not_found(format!("{}: {e}", path.display()))));
+                    return;
+                }
+                if !open {
+                    return;
                 }
             }
         });
@@ -470,19 +449,9 @@ where
 fn stream_file<T: Send + 'static>(path: PathBuf, make: impl Fn(Vec<u8>, bool) -> T + Send + 'static) -> RpcStream<T> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))));
-                return;
-            }
-        };
-        let pieces: Vec<&[u8]> = if data.is_empty() { vec![&[]] } else { data.chunks(CHUNK).collect() };
-        let n = pieces.len();
-        for (k, piece) in pieces.into_iter().enumerate() {
-            if tx.blocking_send(Ok(make(piece.to_vec(), k + 1 == n))).is_err() {
-                return;
-            }
+        let read = for_each_piece(&path, |data, sha| tx.blocking_send(Ok(make(data, sha.is_some()))).is_ok());
+        if let Err(e) = read {
+            let _ = tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))));
         }
     });
     Box::pin(ReceiverStream::new(rx))

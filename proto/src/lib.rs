@@ -1,10 +1,12 @@
 //! The gridsweep protocol, shared by the coordinator and the worker: the gRPC messages and the
 //! `Coordinator` service generated from `proto/gridsweep/v1/coordinator.proto`, and the job
-//! schema (`job`) that travels in them as JSON.
+//! schema (`job`) that travels in them as JSON, and what both sides of a call share: the client
+//! connection (`client`), the token (`auth`) and files sent in pieces (`pieces`).
 
 pub mod auth;
 pub mod client;
 pub mod job;
+pub mod pieces;
 
 /// Version 1 of the protocol.
 #[allow(missing_docs, clippy::all)]

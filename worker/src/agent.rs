@@ -7,6 +7,7 @@
 //! reported as a failure and the worker goes on; SIGTERM/SIGINT stops the running job, gives
 //! its lease back and exits 0.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,7 @@ use std::time::Duration;
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::client::{Client, ClientTls};
 use gridsweep_proto::job::{DataSpec, JobSpec};
+use gridsweep_proto::pieces::for_each_piece;
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use sha2::{Digest, Sha256};
 use tch::Device;
@@ -393,47 +395,53 @@ async fn download_checkpoint(client: &mut Client, worker: &str, lease: &pb::Leas
         .await
         .map_err(|s| format!("checkpoint download: {}", s.message()))?
         .into_inner();
-    let mut bytes = Vec::new();
+    // Into a temporary file piece by piece (a depth-1538 checkpoint is ~200 MB), hashed on the way.
+    let tmp = dest.with_extension("download");
+    let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut hasher = Sha256::new();
     let mut claimed = String::new();
     while let Some(chunk) = stream.message().await.map_err(|s| format!("checkpoint download: {}", s.message()))? {
-        bytes.extend_from_slice(&chunk.data);
+        hasher.update(&chunk.data);
+        file.write_all(&chunk.data).map_err(io)?;
         if !chunk.sha256.is_empty() {
             claimed = chunk.sha256;
         }
     }
-    let actual = hex::encode(Sha256::digest(&bytes));
+    file.sync_all().map_err(io)?;
+    drop(file);
+    let actual = hex::encode(hasher.finalize());
     if actual != claimed {
+        let _ = std::fs::remove_file(&tmp);
         return Err(format!("checkpoint of job {}: sha256 {actual}, coordinator said {claimed}", lease.job_id));
     }
-    let tmp = dest.with_extension("download");
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, dest))
-        .map_err(|e| format!("{}: {e}", dest.display()))
+    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: {e}", dest.display()))
 }
 
+/// Sends the job's checkpoint file, read piece by piece on a blocking thread.
 async fn upload_checkpoint(client: &mut Client, worker: &str, job: &str, token: u64, epoch: u32, job_dir: &Path) {
     let path = job_dir.join(checkpoint::FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("worker {worker}: reading {}: {e}", path.display());
-            return;
-        }
-    };
-    let sha = hex::encode(Sha256::digest(&bytes));
-    let chunks: Vec<pb::CheckpointChunk> = bytes
-        .chunks(1 << 20)
-        .enumerate()
-        .map(|(k, piece)| pb::CheckpointChunk {
-            job_id: job.to_owned(),
-            fencing_token: token,
-            epoch,
-            data: piece.to_vec(),
-            sha256: if (k + 1) * (1 << 20) >= bytes.len() { sha.clone() } else { String::new() },
-            worker_id: worker.to_owned(),
+    let (tx, rx) = mpsc::channel(4);
+    let (job_id, worker_id) = (job.to_owned(), worker.to_owned());
+    let reader = tokio::task::spawn_blocking(move || {
+        for_each_piece(&path, |data, sha| {
+            let chunk = pb::CheckpointChunk {
+                job_id: job_id.clone(),
+                fencing_token: token,
+                epoch,
+                data,
+                sha256: sha.unwrap_or_default(),
+                worker_id: worker_id.clone(),
+            };
+            tx.blocking_send(chunk).is_ok()
         })
-        .collect();
-    if let Err(s) = client.upload_checkpoint(tokio_stream::iter(chunks)).await {
+        .map_err(|e| format!("reading {}: {e}", path.display()))
+    });
+    // A read error ends the stream without the sha256, so the coordinator discards the upload.
+    let sent = client.upload_checkpoint(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+    if let Ok(Err(e)) = reader.await {
+        eprintln!("worker {worker}: checkpoint upload for job {job} epoch {epoch}: {e}");
+    } else if let Err(s) = sent {
         eprintln!("worker {worker}: checkpoint upload for job {job} epoch {epoch} failed: {}", s.message());
     }
 }
