@@ -102,13 +102,15 @@ impl Shared {
 
     /// Expires overdue leases; wakes pullers when some expired.
     pub fn expire(&self) -> Result<usize, StoreError> {
-        let n = self.store.expire_leases()?;
-        if n > 0 {
-            tracing::warn!(jobs = n, "leases expired; jobs pending again");
+        let expired = self.store.expire_leases()?;
+        for (job, worker) in &expired {
+            tracing::warn!(job = %job, worker = %worker, "lease expired (no heartbeat); job pending again");
+        }
+        if !expired.is_empty() {
             self.job_available.notify_waiters();
             self.bump();
         }
-        Ok(n)
+        Ok(expired.len())
     }
 
     /// The sweep's status message.

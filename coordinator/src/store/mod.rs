@@ -404,11 +404,23 @@ impl Store {
     }
 
     /// Puts running jobs whose lease ran out back to pending (their attempts are not counted as
-    /// failures). Returns how many.
-    pub fn expire_leases(&self) -> Result<usize> {
+    /// failures). Returns them as (job id, worker that held it), in sweep order.
+    pub fn expire_leases(&self) -> Result<Vec<(String, String)>> {
         let sql = self.sql();
         self.tx(|tx| {
             let t = now();
+            let expired: Vec<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT id, worker FROM jobs WHERE state = 'running' AND lease_expires < ?1 ORDER BY seq",
+                )
+                .and_then(|mut st| {
+                    st.query_map([t], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))?
+                        .collect()
+                })
+                .map_err(&sql)?;
+            if expired.is_empty() {
+                return Ok(expired);
+            }
             tx.execute_c(
                 "UPDATE attempts SET ended_at = ?1, outcome = 'expired'
                  WHERE outcome IS NULL AND token IN
@@ -416,14 +428,13 @@ impl Store {
                 [t],
             )
             .map_err(&sql)?;
-            let n = tx
-                .execute_c(
-                    "UPDATE jobs SET state = 'pending', worker = NULL, token = NULL, lease_expires = NULL, updated_at = ?1
-                     WHERE state = 'running' AND lease_expires < ?1",
-                    [t],
-                )
-                .map_err(&sql)?;
-            Ok(n)
+            tx.execute_c(
+                "UPDATE jobs SET state = 'pending', worker = NULL, token = NULL, lease_expires = NULL, updated_at = ?1
+                 WHERE state = 'running' AND lease_expires < ?1",
+                [t],
+            )
+            .map_err(&sql)?;
+            Ok(expired)
         })
     }
 

@@ -84,7 +84,8 @@ fn expiry_requeues_without_using_an_attempt_and_failures_do() {
     let w = store.register_worker("w", "cpu").unwrap();
     // A lease with a TTL in the past expires at once.
     let Grant::Lease(l1) = store.grant(&w, -1.0, false).unwrap() else { panic!() };
-    assert_eq!(store.expire_leases().unwrap(), 1);
+    assert_eq!(store.expire_leases().unwrap(), [(l1.job_id.clone(), w.clone())]);
+    assert!(store.expire_leases().unwrap().is_empty());
     let l2 = lease(&store, &w);
     assert_eq!(l2.attempt, 2);
     let f = store.fail(&w, &l2.job_id, l2.token, "CUDA out of memory").unwrap();
