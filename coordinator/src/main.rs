@@ -11,7 +11,7 @@ use coordinator::display;
 use coordinator::run::{self, LocalWorkers, RunError, RunOptions, RunTls};
 use coordinator::sweep;
 use gridsweep_proto::auth::{TOKEN_ENV, read_token};
-use gridsweep_proto::client::ClientTls;
+use gridsweep_proto::client::{ClientFlags, ClientTls};
 use gridsweep_proto::v1::GetStatusRequest;
 
 /// The gridsweep coordinator: expands a sweep into jobs, leases them to workers, writes the
@@ -104,15 +104,8 @@ enum Command {
         /// Keep showing it as it changes.
         #[arg(long)]
         watch: bool,
-        /// File holding the coordinator's token (else GRIDSWEEP_TOKEN).
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// PEM of the CA to trust, for an https:// coordinator.
-        #[arg(long)]
-        tls_ca: Option<PathBuf>,
-        /// The server name in the coordinator's certificate (default: the URL's host).
-        #[arg(long, requires = "tls_ca")]
-        tls_domain: Option<String>,
+        #[command(flatten)]
+        client: ClientFlags,
     },
     /// Write the tables, plots and report.md from a state directory.
     Tables {
@@ -212,9 +205,9 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             print!("{}", sweep::expansion_text(&s));
             Ok(())
         }
-        Command::Status { connect, watch, token_file, tls_ca, tls_domain } => {
-            let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
-            let tls = ClientTls::from_flags(tls_ca.as_deref(), tls_domain).map_err(|e| (2, e))?;
+        Command::Status { connect, watch, client } => {
+            let token = client.token().map_err(|e| (2, e))?;
+            let tls = client.tls().map_err(|e| (2, e))?;
             status(connect, watch, token, tls).await.map_err(|e| (1, e))
         }
         Command::Tables { state, out } => {

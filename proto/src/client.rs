@@ -31,6 +31,52 @@ impl ClientTls {
     }
 }
 
+/// The command-line flags of every client (the worker, `coordinator status`): the token file
+/// and the TLS trust settings.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ClientFlags {
+    /// File holding the coordinator's shared token (else the GRIDSWEEP_TOKEN variable).
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA (or self-signed certificate) to trust: talk TLS to an https:// coordinator.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The server name in the coordinator's certificate (default: the URL's host).
+    #[arg(long, requires = "tls_ca")]
+    pub tls_domain: Option<String>,
+}
+
+impl ClientFlags {
+    /// The token (from the file, else the environment); the error names where it came from.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        crate::auth::read_token(self.token_file.as_deref()).map_err(|e| e.to_string())
+    }
+
+    /// The TLS settings; the error names the CA file.
+    pub fn tls(&self) -> Result<Option<ClientTls>, String> {
+        ClientTls::from_flags(self.tls_ca.as_deref(), self.tls_domain.clone())
+    }
+
+    /// The same flags as arguments, for a child process.
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+        let mut out = Vec::new();
+        let mut push = |flag: &str, value: std::ffi::OsString| {
+            out.push(flag.into());
+            out.push(value);
+        };
+        if let Some(f) = &self.token_file {
+            push("--token-file", f.clone().into());
+        }
+        if let Some(ca) = &self.tls_ca {
+            push("--tls-ca", ca.clone().into());
+        }
+        if let Some(d) = &self.tls_domain {
+            push("--tls-domain", d.into());
+        }
+        out
+    }
+}
+
 /// The endpoint for `url` (`http://` or, with `tls`, `https://`).
 pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, String> {
     let mut ep = Endpoint::from_shared(url.to_owned())

@@ -58,6 +58,17 @@ pub fn tiny_sweep(dir: &Path, name: &str, archs: &str, seeds: &str) -> PathBuf {
     path
 }
 
+/// Runs `coordinator run SWEEP` to the end on an ephemeral loopback port with `workers` local
+/// CPU workers, its state in `state` and its outputs in `out`, plus `extra` flags.
+pub fn run_sweep(sweep: &Path, state: &Path, out: &Path, workers: u32, extra: &[&str]) -> Output {
+    let (sweep, state, out, workers) =
+        (sweep.to_string_lossy(), state.to_string_lossy(), out.to_string_lossy(), workers.to_string());
+    let mut args = vec!["run", &sweep, "--listen", "127.0.0.1:0", "--state", &state, "--out", &out];
+    args.extend(["--local-workers", &workers, "--worker-device", "cpu"]);
+    args.extend(extra);
+    run("coordinator", &args)
+}
+
 /// Starts `coordinator run SWEEP` on an ephemeral loopback port with `extra` flags and returns
 /// it with its URL (read from its `coordinator listening on ADDR` line).
 pub fn start_coordinator(sweep: &Path, extra: &[&str]) -> (Proc, String) {

@@ -1,7 +1,7 @@
 //! A real `coordinator` process on loopback answers the protocol handshake and its status, and
 //! refuses to bind a non-loopback address while no token is configured.
 
-use gridsweep_e2e::{run, scratch, start_coordinator, tiny_sweep};
+use gridsweep_e2e::{run, run_sweep, scratch, start_coordinator, tiny_sweep};
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use gridsweep_proto::v1::{GetServerInfoRequest, GetStatusRequest};
@@ -68,25 +68,8 @@ fn a_guarded_sweep_completes_with_local_workers() {
     let sweep = tiny_sweep(&dir, "guarded-run", "resnet", "1, 2");
     let token_file = dir.join("token");
     std::fs::write(&token_file, "s3cret").unwrap();
-    let out = run(
-        "coordinator",
-        &[
-            "run",
-            sweep.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-            dir.join("state").to_str().unwrap(),
-            "--out",
-            dir.join("out").to_str().unwrap(),
-            "--local-workers",
-            "1",
-            "--worker-device",
-            "cpu",
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-    );
+    let token = token_file.to_str().unwrap();
+    let out = run_sweep(&sweep, &dir.join("state"), &dir.join("out"), 1, &["--token-file", token]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("2/2 ended (2 completed"), "{stdout}");

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use gridsweep_e2e::{run, scratch, tiny_sweep};
+use gridsweep_e2e::{run, run_sweep, scratch, tiny_sweep};
 
 /// Rows of a CSV file as maps from header to value.
 fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
@@ -29,24 +29,7 @@ fn a_sweep_runs_to_its_tables_with_two_workers_and_never_twice() {
     let dir = scratch("sweep");
     let sweep = tiny_sweep(&dir, "smoke-e2e", "vgg, resnet, grid", "1, 2");
     let (state, out) = (dir.join("state"), dir.join("out"));
-    let args = |out: &Path| {
-        vec![
-            "run".to_owned(),
-            sweep.to_string_lossy().into_owned(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--state".into(),
-            state.to_string_lossy().into_owned(),
-            "--out".into(),
-            out.to_string_lossy().into_owned(),
-            "--local-workers".into(),
-            "2".into(),
-            "--worker-device".into(),
-            "cpu".into(),
-        ]
-    };
-    let a = args(&out);
-    let first = run("coordinator", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = run_sweep(&sweep, &state, &out, 2, &[]);
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(first.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&first.stderr));
     assert!(stdout.contains("6 jobs (6 new, 0 already"), "{stdout}");
@@ -83,8 +66,7 @@ fn a_sweep_runs_to_its_tables_with_two_workers_and_never_twice() {
 
     // The same sweep on the same state: nothing new, no worker started, the same tables.
     let out2 = dir.join("out2");
-    let a = args(&out2);
-    let second = run("coordinator", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let second = run_sweep(&sweep, &state, &out2, 2, &[]);
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success(), "{stdout}");
     assert!(stdout.contains("(0 new, 6 already"), "{stdout}");

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gridsweep_e2e::{run, scratch, start_coordinator, tiny_sweep};
+use gridsweep_e2e::{run_sweep, scratch, start_coordinator, tiny_sweep};
 use gridsweep_proto::client::{ClientTls, connect};
 use gridsweep_proto::v1::GetStatusRequest;
 
@@ -62,27 +62,8 @@ fn a_sweep_runs_over_tls_with_its_local_worker() {
     let dir = scratch("tls-sweep");
     let (cert, key) = self_signed(&dir, "server");
     let sweep = tiny_sweep(&dir, "tls-run", "grid", "1");
-    let out = run(
-        "coordinator",
-        &[
-            "run",
-            sweep.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-            dir.join("state").to_str().unwrap(),
-            "--out",
-            dir.join("out").to_str().unwrap(),
-            "--local-workers",
-            "1",
-            "--worker-device",
-            "cpu",
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
+    let tls = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let out = run_sweep(&sweep, &dir.join("state"), &dir.join("out"), 1, &tls);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("1/1 ended (1 completed"), "{stdout}");

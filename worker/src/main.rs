@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
+use gridsweep_proto::client::ClientFlags;
 use worker::cli::{DataArgs, JobArgs, parse_device};
 use worker::data::{self, fetch};
 use worker::devices::DeviceReport;
@@ -50,15 +51,8 @@ struct AgentArgs {
     /// CPU threads for libtorch (default: libtorch's choice).
     #[arg(long)]
     threads: Option<i32>,
-    /// File holding the coordinator's shared token (else the GRIDSWEEP_TOKEN variable).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// PEM file of the CA (or self-signed certificate) to trust: talk TLS to an https:// coordinator.
-    #[arg(long)]
-    tls_ca: Option<PathBuf>,
-    /// The server name in the coordinator's certificate (default: the URL's host).
-    #[arg(long, requires = "tls_ca")]
-    tls_domain: Option<String>,
+    #[command(flatten)]
+    client: ClientFlags,
     #[command(flatten)]
     speed: SpeedFlags,
 }
@@ -292,10 +286,9 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         data_dir: args.data.clone(),
         work_dir: args.work_dir.clone(),
         name: format!("{host}/pid {}", std::process::id()),
-        token: gridsweep_proto::auth::read_token(args.token_file.as_deref()).map_err(bad_input)?,
+        token: args.client.token().map_err(bad_input)?,
         speed: args.speed.resolve(device),
-        tls: gridsweep_proto::client::ClientTls::from_flags(args.tls_ca.as_deref(), args.tls_domain.clone())
-            .map_err(bad_input)?,
+        tls: args.client.tls().map_err(bad_input)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -353,15 +346,7 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
         if let Some(t) = args.threads {
             cmd.arg("--threads").arg(t.to_string());
         }
-        if let Some(f) = &args.token_file {
-            cmd.arg("--token-file").arg(f);
-        }
-        if let Some(ca) = &args.tls_ca {
-            cmd.arg("--tls-ca").arg(ca);
-        }
-        if let Some(d) = &args.tls_domain {
-            cmd.arg("--tls-domain").arg(d);
-        }
+        cmd.args(args.client.to_args());
         cmd.args(args.speed.to_args());
         cmd.spawn().map_err(|e| Failure(1, format!("starting slot {k}: {e}")))
     };
