@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::files::{OutputError, create_dir, write_output};
 use crate::plots;
 use crate::tables::{RunRecord, RunState};
 
@@ -39,22 +40,9 @@ pub enum ReportError {
         /// The cause.
         source: io::Error,
     },
-    /// The output directory could not be created.
-    #[error("cannot create the output directory {}: {source}", path.display())]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// The report could not be written or renamed into place.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    /// The output directory or the report could not be made.
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 /// Writes `report.md` for the sweep `sweep_name` made of `runs` into `out_dir`, embedding the
@@ -103,11 +91,8 @@ pub fn write_report(
     compute(&mut md, runs);
     hardware(&mut md, runs);
 
-    fs::create_dir_all(out_dir).map_err(|source| ReportError::CreateDir { path: out_dir.to_owned(), source })?;
-    let path = out_dir.join(REPORT_FILE);
-    crate::files::write_atomic(out_dir, REPORT_FILE, md.as_bytes())
-        .map_err(|source| ReportError::Write { path: path.clone(), source })?;
-    Ok(path)
+    create_dir(out_dir)?;
+    Ok(write_output(out_dir, REPORT_FILE, md.as_bytes())?)
 }
 
 /// A Markdown table cell: no line breaks, `|` escaped, at most 300 characters.

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use coordinator::files::OutputError;
 use coordinator::plots::{self, PlotError};
 use coordinator::report;
 use coordinator::tables::{self, RunRecord, RunState};
@@ -259,7 +260,7 @@ fn a_plot_that_cannot_be_written_names_its_file_and_spares_the_others() {
     // A non-empty directory where the first plot goes: the rename into place fails.
     std::fs::create_dir_all(out.join(SVGS[0]).join("occupied")).unwrap();
     let err = plots::write_plots(&runs, &out).unwrap_err();
-    assert!(matches!(&err, PlotError::Write { path, .. } if path == &out.join(SVGS[0])), "{err}");
+    assert!(matches!(&err, PlotError::Output(OutputError::Write { path, .. }) if path == &out.join(SVGS[0])), "{err}");
     assert!(err.to_string().contains(SVGS[0]), "{err}");
     for svg in &SVGS[1..] {
         assert!(out.join(svg).is_file(), "{svg} still written");

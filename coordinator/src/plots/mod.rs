@@ -32,27 +32,15 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::files::{OutputError, create_dir};
 use crate::tables::RunRecord;
 
 /// Why the plots could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    /// The output directory could not be created.
-    #[error("cannot create the output directory {}: {source}", path.display())]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// A file could not be written, renamed into place or removed.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    /// The output directory or a file could not be made.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// The plotting library failed while drawing a file.
     #[error("cannot draw {}: {message}", path.display())]
     Draw {
@@ -186,7 +174,7 @@ pub fn plot_index(runs: &[RunRecord]) -> Result<Vec<PlotInfo>, PlotError> {
 /// (best effort), and the first such error is returned.
 pub fn write_plots(runs: &[RunRecord], out_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let drawn = draw_all(runs)?;
-    fs::create_dir_all(out_dir).map_err(|source| PlotError::CreateDir { path: out_dir.to_owned(), source })?;
+    create_dir(out_dir)?;
     let mut written = Vec::new();
     let mut first_error = None;
     for (plot, d) in drawn {
@@ -204,7 +192,7 @@ pub fn write_plots(runs: &[RunRecord], out_dir: &Path) -> Result<Vec<PathBuf>, P
             Err(source) => {
                 // Go on with the other plots; no stale picture may stay under this name.
                 let _ = remove_stale(&path);
-                first_error.get_or_insert(PlotError::Write { path, source });
+                first_error.get_or_insert(PlotError::Output(OutputError::Write { path, source }));
             }
         }
     }

@@ -30,11 +30,11 @@ mod markdown;
 mod tests;
 
 use std::fmt;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::{Arch, DataSpec, JobSpec};
+
+use crate::files::{OutputError, create_dir, write_output};
 use serde::{Deserialize, Serialize};
 
 use aggregate::{Table1Row, Table2Row};
@@ -112,22 +112,9 @@ pub struct TablesSummary {
 /// Why the tables could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum TablesError {
-    /// The output directory could not be created.
-    #[error("cannot create the output directory {}: {source}", path.display())]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// A file could not be written or renamed into place.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    /// The output directory or a file could not be made.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// A CSV record could not be formatted.
     #[error("cannot format {}: {source}", path.display())]
     Csv {
@@ -193,11 +180,11 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
     let table2 = aggregate::table2(&read);
     let context = markdown::Context::of(sweep_name, &read);
 
-    fs::create_dir_all(out_dir).map_err(|source| TablesError::CreateDir { path: out_dir.to_owned(), source })?;
+    create_dir(out_dir)?;
     let mut files = Vec::new();
     let mut put = |name: &str, bytes: Vec<u8>| -> Result<(), TablesError> {
         let path = out_dir.join(name);
-        write_atomic(out_dir, name, &bytes)?;
+        write_output(out_dir, name, &bytes)?;
         files.push(path);
         Ok(())
     };
@@ -262,7 +249,7 @@ fn csv_bytes(path: &Path, header: &[String], rows: Vec<Vec<String>>) -> Result<V
     for row in rows {
         writer.write_record(&row).map_err(csv_err)?;
     }
-    writer.into_inner().map_err(|e| TablesError::Write { path: path.to_owned(), source: e.into_error() })
+    writer.into_inner().map_err(|e| OutputError::Write { path: path.to_owned(), source: e.into_error() }.into())
 }
 
 /// `table1.csv`: one row per depth; see the module documentation for the rules.
@@ -426,9 +413,4 @@ fn runs_csv(path: &Path, runs: &[(&RunRecord, Figures)]) -> Result<Vec<u8>, Tabl
         rows.push(row);
     }
     csv_bytes(path, &header, rows)
-}
-
-/// Writes one output file atomically (see `files::write_atomic`).
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), TablesError> {
-    crate::files::write_atomic(dir, name, bytes).map_err(|source| TablesError::Write { path: dir.join(name), source })
 }
