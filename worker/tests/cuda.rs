@@ -1,0 +1,214 @@
+//! The CUDA paths, run when a CUDA device is visible (each test says so and returns at once
+//! otherwise): training with both grid executions, the speed switches recorded, the packed
+//! optimizer equal to the per-parameter one, a checkpoint written on the GPU resumed on the CPU,
+//! wavefront and channels-last equal to the plain execution in fp64 under cuDNN, and
+//! `worker bench --compare` on the GPU.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+use worker::data;
+use worker::layout::MemoryFormat;
+use worker::models::{Arch, GridExec, ModelSpec, Net};
+use worker::optim::Sgd;
+use worker::recipe::TrainConfig;
+use worker::speed::Speed;
+use worker::train::{self, Options, Status};
+
+/// libtorch's generator is process-wide: these tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The GPU, or `None` (and a note) without one.
+fn gpu(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Device)> {
+    if !tch::Cuda::is_available() {
+        eprintln!("{test}: no CUDA device visible; skipped");
+        return None;
+    }
+    Some((SERIAL.lock().unwrap_or_else(|e| e.into_inner()), Device::Cuda(0)))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gridsweep-cuda-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn options(device: Device, checkpoint_dir: Option<&Path>, resume: bool, stop_after: Option<u32>) -> Options {
+    Options {
+        device,
+        checkpoint_dir: checkpoint_dir.map(Path::to_owned),
+        resume,
+        grad_analysis: None,
+        deterministic: false,
+        stop_after,
+        cancel: None,
+        speed: Speed::default_for(device),
+    }
+}
+
+fn small(arch: Arch, depth: u32, epochs: u32) -> TrainConfig {
+    let mut cfg = TrainConfig::paper(arch, depth, 5);
+    cfg.epochs = epochs;
+    cfg.batch_size = 32;
+    cfg.lr = 0.05;
+    cfg
+}
+
+#[test]
+fn grid_trains_on_the_gpu_both_ways_and_records_how() {
+    let Some((_serial, device)) = gpu("grid_trains_on_the_gpu_both_ways_and_records_how") else { return };
+    let dir = data::synth::write(&tmp("train"), 256, 128, 3).unwrap();
+    let data = data::load(&dir, device).unwrap();
+    let cfg = small(Arch::Grid, 26, 2);
+    let mut losses = Vec::new();
+    for exec in [GridExec::Sequential, GridExec::Wavefront] {
+        for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+            let mut o = options(device, None, false, None);
+            o.speed.grid_exec = exec;
+            o.speed.memory_format = format;
+            let r = train::train(&cfg, &data, &o, &mut |_| {}).unwrap();
+            assert_eq!(r.status, Status::Completed, "{exec} {format}");
+            let env = &r.environment;
+            assert_eq!((env.device.as_str(), env.grid_exec, env.memory_format), ("cuda:0", exec, format));
+            assert!(env.cudnn_benchmark && !env.tf32, "{env:?}");
+            assert!(!env.device_name.is_empty() && env.cuda_version.is_some(), "{env:?}");
+            losses.push(r.epochs[0].train_loss.unwrap());
+        }
+    }
+    // Same initialisation and data order; cuDNN's algorithms differ only in rounding.
+    for l in &losses[1..] {
+        assert!((l - losses[0]).abs() <= 1e-2 * losses[0].abs(), "first-epoch train losses {losses:?}");
+    }
+}
+
+#[test]
+fn a_checkpoint_written_on_the_gpu_resumes_on_the_cpu() {
+    let Some((_serial, device)) = gpu("a_checkpoint_written_on_the_gpu_resumes_on_the_cpu") else { return };
+    let dir = data::synth::write(&tmp("resume-data"), 128, 64, 3).unwrap();
+    let ck = tmp("resume-ck");
+    let cfg = small(Arch::Resnet, 8, 2);
+    let on_gpu = data::load(&dir, device).unwrap();
+    let first = train::train(&cfg, &on_gpu, &options(device, Some(&ck), false, Some(1)), &mut |_| {}).unwrap();
+    assert_eq!(first.status, Status::Stopped);
+    let on_cpu = data::load(&dir, Device::Cpu).unwrap();
+    let rest = train::train(&cfg, &on_cpu, &options(Device::Cpu, Some(&ck), true, None), &mut |_| {}).unwrap();
+    assert_eq!((rest.status, rest.resumed_from_epoch), (Status::Completed, Some(1)));
+    assert_eq!(rest.epochs.len(), 2);
+}
+
+#[test]
+fn the_packed_update_equals_the_per_parameter_one_on_the_gpu() {
+    let Some((_serial, device)) = gpu("the_packed_update_equals_the_per_parameter_one_on_the_gpu") else { return };
+    let spec = ModelSpec::new(Arch::Resnet, 8).unwrap();
+    let make = || {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(device);
+        let net = Net::new(&vs.root(), spec);
+        let params = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        (vs, net, params)
+    };
+    let (vs_a, net_a, pa) = make();
+    let (vs_b, net_b, pb) = make();
+    let mut a = Sgd::new(pa, 0.9, true, 4e-4);
+    let mut b = Sgd::new(pb, 0.9, true, 4e-4).unpacked();
+    tch::manual_seed(2);
+    for _ in 0..3 {
+        let x = Tensor::randn([8, 3, 32, 32], (Kind::Float, device));
+        let y = Tensor::randint(10, [8], (Kind::Int64, device));
+        for (opt, net) in [(&mut a, &net_a), (&mut b, &net_b)] {
+            opt.zero_grad();
+            net.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+            opt.step(0.1);
+        }
+    }
+    assert!(a.is_packed() && !b.is_packed());
+    let (va, vb) = (vs_a.variables(), vs_b.variables());
+    for (name, t) in &va {
+        // The forward passes may differ in rounding (cuDNN picks algorithms per call), so close,
+        // not bitwise.
+        let d = (t - &vb[name]).abs().max().double_value(&[]);
+        assert!(d <= 1e-4 * (1.0 + vb[name].abs().max().double_value(&[])), "{name}: {d:e}");
+    }
+}
+
+/// max |a - b| / max(max |b|, 1e-12).
+fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let scale = b.abs().max().double_value(&[]).max(1e-12);
+    (a - b).abs().max().double_value(&[]) / scale
+}
+
+#[test]
+fn wavefront_and_channels_last_equal_the_plain_execution_in_fp64_on_the_gpu() {
+    let Some((_serial, device)) = gpu("wavefront_and_channels_last_equal_the_plain_execution_in_fp64_on_the_gpu")
+    else {
+        return;
+    };
+    let spec = ModelSpec::new(Arch::Grid, 26).unwrap();
+    for (exec, format) in [
+        (GridExec::Wavefront, MemoryFormat::Contiguous),
+        (GridExec::Sequential, MemoryFormat::ChannelsLast),
+        (GridExec::Wavefront, MemoryFormat::ChannelsLast),
+    ] {
+        tch::manual_seed(7);
+        let mut vs_a = nn::VarStore::new(device);
+        let net_a = Net::new(&vs_a.root(), spec);
+        let mut vs_b = nn::VarStore::new(device);
+        let mut net_b = Net::new(&vs_b.root(), spec);
+        vs_b.copy(&vs_a).unwrap();
+        vs_a.double();
+        vs_b.double();
+        net_b.set_grid_exec(exec);
+        net_b.set_memory_format(&vs_b, format);
+        let x = Tensor::randn([3, 3, 32, 32], (Kind::Double, device));
+        let probe = Tensor::randn([3, 10], (Kind::Double, device));
+        for train in [true, false] {
+            let (out_a, out_b) = (net_a.forward_t(&x, train), net_b.forward_t(&x, train));
+            let d = rel_diff(&out_b, &out_a);
+            assert!(d < 1e-9, "{exec} {format} train {train}: outputs differ by {d:e}");
+            for vs in [&vs_a, &vs_b] {
+                for mut v in vs.trainable_variables() {
+                    v.zero_grad();
+                }
+            }
+            (&out_a * &probe).sum(Kind::Double).backward();
+            (&out_b * &probe).sum(Kind::Double).backward();
+            let vb = vs_b.variables();
+            for (name, a) in vs_a.variables() {
+                let b = &vb[&name];
+                let d = if a.requires_grad() { rel_diff(&b.grad(), &a.grad()) } else { rel_diff(b, &a) };
+                assert!(d < 1e-9, "{exec} {format} train {train}: {name} differs by {d:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bench_compare_runs_on_the_gpu() {
+    let Some((_serial, _)) = gpu("bench_compare_runs_on_the_gpu") else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args([
+            "bench",
+            "--compare",
+            "--depth",
+            "26",
+            "--batch",
+            "8",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--device",
+            "cuda",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["device"], "cuda(0)");
+    let variants = v["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 6);
+    assert!(variants.iter().all(|x| x["images_per_s"].as_f64().is_some_and(|s| s > 0.0)), "{v}");
+}
