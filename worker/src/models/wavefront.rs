@@ -113,35 +113,38 @@ fn packed_view(ts: &[&Tensor]) -> Option<Tensor> {
     first.f_as_strided([at], [1], None).ok()
 }
 
+/// The nodes of the anti-diagonals d = 1 ..= 2(R − 1) of `stage` (all but node (0,0)), each
+/// diagonal in ascending row order.
+fn diagonals(stage: &GridStage) -> impl Iterator<Item = Vec<&BasicBlock>> {
+    let r = stage.side;
+    (1..=2 * r.saturating_sub(1)).map(move |d| {
+        let (lo, hi) = (d.saturating_sub(r - 1), d.min(r - 1));
+        (lo..=hi).map(|i| stage.node(i, d - i)).collect()
+    })
+}
+
+/// A node's running statistics: conv1's mean and variance, conv2's mean and variance.
+fn running_stats(n: &BasicBlock) -> [&Tensor; 4] {
+    [&n.conv1.bn.running_mean, &n.conv1.bn.running_var, &n.conv2.bn.running_mean, &n.conv2.bn.running_var]
+}
+
 /// Makes every diagonal's running statistics (per layer: the means, and the variances, of its
 /// nodes in ascending row order) views into one buffer, keeping their values, so that the
 /// wavefront's batch norms update them in place. The node (0,0) is left alone.
 pub fn pack_running_stats(stage: &GridStage) {
-    let r = stage.side;
-    for d in 1..=2 * r.saturating_sub(1) {
-        let lo = d.saturating_sub(r - 1);
-        let hi = d.min(r - 1);
-        let nodes: Vec<&BasicBlock> = (lo..=hi).map(|i| stage.node(i, d - i)).collect();
-        for layer in 0..2 {
-            for stat in 0..2 {
-                let ts: Vec<&Tensor> = nodes
-                    .iter()
-                    .map(|n| {
-                        let bn = if layer == 0 { &n.conv1.bn } else { &n.conv2.bn };
-                        if stat == 0 { &bn.running_mean } else { &bn.running_var }
-                    })
-                    .collect();
-                if packed_view(&ts).is_some() {
-                    continue;
-                }
-                let buffer = tch::no_grad(|| Tensor::cat(&ts, 0));
-                let mut off = 0;
-                for t in ts {
-                    let c = t.size()[0];
-                    // Shares the variable's TensorImpl: the store's entry moves too.
-                    t.shallow_clone().set_data(&buffer.narrow(0, off, c));
-                    off += c;
-                }
+    for nodes in diagonals(stage) {
+        for k in 0..4 {
+            let ts: Vec<&Tensor> = nodes.iter().map(|n| running_stats(n)[k]).collect();
+            if packed_view(&ts).is_some() {
+                continue;
+            }
+            let buffer = tch::no_grad(|| Tensor::cat(&ts, 0));
+            let mut off = 0;
+            for t in ts {
+                let c = t.size()[0];
+                // Shares the variable's TensorImpl: the store's entry moves too.
+                t.shallow_clone().set_data(&buffer.narrow(0, off, c));
+                off += c;
             }
         }
     }
@@ -164,10 +167,7 @@ pub fn forward(stage: &GridStage, x: &Tensor, train: bool) -> Tensor {
         return y;
     }
     let c = y.size()[1];
-    for d in 1..=2 * (r - 1) {
-        let lo = d.saturating_sub(r - 1);
-        let hi = d.min(r - 1);
-        let nodes: Vec<&BasicBlock> = (lo..=hi).map(|i| stage.node(i, d - i)).collect();
+    for (d, nodes) in (1..).zip(diagonals(stage)) {
         let width = y.size()[1];
         // Node i's parents are (i−1, j) = up and (i, j−1) = left: neighbouring channel groups.
         let z = if width == c {
