@@ -189,8 +189,8 @@ pub struct CompareResult {
 }
 
 /// Times resnet, grid-sequential and grid-wavefront at `depth` in each of `formats`,
-/// interleaved step by step (A B C D ... A B C D ...) after `warmup` steps of each; each
-/// network's figure is from its median step.
+/// interleaved step by step (A B C D ... A B C D ...) after `warmup` steps of each, TF32
+/// allowed on CUDA when `tf32`; each network's figure is from its median step.
 pub fn compare(
     depth: u32,
     batch: i64,
@@ -198,22 +198,22 @@ pub fn compare(
     warmup: u32,
     device: Device,
     formats: &[MemoryFormat],
+    tf32: bool,
 ) -> Result<CompareResult, ModelError> {
+    crate::context::set_tf32(tf32);
     let resnet = ModelSpec::new(Arch::Resnet, depth)?;
     let grid = ModelSpec::new(Arch::Grid, depth)?;
     let kinds = [(resnet, GridExec::Sequential), (grid, GridExec::Sequential), (grid, GridExec::Wavefront)];
-    let mut runners: Vec<(ModelSpec, GridExec, MemoryFormat, Runner)> = formats
-        .iter()
-        .flat_map(|&f| kinds.map(|(spec, exec)| (spec, exec, f, Runner::new(spec, exec, f, batch, device))))
-        .collect();
+    let mut runners: Vec<Runner> =
+        formats.iter().flat_map(|&f| kinds.map(|(spec, exec)| Runner::new(spec, exec, f, batch, device))).collect();
     for _ in 0..warmup {
-        for (.., r) in &mut runners {
+        for r in &mut runners {
             r.step();
         }
     }
     let mut seconds = vec![Vec::new(); runners.len()];
     for _ in 0..steps {
-        for ((.., r), s) in runners.iter_mut().zip(&mut seconds) {
+        for (r, s) in runners.iter_mut().zip(&mut seconds) {
             sync(device);
             let t = Instant::now();
             r.step();
@@ -224,10 +224,10 @@ pub fn compare(
     let variants: Vec<Variant> = runners
         .iter()
         .zip(seconds)
-        .map(|((spec, exec, f, _), s)| Variant {
-            arch: spec.arch.name().to_owned(),
-            grid_exec: *exec,
-            memory_format: *f,
+        .map(|(r, s)| Variant {
+            arch: r.net.spec.arch.name().to_owned(),
+            grid_exec: r.net.grid_exec,
+            memory_format: r.net.memory_format,
             images_per_s: batch as f64 / median(&s),
             step_seconds: s,
         })
@@ -260,7 +260,7 @@ pub fn compare(
         warmup,
         device: format!("{device:?}").to_lowercase(),
         threads: tch::get_num_threads(),
-        tf32: device.is_cuda() && crate::context::tf32(),
+        tf32: device.is_cuda() && tf32,
         variants,
         summaries,
         channels_last_over_contiguous,

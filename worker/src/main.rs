@@ -254,8 +254,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let formats = speed
                         .memory_format
                         .map_or_else(|| vec![MemoryFormat::Contiguous, MemoryFormat::ChannelsLast], |f| vec![f]);
-                    worker::context::set_tf32(speed.tf32);
-                    let r = worker::bench::compare(depth, batch, steps, warmup, device, &formats);
+                    let r = worker::bench::compare(depth, batch, steps, warmup, device, &formats, speed.tf32);
                     print_json(&r.map_err(bad_input)?)
                 }
             }
