@@ -573,6 +573,32 @@ impl Store {
         })
     }
 
+    /// The start of every report that ends an attempt (complete, fail, release): notes that
+    /// `worker` was seen and ends its attempt `token` at `job` now as `outcome` (with `error`).
+    /// `Ok(Err(earlier))` when the attempt had already ended (`earlier`: how), and nothing was
+    /// written; else `Ok(Ok(now))`, the time written.
+    fn end_attempt(
+        tx: &Connection,
+        worker: &str,
+        job: &str,
+        token: u64,
+        outcome: &str,
+        error: Option<&str>,
+        sql: &dyn Fn(rusqlite::Error) -> StoreError,
+    ) -> Result<std::result::Result<f64, String>> {
+        Self::touch(tx, worker, sql)?;
+        if let Some(earlier) = Self::live_attempt(tx, worker, job, token, sql)? {
+            return Ok(Err(earlier));
+        }
+        let t = now();
+        tx.execute_c(
+            "UPDATE attempts SET ended_at = ?2, outcome = ?3, error = ?4 WHERE token = ?1",
+            params![token as i64, t, outcome, error],
+        )
+        .map_err(sql)?;
+        Ok(Ok(t))
+    }
+
     /// Looks up the attempt a report refers to: Ok(None) when it already ended (a duplicate or
     /// late report), an error when the token is unknown or belongs to another job or worker.
     fn live_attempt(
@@ -618,16 +644,10 @@ impl Store {
         };
         let sql = self.sql();
         self.tx(|tx| {
-            Self::touch(tx, worker, &sql)?;
-            if let Some(outcome) = Self::live_attempt(tx, worker, job, token, &sql)? {
-                return Ok(ReportOutcome::already_ended(&outcome));
-            }
-            let t = now();
-            tx.execute_c(
-                "UPDATE attempts SET ended_at = ?2, outcome = ?3 WHERE token = ?1",
-                params![token as i64, t, state],
-            )
-            .map_err(&sql)?;
+            let t = match Self::end_attempt(tx, worker, job, token, state, None, &sql)? {
+                Ok(t) => t,
+                Err(earlier) => return Ok(ReportOutcome::already_ended(&earlier)),
+            };
             tx.execute_c(
                 "UPDATE jobs SET state = ?2, result = ?3, worker = ?4, token = NULL, lease_expires = NULL,
                  test_acc = COALESCE(?5, test_acc), updated_at = ?6 WHERE id = ?1",
@@ -643,16 +663,10 @@ impl Store {
     pub fn fail(&self, worker: &str, job: &str, token: u64, error: &str) -> Result<ReportOutcome> {
         let sql = self.sql();
         self.tx(|tx| {
-            Self::touch(tx, worker, &sql)?;
-            if let Some(outcome) = Self::live_attempt(tx, worker, job, token, &sql)? {
-                return Ok(ReportOutcome::already_ended(&outcome));
-            }
-            let t = now();
-            tx.execute_c(
-                "UPDATE attempts SET ended_at = ?2, outcome = 'failed', error = ?3 WHERE token = ?1",
-                params![token as i64, t, error],
-            )
-            .map_err(&sql)?;
+            let t = match Self::end_attempt(tx, worker, job, token, "failed", Some(error), &sql)? {
+                Ok(t) => t,
+                Err(earlier) => return Ok(ReportOutcome::already_ended(&earlier)),
+            };
             let (failures, max): (i64, i64) = tx
                 .query_row_c("SELECT failures + 1, max_attempts FROM jobs WHERE id = ?1", [job], |r| {
                     Ok((r.get(0)?, r.get(1)?))
@@ -684,16 +698,9 @@ impl Store {
     pub fn release(&self, worker: &str, job: &str, token: u64) -> Result<bool> {
         let sql = self.sql();
         self.tx(|tx| {
-            Self::touch(tx, worker, &sql)?;
-            if Self::live_attempt(tx, worker, job, token, &sql)?.is_some() {
+            let Ok(t) = Self::end_attempt(tx, worker, job, token, "released", None, &sql)? else {
                 return Ok(false);
-            }
-            let t = now();
-            tx.execute_c(
-                "UPDATE attempts SET ended_at = ?2, outcome = 'released' WHERE token = ?1",
-                params![token as i64, t],
-            )
-            .map_err(&sql)?;
+            };
             tx.execute_c(
                 "UPDATE jobs SET state = 'pending', worker = NULL, token = NULL, lease_expires = NULL, updated_at = ?2
                  WHERE id = ?1",
