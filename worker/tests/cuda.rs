@@ -1,10 +1,11 @@
 //! The CUDA paths, run when a CUDA device is visible (each test says so and returns at once
 //! otherwise): training with both grid executions, the speed switches recorded, the packed
 //! optimizer equal to the per-parameter one, a checkpoint written on the GPU resumed on the CPU,
-//! wavefront and channels-last equal to the plain execution in fp64 under cuDNN, and
-//! `worker bench --compare` on the GPU.
+//! and `worker bench --compare` on the GPU. (The fp64 equivalence of the wavefront and of
+//! channels-last runs on the GPU too, in tests/equivalence.rs.)
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
 use tch::nn::{self, ModuleT};
@@ -13,9 +14,9 @@ use worker::data;
 use worker::layout::MemoryFormat;
 use worker::models::{Arch, GridExec, ModelSpec, Net};
 use worker::optim::Sgd;
-use worker::recipe::TrainConfig;
-use worker::speed::Speed;
-use worker::train::{self, Options, Status};
+use worker::train::{self, Status};
+
+use common::{options, small, tmp};
 
 /// libtorch's generator is process-wide: these tests take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -27,34 +28,6 @@ fn gpu(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Device)> {
         return None;
     }
     Some((SERIAL.lock().unwrap_or_else(|e| e.into_inner()), Device::Cuda(0)))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gridsweep-cuda-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn options(device: Device, checkpoint_dir: Option<&Path>, resume: bool, stop_after: Option<u32>) -> Options {
-    Options {
-        device,
-        checkpoint_dir: checkpoint_dir.map(Path::to_owned),
-        resume,
-        grad_analysis: None,
-        deterministic: false,
-        stop_after,
-        cancel: None,
-        speed: Speed::default_for(device),
-    }
-}
-
-fn small(arch: Arch, depth: u32, epochs: u32) -> TrainConfig {
-    let mut cfg = TrainConfig::paper(arch, depth, 5);
-    cfg.epochs = epochs;
-    cfg.batch_size = 32;
-    cfg.lr = 0.05;
-    cfg
 }
 
 #[test]
@@ -131,57 +104,6 @@ fn the_packed_update_equals_the_per_parameter_one_on_the_gpu() {
         // not bitwise.
         let d = (t - &vb[name]).abs().max().double_value(&[]);
         assert!(d <= 1e-4 * (1.0 + vb[name].abs().max().double_value(&[])), "{name}: {d:e}");
-    }
-}
-
-/// max |a - b| / max(max |b|, 1e-12).
-fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
-    let scale = b.abs().max().double_value(&[]).max(1e-12);
-    (a - b).abs().max().double_value(&[]) / scale
-}
-
-#[test]
-fn wavefront_and_channels_last_equal_the_plain_execution_in_fp64_on_the_gpu() {
-    let Some((_serial, device)) = gpu("wavefront_and_channels_last_equal_the_plain_execution_in_fp64_on_the_gpu")
-    else {
-        return;
-    };
-    let spec = ModelSpec::new(Arch::Grid, 26).unwrap();
-    for (exec, format) in [
-        (GridExec::Wavefront, MemoryFormat::Contiguous),
-        (GridExec::Sequential, MemoryFormat::ChannelsLast),
-        (GridExec::Wavefront, MemoryFormat::ChannelsLast),
-    ] {
-        tch::manual_seed(7);
-        let mut vs_a = nn::VarStore::new(device);
-        let net_a = Net::new(&vs_a.root(), spec);
-        let mut vs_b = nn::VarStore::new(device);
-        let mut net_b = Net::new(&vs_b.root(), spec);
-        vs_b.copy(&vs_a).unwrap();
-        vs_a.double();
-        vs_b.double();
-        net_b.set_grid_exec(exec);
-        net_b.set_memory_format(&vs_b, format);
-        let x = Tensor::randn([3, 3, 32, 32], (Kind::Double, device));
-        let probe = Tensor::randn([3, 10], (Kind::Double, device));
-        for train in [true, false] {
-            let (out_a, out_b) = (net_a.forward_t(&x, train), net_b.forward_t(&x, train));
-            let d = rel_diff(&out_b, &out_a);
-            assert!(d < 1e-9, "{exec} {format} train {train}: outputs differ by {d:e}");
-            for vs in [&vs_a, &vs_b] {
-                for mut v in vs.trainable_variables() {
-                    v.zero_grad();
-                }
-            }
-            (&out_a * &probe).sum(Kind::Double).backward();
-            (&out_b * &probe).sum(Kind::Double).backward();
-            let vb = vs_b.variables();
-            for (name, a) in vs_a.variables() {
-                let b = &vb[&name];
-                let d = if a.requires_grad() { rel_diff(&b.grad(), &a.grad()) } else { rel_diff(b, &a) };
-                assert!(d < 1e-9, "{exec} {format} train {train}: {name} differs by {d:e}");
-            }
-        }
     }
 }
 

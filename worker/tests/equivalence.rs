@@ -2,12 +2,16 @@
 //! node-by-node execution (R = 2 and R = 4, depths 26 and 98), and channels-last equals the
 //! contiguous layout (every architecture, both grid executions): outputs, every parameter's
 //! gradient and the batch norms' running statistics, in training and evaluation mode, compared
-//! in fp64.
+//! in fp64, on the CPU and (when one is visible) the GPU.
+
+mod common;
 
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 use worker::layout::{MemoryFormat, is_channels_last};
 use worker::models::{Arch, GridExec, ModelSpec, Net};
+
+use common::devices;
 
 /// Relative tolerance in fp64 (summation order is the only difference).
 const RTOL: f64 = 1e-9;
@@ -25,13 +29,13 @@ type Way = (GridExec, MemoryFormat);
 /// The grid as a wavefront.
 const WAVEFRONT: Way = (GridExec::Wavefront, MemoryFormat::Contiguous);
 
-/// Two fp64 copies of the same network, the second run `way`.
-fn pair(arch: Arch, depth: u32, way: Way) -> (nn::VarStore, Net, nn::VarStore, Net) {
+/// Two fp64 copies of the same network on `device`, the second run `way`.
+fn pair(arch: Arch, depth: u32, way: Way, device: Device) -> (nn::VarStore, Net, nn::VarStore, Net) {
     let spec = ModelSpec::new(arch, depth).unwrap();
     tch::manual_seed(7);
-    let mut vs_a = nn::VarStore::new(Device::Cpu);
+    let mut vs_a = nn::VarStore::new(device);
     let net_a = Net::new(&vs_a.root(), spec);
-    let mut vs_b = nn::VarStore::new(Device::Cpu);
+    let mut vs_b = nn::VarStore::new(device);
     let mut net_b = Net::new(&vs_b.root(), spec);
     vs_b.copy(&vs_a).unwrap();
     vs_a.double();
@@ -41,25 +45,32 @@ fn pair(arch: Arch, depth: u32, way: Way) -> (nn::VarStore, Net, nn::VarStore, N
     (vs_a, net_a, vs_b, net_b)
 }
 
+/// `check_on` every device.
+fn check(arch: Arch, depth: u32, way: Way, train: bool) {
+    for device in devices() {
+        check_on(arch, depth, way, train, device);
+    }
+}
+
 /// One forward and backward of both nets on the same input; checks outputs, gradients and
 /// (all variables, running statistics included) the stores after the step.
-fn check(arch: Arch, depth: u32, way: Way, train: bool) {
-    let (vs_a, net_a, vs_b, net_b) = pair(arch, depth, way);
+fn check_on(arch: Arch, depth: u32, way: Way, train: bool, device: Device) {
+    let (vs_a, net_a, vs_b, net_b) = pair(arch, depth, way, device);
     // 3x3 kernels (1x1 ones are stored the same way in both layouts).
     let convs = vs_b.variables().into_values().filter(|v| v.dim() == 4 && v.size()[2] > 1).collect::<Vec<_>>();
     assert!(!convs.is_empty());
     let want_cl = way.1 == MemoryFormat::ChannelsLast;
     assert!(convs.iter().all(|w| is_channels_last(w) == want_cl), "weights laid out as {:?}", way.1);
     tch::manual_seed(11);
-    let x = Tensor::randn([3, 3, 32, 32], (Kind::Double, Device::Cpu));
-    let probe = Tensor::randn([3, 10], (Kind::Double, Device::Cpu));
+    let x = Tensor::randn([3, 3, 32, 32], (Kind::Double, device));
+    let probe = Tensor::randn([3, 10], (Kind::Double, device));
     // Run twice so that evaluation mode sees running statistics updated by a training step too.
     for step in 0..2 {
         let t = train || step == 0;
         let out_a = net_a.forward_t(&x, t);
         let out_b = net_b.forward_t(&x, t);
         let d = rel_diff(&out_b, &out_a);
-        assert!(d < RTOL, "{arch:?}-{depth} {way:?} train {t}: outputs differ by {d:e}");
+        assert!(d < RTOL, "{arch:?}-{depth} {way:?} {device:?} train {t}: outputs differ by {d:e}");
         for vs in [&vs_a, &vs_b] {
             for mut v in vs.trainable_variables() {
                 v.zero_grad();
@@ -74,10 +85,13 @@ fn check(arch: Arch, depth: u32, way: Way, train: bool) {
             let b = &vars_b[name];
             if a.requires_grad() {
                 let d = rel_diff(&b.grad(), &a.grad());
-                assert!(d < RTOL, "{arch:?}-{depth} {way:?} train {t}: gradient of {name} differs by {d:e}");
+                assert!(d < RTOL, "{arch:?}-{depth} {way:?} {device:?} train {t}: gradient of {name} differs by {d:e}");
             } else {
                 let d = rel_diff(b, a);
-                assert!(d < RTOL, "{arch:?}-{depth} {way:?} train {t}: {name} differs by {d:e} after the step");
+                assert!(
+                    d < RTOL,
+                    "{arch:?}-{depth} {way:?} {device:?} train {t}: {name} differs by {d:e} after the step"
+                );
             }
         }
     }
@@ -105,7 +119,7 @@ fn wavefront_equals_node_by_node_r4_eval() {
 
 #[test]
 fn wavefront_updates_running_statistics_of_every_node() {
-    let (vs_a, net_a, vs_b, net_b) = pair(Arch::Grid, 98, WAVEFRONT);
+    let (vs_a, net_a, vs_b, net_b) = pair(Arch::Grid, 98, WAVEFRONT, Device::Cpu);
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Double, Device::Cpu));
     let _ = tch::no_grad(|| (net_a.forward_t(&x, true), net_b.forward_t(&x, true)));
     let vars_a = vs_a.variables();

@@ -1,11 +1,15 @@
 //! The models as the paper defines them: counts equal to thop's on PyTorch, the grid's merge
 //! semantics (eq. 7, 8), initialisation, names, and a forward/backward pass on every device.
 
+mod common;
+
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 use worker::inspect::Inspection;
 use worker::models::grid::GridStage;
 use worker::models::{Arch, ModelSpec, Net, Stage};
+
+use common::devices;
 
 /// (arch, depth, params, FLOPs) as thop 2.x reports them for bench/pytorch_reference.py's
 /// networks (`python bench/pytorch_reference.py count`), the paper's Table 1 at full precision.
@@ -28,16 +32,6 @@ fn build(arch: Arch, depth: u32, device: Device) -> (nn::VarStore, Net) {
     let vs = nn::VarStore::new(device);
     let net = Net::new(&vs.root(), ModelSpec::new(arch, depth).unwrap());
     (vs, net)
-}
-
-fn devices() -> Vec<Device> {
-    let mut d = vec![Device::Cpu];
-    if tch::Cuda::is_available() {
-        d.push(Device::Cuda(0));
-    } else {
-        eprintln!("note: CUDA not available, CUDA variants of these tests skipped");
-    }
-    d
 }
 
 #[test]

@@ -2,14 +2,17 @@
 //! deterministic, a resumed run equals an uninterrupted one, bad data is named, divergence is a
 //! result. One test uses the real CIFAR-10 when it is present.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tch::Device;
 use worker::data::{self, DataError};
 use worker::models::Arch;
-use worker::recipe::TrainConfig;
 use worker::train::{self, EpochMetrics, Options, Status};
+
+use common::{small, tmp};
 
 /// libtorch's generator and thread count are process-wide: these tests take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -18,36 +21,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gridsweep-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn synth(name: &str, train: usize, test: usize) -> PathBuf {
     data::synth::write(&tmp(name), train, test, 3).unwrap()
 }
 
 fn opts(checkpoint_dir: Option<&Path>, resume: bool, stop_after: Option<u32>) -> Options {
-    Options {
-        device: Device::Cpu,
-        checkpoint_dir: checkpoint_dir.map(Path::to_owned),
-        resume,
-        grad_analysis: None,
-        deterministic: true,
-        stop_after,
-        cancel: None,
-        speed: worker::speed::Speed::default_for(Device::Cpu),
-    }
-}
-
-fn small(arch: Arch, depth: u32, epochs: u32) -> TrainConfig {
-    let mut cfg = TrainConfig::paper(arch, depth, 11);
-    cfg.epochs = epochs;
-    cfg.batch_size = 32;
-    cfg.lr = 0.05;
-    cfg
+    Options { deterministic: true, ..common::options(Device::Cpu, checkpoint_dir, resume, stop_after) }
 }
 
 /// The metrics that must agree exactly (everything but timings).
