@@ -4,7 +4,6 @@
 //! tests drive the same code.
 
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,10 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gridsweep_proto::PROTOCOL_VERSION;
-use gridsweep_proto::pieces::for_each_piece;
+use gridsweep_proto::pieces::{Receiving, for_each_piece};
 use gridsweep_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -179,10 +177,6 @@ pub struct CoordinatorService {
     pub shared: Arc<Shared>,
 }
 
-fn hex_sha(h: Sha256) -> String {
-    hex::encode(h.finalize())
-}
-
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
     async fn get_server_info(&self, request: Request<pb::GetServerInfoRequest>) -> RpcResult<pb::ServerInfo> {
@@ -280,23 +274,17 @@ impl Coordinator for CoordinatorService {
         let dir = self.shared.store.checkpoint_dir().to_owned();
         let part = dir.join(format!("{job}.{token}.part"));
         let io = |e: std::io::Error| Status::internal(format!("{}: {e}", part.display()));
-        let mut file = std::fs::File::create(&part).map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut bytes = 0u64;
+        let mut file = Receiving::create(&part).map_err(io)?;
         let mut claimed = String::new();
         let mut chunk = Some(first);
         while let Some(c) = chunk {
-            hasher.update(&c.data);
-            file.write_all(&c.data).map_err(io)?;
-            bytes += c.data.len() as u64;
+            file.write(&c.data).map_err(io)?;
             if !c.sha256.is_empty() {
                 claimed = c.sha256;
             }
             chunk = stream.message().await?;
         }
-        file.sync_all().map_err(io)?;
-        drop(file);
-        let actual = hex_sha(hasher);
+        let (actual, bytes) = file.finish().map_err(io)?;
         if claimed != actual {
             let _ = std::fs::remove_file(&part);
             return Err(Status::data_loss(format!(

@@ -1,7 +1,9 @@
 //! Files sent over gRPC in pieces (checkpoints, the data set): read one piece ahead, so that the
-//! last piece is known and can carry the whole file's sha256, and never held whole in memory.
+//! last piece is known and can carry the whole file's sha256, received into a file hashed on the
+//! way, and never held whole in memory.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -14,7 +16,7 @@ pub const PIECE: usize = 1 << 20;
 /// error, when `send` returns false (the receiver went away). Blocking: run it on a blocking
 /// thread.
 pub fn for_each_piece(path: &Path, mut send: impl FnMut(Vec<u8>, Option<String>) -> bool) -> std::io::Result<()> {
-    let mut f = std::fs::File::open(path)?;
+    let mut f = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut pending: Option<Vec<u8>> = None;
     loop {
@@ -23,7 +25,7 @@ pub fn for_each_piece(path: &Path, mut send: impl FnMut(Vec<u8>, Option<String>)
         buf.truncate(n);
         hasher.update(&buf);
         if n == 0 {
-            let sha = hex(hasher.finalize().as_slice());
+            let sha = hex::encode(hasher.finalize());
             send(pending.unwrap_or_default(), Some(sha));
             return Ok(());
         }
@@ -36,7 +38,7 @@ pub fn for_each_piece(path: &Path, mut send: impl FnMut(Vec<u8>, Option<String>)
 }
 
 /// Fills `buf` as far as the file allows (a short read only at the end).
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {
@@ -49,9 +51,35 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A file being received piece by piece: each piece is written and hashed as it comes.
+pub struct Receiving {
+    /// Where the pieces go.
+    file: File,
+    /// The sha256 of what was written so far.
+    hasher: Sha256,
+    /// Bytes written so far.
+    bytes: u64,
+}
+
+impl Receiving {
+    /// Creates (or truncates) `path` to receive into.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        Ok(Receiving { file: File::create(path)?, hasher: Sha256::new(), bytes: 0 })
+    }
+
+    /// Appends one piece.
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(data);
+        self.file.write_all(data)?;
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes the file to disk and returns its sha256 (hex) and length.
+    pub fn finish(self) -> std::io::Result<(String, u64)> {
+        self.file.sync_all()?;
+        Ok((hex::encode(self.hasher.finalize()), self.bytes))
+    }
 }
 
 #[cfg(test)]
@@ -62,17 +90,20 @@ mod tests {
         let path = std::env::temp_dir().join(format!("gridsweep-pieces-{}-{len}", std::process::id()));
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
+        let copy = path.with_extension("copy");
         let mut got = Vec::new();
-        let mut joined = Vec::new();
+        let mut receiving = Receiving::create(&copy).unwrap();
         for_each_piece(&path, |p, sha| {
-            joined.extend_from_slice(&p);
+            receiving.write(&p).unwrap();
             got.push((p.len(), sha));
             true
         })
         .unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert_eq!(joined, data);
-        assert_eq!(got.last().and_then(|g| g.1.clone()), Some(hex(Sha256::digest(&data).as_slice())));
+        let (sha, bytes) = receiving.finish().unwrap();
+        assert_eq!((bytes, std::fs::read(&copy).unwrap()), (len as u64, data.clone()));
+        let _ = (std::fs::remove_file(&path), std::fs::remove_file(&copy));
+        assert_eq!(got.last().and_then(|g| g.1.clone()), Some(sha));
+        assert_eq!(got.last().and_then(|g| g.1.clone()), Some(hex::encode(Sha256::digest(&data))));
         got
     }
 

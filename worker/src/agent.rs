@@ -7,7 +7,6 @@
 //! reported as a failure and the worker goes on; SIGTERM/SIGINT stops the running job, gives
 //! its lease back and exits 0.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +15,7 @@ use std::time::Duration;
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::client::{Client, ClientTls};
 use gridsweep_proto::job::{DataSpec, JobSpec};
-use gridsweep_proto::pieces::for_each_piece;
+use gridsweep_proto::pieces::{Receiving, for_each_piece};
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use sha2::{Digest, Sha256};
 use tch::Device;
@@ -398,19 +397,15 @@ async fn download_checkpoint(client: &mut Client, worker: &str, lease: &pb::Leas
     // Into a temporary file piece by piece (a depth-1538 checkpoint is ~200 MB), hashed on the way.
     let tmp = dest.with_extension("download");
     let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut hasher = Sha256::new();
+    let mut file = Receiving::create(&tmp).map_err(io)?;
     let mut claimed = String::new();
     while let Some(chunk) = stream.message().await.map_err(|s| format!("checkpoint download: {}", s.message()))? {
-        hasher.update(&chunk.data);
-        file.write_all(&chunk.data).map_err(io)?;
+        file.write(&chunk.data).map_err(io)?;
         if !chunk.sha256.is_empty() {
             claimed = chunk.sha256;
         }
     }
-    file.sync_all().map_err(io)?;
-    drop(file);
-    let actual = hex::encode(hasher.finalize());
+    let (actual, _) = file.finish().map_err(io)?;
     if actual != claimed {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!("checkpoint of job {}: sha256 {actual}, coordinator said {claimed}", lease.job_id));
