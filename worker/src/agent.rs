@@ -17,7 +17,6 @@ use gridsweep_proto::client::{Client, ClientTls};
 use gridsweep_proto::job::{DataSpec, JobSpec};
 use gridsweep_proto::pieces::{Receiving, for_each_piece};
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
-use sha2::{Digest, Sha256};
 use tch::Device;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -449,20 +448,31 @@ async fn fetch_data(client: &mut Client, worker: &str, dest: &Path) -> Result<()
         .await
         .map_err(|s| format!("fetching data from the coordinator: {}", s.message()))?
         .into_inner();
-    let mut current: Option<(String, Vec<u8>)> = None;
+    // Each file into `NAME.part`, hashed on the way, renamed into place once its sha256 checks.
+    let mut current: Option<(String, PathBuf, Receiving)> = None;
     while let Some(chunk) = stream.message().await.map_err(|s| format!("fetching data: {}", s.message()))? {
-        let entry = current.get_or_insert_with(|| (chunk.file.clone(), Vec::new()));
-        entry.1.extend_from_slice(&chunk.data);
-        if !chunk.sha256.is_empty() {
-            let (name, bytes) = current.take().unwrap_or_default();
-            if name.contains(['/', '\\']) || name.starts_with('.') {
-                return Err(format!("coordinator sent a bad file name {name:?}"));
+        let (_, part, file) = match &mut current {
+            Some(c) => c,
+            None => {
+                let name = chunk.file.clone();
+                if name.contains(['/', '\\']) || name.starts_with('.') {
+                    return Err(format!("coordinator sent a bad file name {name:?}"));
+                }
+                let part = dest.join(format!("{name}.part"));
+                let file = Receiving::create(&part).map_err(|e| format!("{}: {e}", part.display()))?;
+                current.insert((name, part, file))
             }
-            if hex::encode(Sha256::digest(&bytes)) != chunk.sha256 {
+        };
+        file.write(&chunk.data).map_err(|e| format!("{}: {e}", part.display()))?;
+        if !chunk.sha256.is_empty() {
+            let Some((name, part, file)) = current.take() else { continue };
+            let (sha, _) = file.finish().map_err(|e| format!("{}: {e}", part.display()))?;
+            if sha != chunk.sha256 {
+                let _ = std::fs::remove_file(&part);
                 return Err(format!("{name}: checksum mismatch in transfer"));
             }
             let path = dest.join(&name);
-            std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::rename(&part, &path).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     data::fetch::verify(dest).map_err(|e| e.to_string())
