@@ -11,6 +11,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(p) => config.protoc_executable(p),
         None => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
     };
-    tonic_prost_build::configure().compile_with_config(config, &protos, &["proto"])?;
+    tonic_prost_build::configure()
+        // Job states go into runs.jsonl by name.
+        .type_attribute(
+            "gridsweep.v1.JobState",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"lowercase\")]",
+        )
+        .compile_with_config(config, &protos, &["proto"])?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Scheduling load benchmark: N simulated workers pull 10,000 no-op jobs through the real gRPC
 //! server and the SQLite store (WAL, synchronous=FULL: every transition a durable commit) on
 //! loopback. A no-op job is an ordinary job that no worker trains: each simulated worker
-//! completes it at once with a benchmark-only result (`"noop": true`). Prints jobs/s, the p50 and
+//! completes it at once with a simulated one-epoch result
+//! (`TrainResult::simulated`). Prints jobs/s, the p50 and
 //! p99 latency of PullJob, and the coordinator's resident memory before and after, for
 //! N = 1, 16, 64 (or the counts given as arguments).
 //!
@@ -14,10 +15,15 @@ use coordinator::server::{Shared, serve};
 use coordinator::store::Store;
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
+use gridsweep_proto::result::{RunStatus, TrainResult};
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 
-const NOOP_RESULT: &str = r#"{"status": "completed", "noop": true}"#;
+/// A well-formed result for the job of `spec_json`, as a worker that trains nothing delivers.
+fn noop_result(spec_json: &str) -> String {
+    let spec: JobSpec = serde_json::from_str(spec_json).expect("spec");
+    serde_json::to_string(&TrainResult::simulated(spec.train, RunStatus::Completed, &[10.0])).expect("json")
+}
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -61,7 +67,7 @@ async fn simulated_worker(url: String) -> Vec<Duration> {
                     worker_id: id.clone(),
                     job_id: l.job_id,
                     fencing_token: l.fencing_token,
-                    result_json: NOOP_RESULT.into(),
+                    result_json: noop_result(&l.spec_json),
                 };
                 assert!(c.complete_job(done).await.expect("complete").into_inner().accepted);
             }

@@ -24,12 +24,12 @@ impl Counts {
     pub fn of(status: &pb::SweepStatus) -> Counts {
         let mut c = Counts::default();
         for j in &status.jobs {
-            match j.state.as_str() {
-                "pending" => c.pending += 1,
-                "running" => c.running += 1,
-                "completed" => c.completed += 1,
-                "diverged" => c.diverged += 1,
-                _ => c.failed += 1,
+            match j.state() {
+                pb::JobState::Pending => c.pending += 1,
+                pb::JobState::Running => c.running += 1,
+                pb::JobState::Completed => c.completed += 1,
+                pb::JobState::Diverged => c.diverged += 1,
+                pb::JobState::Failed | pb::JobState::Unspecified => c.failed += 1,
             }
         }
         c
@@ -70,11 +70,24 @@ pub fn job_line(j: &pb::JobStatus) -> String {
     let acc = j.test_acc.map_or_else(|| "-".to_owned(), |a| format!("{a:.2}%"));
     let eta = j.eta_s.map_or_else(String::new, |s| format!("  eta {}", duration(s)));
     let worker = if j.worker_id.is_empty() { "-" } else { &j.worker_id };
-    let error =
-        if j.error.is_empty() || j.state == "completed" { String::new() } else { format!("  error: {}", j.error) };
+    let error = if j.error.is_empty() || j.state() == pb::JobState::Completed {
+        String::new()
+    } else {
+        format!("  error ({}): {}", j.error_kind().name(), j.error)
+    };
     format!(
         "{} {:>6}-{:<4} seed {:<4} {:<9} {:<10} epoch {}/{}  acc {}{}{}",
-        j.job_id, j.arch, j.depth, j.seed, j.state, worker, j.epoch, j.epochs_total, acc, eta, error
+        j.job_id,
+        j.arch,
+        j.depth,
+        j.seed,
+        j.state().name(),
+        worker,
+        j.epoch,
+        j.epochs_total,
+        acc,
+        eta,
+        error
     )
 }
 
@@ -91,7 +104,7 @@ pub fn duration(seconds: f64) -> String {
 /// The whole status: progress, running jobs, then (with `all`) every job, and the workers.
 pub fn render(status: &pb::SweepStatus, all: bool) -> String {
     let mut out = format!("sweep {}: {}\n", status.sweep_name, progress_line(status));
-    for j in status.jobs.iter().filter(|j| all || j.state == "running") {
+    for j in status.jobs.iter().filter(|j| all || j.state() == pb::JobState::Running) {
         out += &format!("  {}\n", job_line(j));
     }
     for w in &status.workers {
@@ -120,10 +133,12 @@ mod tests {
 
     #[test]
     fn progress_counts_states() {
-        let job = |state: &str| pb::JobStatus { state: state.to_owned(), ..Default::default() };
+        let job = |state: pb::JobState| pb::JobStatus { state: state.into(), ..Default::default() };
         let s = pb::SweepStatus {
             sweep_name: "x".into(),
-            jobs: vec![job("completed"), job("diverged"), job("running"), job("pending")],
+            jobs: [pb::JobState::Completed, pb::JobState::Diverged, pb::JobState::Running, pb::JobState::Pending]
+                .map(job)
+                .into(),
             ..Default::default()
         };
         let line = progress_line(&s);

@@ -12,11 +12,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use gridsweep_proto::result::Environment;
 use serde_json::Value;
 
 use crate::files::{OutputError, create_dir, write_output};
 use crate::plots;
-use crate::tables::{RunRecord, RunState};
+use crate::tables::{JobState, RunRecord};
 
 /// The report's file name in the output directory.
 pub const REPORT_FILE: &str = "report.md";
@@ -68,17 +69,17 @@ pub fn write_report(
 
     let mut md = String::new();
     let _ = writeln!(md, "# Sweep `{sweep_name}`: report\n");
-    let count = |s: &[RunState]| runs.iter().filter(|r| s.contains(&r.state)).count();
+    let count = |s: &[JobState]| runs.iter().filter(|r| s.contains(&r.state)).count();
     let _ = writeln!(
         md,
         "{} jobs: {} completed, {} diverged, {} failed, {} pending or running. Every number is in the files \
          beside this one: `table1.csv`, `table2.csv`, `runs.csv` (one row per job) and `runs.jsonl` (every \
          worker result, with its epoch curve and gradient analysis).\n",
         runs.len(),
-        count(&[RunState::Completed]),
-        count(&[RunState::Diverged]),
-        count(&[RunState::Failed]),
-        count(&[RunState::Pending, RunState::Running]),
+        count(&[JobState::Completed]),
+        count(&[JobState::Diverged]),
+        count(&[JobState::Failed]),
+        count(&[JobState::Pending, JobState::Running]),
     );
     configuration(&mut md, runs, sweep.as_ref().map(|(p, t)| (*p, t.as_str())));
     md.push_str("## Results\n\nThe tables below are `table1.md` and `table2.md`, as written.\n\n");
@@ -193,15 +194,15 @@ fn plots_section(md: &mut String, runs: &[RunRecord], out_dir: &Path) {
 }
 
 /// The last epoch a result has metrics for.
-fn last_epoch(run: &RunRecord) -> Option<u64> {
-    run.result.as_ref()?.get("epochs")?.as_array()?.last()?.get("epoch")?.as_u64()
+fn last_epoch(run: &RunRecord) -> Option<u32> {
+    run.result.as_ref()?.epochs.last().map(|e| e.epoch)
 }
 
 /// The failed and diverged jobs, with their reasons.
 fn problems(md: &mut String, runs: &[RunRecord]) {
     md.push_str("## Failed and diverged jobs\n\n");
     let bad: Vec<&RunRecord> =
-        runs.iter().filter(|r| matches!(r.state, RunState::Failed | RunState::Diverged)).collect();
+        runs.iter().filter(|r| matches!(r.state, JobState::Failed | JobState::Diverged)).collect();
     if bad.is_empty() {
         md.push_str("None.\n\n");
     } else {
@@ -209,7 +210,7 @@ fn problems(md: &mut String, runs: &[RunRecord]) {
         for r in bad {
             let reason = match (&r.error, r.state) {
                 (Some(e), _) => e.clone(),
-                (None, RunState::Diverged) => match last_epoch(r) {
+                (None, JobState::Diverged) => match last_epoch(r) {
                     Some(e) => format!("the training loss became non-finite in epoch {e}"),
                     None => "the training loss became non-finite".to_owned(),
                 },
@@ -233,25 +234,24 @@ fn problems(md: &mut String, runs: &[RunRecord]) {
         }
         md.push('\n');
     }
-    let unfinished = runs.iter().filter(|r| matches!(r.state, RunState::Pending | RunState::Running)).count();
+    let unfinished = runs.iter().filter(|r| matches!(r.state, JobState::Pending | JobState::Running)).count();
     if unfinished > 0 {
         let _ = writeln!(md, "{unfinished} jobs are still pending or running; they are in no mean.\n");
     }
 }
 
-/// A result's `environment.KEY` as text (`unknown` when missing).
-fn env(run: &RunRecord, key: &str) -> String {
-    match run.result.as_ref().and_then(|r| r.get("environment")).and_then(|e| e.get(key)) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if key == "cuda_version" => match n.as_u64() {
-            // CUDART_VERSION: 1000 * major + 10 * minor.
-            Some(v) if v >= 1000 => format!("{}.{} ({v})", v / 1000, v % 1000 / 10),
-            _ => n.to_string(),
-        },
-        Some(Value::Null) if key == "cuda_version" => "—".to_owned(),
-        Some(Value::Null) | None => "unknown".to_owned(),
-        Some(other) => other.to_string(),
+/// A CUDA runtime version as text: CUDART_VERSION is 1000 * major + 10 * minor.
+fn cuda_text(version: Option<i64>) -> String {
+    match version {
+        Some(v) if v >= 1000 => format!("{}.{} ({v})", v / 1000, v % 1000 / 10),
+        Some(v) => v.to_string(),
+        None => "—".to_owned(),
     }
+}
+
+/// The environments of the runs that have a result.
+fn environments(runs: &[RunRecord]) -> impl Iterator<Item = (&RunRecord, &Environment)> {
+    runs.iter().filter_map(|r| r.result.as_ref().map(|res| (r, &res.environment)))
 }
 
 /// A duration in seconds as hours and seconds.
@@ -263,13 +263,10 @@ fn duration(s: f64) -> String {
 fn compute(md: &mut String, runs: &[RunRecord]) {
     md.push_str("## Compute\n\n");
     let mut by_device: BTreeMap<(bool, String), (usize, f64)> = BTreeMap::new();
-    for run in runs {
-        let Some(secs) = run.result.as_ref().and_then(|r| r.get("train_seconds")).and_then(Value::as_f64) else {
-            continue;
-        };
-        let gpu = env(run, "device").starts_with("cuda");
-        let e = by_device.entry((gpu, env(run, "device_name"))).or_insert((0, 0.0));
-        *e = (e.0 + 1, e.1 + secs);
+    for result in runs.iter().filter_map(|r| r.result.as_ref()) {
+        let gpu = result.environment.device.starts_with("cuda");
+        let e = by_device.entry((gpu, result.environment.device_name.clone())).or_insert((0, 0.0));
+        *e = (e.0 + 1, e.1 + result.train_seconds);
     }
     let total = |gpu: bool| by_device.iter().filter(|((g, _), _)| *g == gpu).fold(0.0, |a, (_, (_, s))| a + s);
     let _ = writeln!(
@@ -292,8 +289,8 @@ fn compute(md: &mut String, runs: &[RunRecord]) {
 fn hardware(md: &mut String, runs: &[RunRecord]) {
     md.push_str("## Hardware\n\n");
     let mut seen: BTreeMap<(String, String, String), (usize, BTreeSet<String>)> = BTreeMap::new();
-    for run in runs.iter().filter(|r| r.result.is_some()) {
-        let key = (env(run, "device_name"), env(run, "libtorch_version"), env(run, "cuda_version"));
+    for (run, env) in environments(runs) {
+        let key = (env.device_name.clone(), env.libtorch_version.clone(), cuda_text(env.cuda_version));
         let e = seen.entry(key).or_default();
         e.0 += 1;
         if let Some(w) = &run.worker {
@@ -316,10 +313,17 @@ fn hardware(md: &mut String, runs: &[RunRecord]) {
 /// How the jobs ran: the workers' speed switches, one row per combination. TF32 is the one that
 /// lowers precision; the others change summation order at most.
 fn settings(md: &mut String, runs: &[RunRecord]) {
-    const KEYS: [&str; 5] = ["grid_exec", "memory_format", "tf32", "cudnn_benchmark", "deterministic"];
     let mut seen: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-    for run in runs.iter().filter(|r| r.result.is_some()) {
-        *seen.entry(KEYS.iter().map(|k| env(run, k)).collect()).or_default() += 1;
+    for (_, e) in environments(runs) {
+        let known = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_owned());
+        let key = [
+            known(e.grid_exec.map(|g| g.to_string())),
+            known(e.memory_format.map(|m| m.to_string())),
+            known(e.tf32.map(|t| t.to_string())),
+            e.cudnn_benchmark.to_string(),
+            e.deterministic.to_string(),
+        ];
+        *seen.entry(key.into()).or_default() += 1;
     }
     md.push_str(
         "Execution settings (`environment`; TF32 lowers fp32 precision on CUDA, the rest change at most the \

@@ -18,7 +18,7 @@ use crate::display;
 use crate::server::{Shared, serve};
 use crate::store::{Store, StoreError};
 use crate::sweep::{self, SweepError};
-use crate::tables::{self, RunRecord, RunState, TablesError, TablesSummary};
+use crate::tables::{self, RunRecord, TablesError, TablesSummary};
 
 /// How many local workers `run` starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,32 +125,18 @@ pub struct RunOutcome {
 /// The sweep's runs as the tables want them, from the state database.
 pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
     let (jobs, _) = store.snapshot()?;
-    jobs.into_iter()
-        .map(|j| {
-            let state = match j.state.as_str() {
-                "pending" => RunState::Pending,
-                "running" => RunState::Running,
-                "completed" => RunState::Completed,
-                "diverged" => RunState::Diverged,
-                _ => RunState::Failed,
-            };
-            let result = match &j.result {
-                Some(r) => Some(
-                    serde_json::from_str(r).map_err(|e| StoreError::Corrupt(format!("result of job {}: {e}", j.id)))?,
-                ),
-                None => None,
-            };
-            Ok(RunRecord {
-                job_id: j.id,
-                spec: j.spec,
-                state,
-                attempts: j.attempts,
-                worker: j.worker,
-                error: j.error,
-                result,
-            })
+    Ok(jobs
+        .into_iter()
+        .map(|j| RunRecord {
+            job_id: j.id,
+            spec: j.spec,
+            state: j.state,
+            attempts: j.attempts,
+            worker: j.worker,
+            error: j.error,
+            result: j.result,
         })
-        .collect()
+        .collect())
 }
 
 /// Writes the tables of the state in `state_dir` to `out`, then the plots and the report.
@@ -235,7 +221,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         // TTL/3), or for one TTL at most; what is still running then expires later as usual.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(sweep.lease_ttl_s);
         while tokio::time::Instant::now() < deadline
-            && shared.status().map(|s| s.jobs.iter().any(|j| j.state == "running")).unwrap_or(false)
+            && shared.status().map(|s| s.jobs.iter().any(|j| j.state() == pb::JobState::Running)).unwrap_or(false)
         {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -261,7 +247,7 @@ async fn watch(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<bool, RunError> {
     let tty = std::io::stdout().is_terminal();
-    let mut seen: HashMap<String, (String, u32)> = HashMap::new();
+    let mut seen: HashMap<String, (pb::JobState, u32)> = HashMap::new();
     let mut changes = shared.changed.subscribe();
     let mut drawn = 0usize;
     tokio::pin!(shutdown);
@@ -270,9 +256,9 @@ async fn watch(
         // running job) that is redrawn in place. Elsewhere: one plain line per change.
         let mut events = Vec::new();
         for j in &status.jobs {
-            let key = (j.state.clone(), j.epoch);
-            let before = seen.insert(j.job_id.clone(), key.clone());
-            let changed = before.as_ref() != Some(&key) && (before.is_some() || j.state != "pending");
+            let key = (j.state(), j.epoch);
+            let before = seen.insert(j.job_id.clone(), key);
+            let changed = before.as_ref() != Some(&key) && (before.is_some() || j.state() != pb::JobState::Pending);
             let state_changed = before.as_ref().map(|b| &b.0) != Some(&key.0);
             if changed && (!tty || state_changed) {
                 events.push(display::job_line(j));
@@ -287,7 +273,11 @@ async fn watch(
             }
             let mut block = vec![display::progress_line(status)];
             block.extend(
-                status.jobs.iter().filter(|j| j.state == "running").map(|j| format!("  {}", display::job_line(j))),
+                status
+                    .jobs
+                    .iter()
+                    .filter(|j| j.state() == pb::JobState::Running)
+                    .map(|j| format!("  {}", display::job_line(j))),
             );
             for line in &block {
                 println!("{line}");

@@ -20,6 +20,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::stall;
 use crate::store::{Grant, Store, StoreError, StoredCheckpoint, now};
 
 /// The result type of every rpc handler.
@@ -35,7 +36,8 @@ impl From<StoreError> for Status {
             StoreError::UnknownWorker(_) | StoreError::UnknownJob(_) => Status::not_found(e.to_string()),
             StoreError::StaleLease { .. } => Status::failed_precondition(e.to_string()),
             StoreError::Quarantined(_) => Status::permission_denied(e.to_string()),
-            StoreError::Corrupt(_) => Status::invalid_argument(e.to_string()),
+            StoreError::BadReport { .. } => Status::invalid_argument(e.to_string()),
+            StoreError::Corrupt(_) => Status::data_loss(e.to_string()),
             StoreError::Sqlite { .. } | StoreError::Io { .. } | StoreError::Commit { .. } => {
                 Status::internal(e.to_string())
             }
@@ -115,16 +117,18 @@ impl Shared {
     pub fn status(&self) -> Result<pb::SweepStatus, StoreError> {
         let (jobs, workers) = self.store.snapshot()?;
         let t = now();
-        let finished = jobs.iter().all(|j| !matches!(j.state.as_str(), "pending" | "running"));
+        let finished = jobs.iter().all(|j| !j.state.is_open());
+        let stalled = stall::explain(&jobs, &workers, t, self.lease_ttl.as_secs_f64());
         Ok(pb::SweepStatus {
             sweep_name: self.sweep_name.clone(),
             finished,
+            stalled,
             jobs: jobs
                 .into_iter()
                 .map(|j| {
                     let total = j.spec.train.epochs;
-                    let eta_s = match (j.state.as_str(), j.secs_per_epoch) {
-                        ("running", Some(s)) => Some(s * f64::from(total.saturating_sub(j.epoch))),
+                    let eta_s = match (j.state, j.secs_per_epoch) {
+                        (pb::JobState::Running, Some(s)) => Some(s * f64::from(total.saturating_sub(j.epoch))),
                         _ => None,
                     };
                     pb::JobStatus {
@@ -132,7 +136,7 @@ impl Shared {
                         arch: j.spec.train.arch.name().to_owned(),
                         depth: j.spec.train.depth,
                         seed: j.spec.train.seed,
-                        state: j.state,
+                        state: j.state.into(),
                         worker_id: j.worker.unwrap_or_default(),
                         epoch: j.epoch,
                         epochs_total: total,
@@ -140,17 +144,24 @@ impl Shared {
                         eta_s,
                         attempts: j.attempts,
                         error: j.error.unwrap_or_default(),
+                        error_kind: j.error_kind.into(),
+                        failures: j.failures,
+                        max_attempts: j.max_attempts,
                     }
                 })
                 .collect(),
             workers: workers
                 .into_iter()
-                .map(|w| pb::WorkerStatus {
-                    worker_id: w.id,
-                    name: w.name,
-                    device: w.device,
-                    last_seen_s: (t - w.last_seen).max(0.0),
-                    quarantined: w.quarantined,
+                .map(|w| {
+                    let problem = stall::recent_problem(&w, t, self.lease_ttl.as_secs_f64()).unwrap_or_default();
+                    pb::WorkerStatus {
+                        worker_id: w.id,
+                        name: w.name,
+                        device: w.device,
+                        last_seen_s: (t - w.last_seen).max(0.0),
+                        quarantined: w.quarantined,
+                        problem,
+                    }
                 })
                 .collect(),
         })
@@ -332,7 +343,7 @@ impl Coordinator for CoordinatorService {
             .ok_or_else(|| Status::failed_precondition("this coordinator has no data set to share (--data)"))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
-            for name in DATA_FILES {
+            for (name, _) in gridsweep_proto::cifar::MD5 {
                 let path = dir.join(name);
                 let mut open = true;
                 let read = for_each_piece(&path, |data, sha| {
@@ -366,10 +377,12 @@ impl Coordinator for CoordinatorService {
 
     async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> RpcResult<pb::FailJobResponse> {
         let r = request.into_inner();
+        let kind = pb::FailureKind::try_from(r.kind)
+            .map_err(|_| Status::invalid_argument(format!("unknown failure kind {}", r.kind)))?;
         let (worker, job, token, error) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, r.error.clone());
-        let out = blocking(&self.shared, move |store| store.fail(&worker, &job, token, &error)).await?;
+        let out = blocking(&self.shared, move |store| store.fail(&worker, &job, token, &error, kind)).await?;
         if out.accepted {
-            tracing::warn!(job = %r.job_id, worker = %r.worker_id, error = %r.error, "{}", out.reason);
+            tracing::warn!(job = %r.job_id, worker = %r.worker_id, kind = kind.name(), error = %r.error, "{}", out.reason);
             self.shared.job_available.notify_waiters();
             self.shared.bump();
         }
@@ -390,6 +403,20 @@ impl Coordinator for CoordinatorService {
 
     async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> RpcResult<pb::SweepStatus> {
         Ok(Response::new(self.shared.status()?))
+    }
+
+    async fn retry_jobs(&self, request: Request<pb::RetryJobsRequest>) -> RpcResult<pb::RetryJobsResponse> {
+        let ids = request.into_inner().job_ids;
+        let out = blocking(&self.shared, move |store| store.retry_failed(&ids)).await?;
+        if !out.retried.is_empty() {
+            tracing::info!(jobs = ?out.retried, "failed jobs put back in the queue");
+            self.shared.job_available.notify_waiters();
+            self.shared.bump();
+        }
+        Ok(Response::new(pb::RetryJobsResponse {
+            retried: out.retried,
+            not_failed: out.not_failed.into_iter().map(|(id, state)| format!("{id} ({state})")).collect(),
+        }))
     }
 
     type WatchStatusStream = RpcStream<pb::SweepStatus>;
@@ -413,16 +440,6 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(stream))
     }
 }
-
-/// The data files a worker needs, in `cifar-10-batches-bin/`.
-pub const DATA_FILES: [&str; 6] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-    "test_batch.bin",
-];
 
 /// A response stream fed by a task that sends into a channel.
 fn async_stream<T: Send + 'static, F, Fut>(f: F) -> RpcStream<T>

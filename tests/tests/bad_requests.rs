@@ -3,6 +3,8 @@
 
 use gridsweep_e2e::{scratch, start_coordinator, tiny_sweep};
 use gridsweep_proto::PROTOCOL_VERSION;
+use gridsweep_proto::job::{JobSpec, TrainConfig};
+use gridsweep_proto::result::{RunStatus, TrainResult};
 use gridsweep_proto::v1 as pb;
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::Code;
@@ -32,6 +34,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         Some(pb::pull_job_response::Outcome::Lease(l)) => l,
         other => panic!("expected a lease, got {other:?}"),
     };
+    let spec: JobSpec = serde_json::from_str(&lease.spec_json).expect("spec");
     let hb = |worker: &str, job: &str, token: u64| pb::HeartbeatRequest {
         worker_id: worker.into(),
         job_id: job.into(),
@@ -72,7 +75,32 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         })
         .await
         .map(|_| ());
-    cases.push(("malformed result", r, Code::InvalidArgument, "result of job"));
+    cases.push(("malformed result", r, Code::InvalidArgument, "bad report for job"));
+    let mut wrong =
+        serde_json::to_value(TrainResult::simulated(spec.train.clone(), RunStatus::Completed, &[50.0])).expect("json");
+    wrong["grad_analysis"] = serde_json::json!({"config": {"batch_size": 100}, "batches": 1, "total_gradients": 5,
+        "mean": 0.0, "std": 0.1, "vanished": [{"eps": 1e-4, "count": 1, "ratio": 2.0}]});
+    let r = c
+        .complete_job(pb::CompleteJobRequest {
+            worker_id: holder.clone(),
+            job_id: lease.job_id.clone(),
+            fencing_token: lease.fencing_token,
+            result_json: wrong.to_string(),
+        })
+        .await
+        .map(|_| ());
+    cases.push(("result with a field out of range", r, Code::InvalidArgument, "grad_analysis.vanished[0].ratio"));
+    let other = TrainResult::simulated(TrainConfig { lr: 0.5, ..spec.train.clone() }, RunStatus::Completed, &[50.0]);
+    let r = c
+        .complete_job(pb::CompleteJobRequest {
+            worker_id: holder.clone(),
+            job_id: lease.job_id.clone(),
+            fencing_token: lease.fencing_token,
+            result_json: serde_json::to_string(&other).expect("json"),
+        })
+        .await
+        .map(|_| ());
+    cases.push(("result of another config", r, Code::InvalidArgument, "config.lr"));
 
     for (what, result, code, text) in cases {
         let err = result.expect_err(what);
@@ -83,5 +111,5 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     // The lease survived every bad request: its holder can still renew it.
     c.heartbeat(hb(&holder, &lease.job_id, lease.fencing_token)).await.expect("lease intact");
     let status = c.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
-    assert_eq!(status.jobs[0].state, "running");
+    assert_eq!(status.jobs[0].state(), pb::JobState::Running);
 }

@@ -54,8 +54,8 @@ async fn wait_for(url: &str, limit: Duration, what: &str, done: impl Fn(&str, u3
     loop {
         if let Ok(s) = client.get_status(GetStatusRequest {}).await {
             let j = &s.into_inner().jobs[0];
-            if done(&j.state, j.epoch) {
-                return (j.state.clone(), j.epoch);
+            if done(j.state().name(), j.epoch) {
+                return (j.state().name().to_owned(), j.epoch);
             }
         }
         assert!(start.elapsed() < limit, "timed out waiting for {what}");

@@ -24,7 +24,7 @@ async fn coordinator_process_answers_the_handshake() {
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     let status = client.get_status(GetStatusRequest {}).await.unwrap().into_inner();
     assert_eq!(status.jobs.len(), 2);
-    assert!(status.jobs.iter().all(|j| j.state == "pending"));
+    assert!(status.jobs.iter().all(|j| j.state() == gridsweep_proto::v1::JobState::Pending));
     assert!(!status.finished);
 }
 

@@ -16,7 +16,7 @@ use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::client::{Client, ClientTls};
 use gridsweep_proto::job::{DataSpec, JobSpec};
 use gridsweep_proto::pieces::{Receiving, for_each_piece};
-use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
+use gridsweep_proto::v1::{self as pb, FailureKind, pull_job_response::Outcome};
 use tch::Device;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -54,6 +54,14 @@ pub enum AgentError {
     /// Local I/O.
     #[error("{0}")]
     Local(String),
+    /// The coordinator refused this worker's token (missing or wrong): retrying cannot help.
+    #[error("coordinator {url} refused this worker's token: {message}; check --token-file or GRIDSWEEP_TOKEN")]
+    Unauthenticated {
+        /// The coordinator.
+        url: String,
+        /// Its answer.
+        message: String,
+    },
     /// A job hit a CUDA error that leaves this process's CUDA context unusable; the job was
     /// reported failed, and a fresh process (a restart by the supervisor) is needed.
     #[error(
@@ -90,6 +98,10 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
                     Err(s) if s.code() == Code::FailedPrecondition => {
                         return Err(AgentError::Refused(s.message().to_owned()));
                     }
+                    Err(s) if s.code() == Code::Unauthenticated => {
+                        let (url, message) = (cfg.coordinator.clone(), s.message().to_owned());
+                        return Err(AgentError::Unauthenticated { url, message });
+                    }
                     Err(s) => eprintln!("worker: registering with {}: {}", cfg.coordinator, s.message()),
                 }
             }
@@ -112,13 +124,21 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
     let Some((mut client, mut worker)) = connect(&cfg, &stop).await? else { return Ok(()) };
     eprintln!("worker {worker}: registered with {}", cfg.coordinator);
     let mut failures = 0;
+    // Consecutive failures that were not the jobs' (no data, device): back off between them
+    // instead of failing the next job at once for the same reason.
+    let mut setbacks = 0;
     while !stop.load(Ordering::SeqCst) {
         let pulled = client.pull_job(pb::PullJobRequest { worker_id: worker.clone(), wait_ms: 20_000 }).await;
         match pulled.map(|r| r.into_inner().outcome) {
             Ok(Some(Outcome::Lease(lease))) => {
                 failures = 0;
-                if let Some(e) = run_job(&cfg, &mut client, &worker, lease, &stop).await {
-                    return Err(AgentError::DeviceLost(e));
+                match run_job(&cfg, &mut client, &worker, lease, &stop).await {
+                    JobEnd::Done => setbacks = 0,
+                    JobEnd::Setback => {
+                        tokio::time::sleep(backoff(setbacks)).await;
+                        setbacks += 1;
+                    }
+                    JobEnd::DeviceLost(e) => return Err(AgentError::DeviceLost(e)),
                 }
             }
             Ok(Some(Outcome::SweepFinished(_))) => {
@@ -127,6 +147,10 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
             }
             Ok(_) => {}
             Err(s) if s.code() == Code::PermissionDenied => return Err(AgentError::Refused(s.message().to_owned())),
+            Err(s) if s.code() == Code::Unauthenticated => {
+                let (url, message) = (cfg.coordinator.clone(), s.message().to_owned());
+                return Err(AgentError::Unauthenticated { url, message });
+            }
             Err(s) if s.code() == Code::NotFound => {
                 eprintln!("worker {worker}: {}; registering again", s.message());
                 let Some((c, w)) = connect(&cfg, &stop).await? else { return Ok(()) };
@@ -145,28 +169,58 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
 /// What the training thread sends back.
 enum Event {
     Epoch(EpochMetrics),
-    Done(Box<Result<TrainResult, String>>),
+    Done(Box<Result<TrainResult, Failure>>),
 }
 
-/// Runs one leased job to its end, reporting as it goes. Never returns an error: every outcome
-/// is reported to the coordinator (or dropped when the lease turned stale).
-async fn run_job(
-    cfg: &AgentConfig,
-    client: &mut Client,
-    worker: &str,
-    lease: pb::Lease,
-    stop: &AtomicBool,
-) -> Option<String> {
+/// A job that could not run or finish, and whose fault that is.
+#[derive(Debug)]
+struct Failure {
+    /// Only `Job` uses one of the job's attempts at the coordinator.
+    kind: FailureKind,
+    /// What went wrong.
+    message: String,
+}
+
+impl Failure {
+    fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Failure { kind, message: message.into() }
+    }
+
+    /// A training error, classified: out of memory and a broken CUDA context are the device's.
+    fn of_training(message: String) -> Self {
+        let lower = message.to_lowercase();
+        let kind = if lower.contains("out of memory") {
+            FailureKind::OutOfMemory
+        } else if is_sticky_cuda_error(&message) {
+            FailureKind::DeviceLost
+        } else {
+            FailureKind::Job
+        };
+        Failure { kind, message }
+    }
+}
+
+/// How a leased job ended for this worker.
+#[derive(Debug, PartialEq, Eq)]
+enum JobEnd {
+    /// Reported (a result, a release, a failure of the job's own) or dropped as stale.
+    Done,
+    /// Reported as a failure that was not the job's: wait a little before the next pull.
+    Setback,
+    /// Reported failed with this CUDA error, after which this process's CUDA context is unusable.
+    DeviceLost(String),
+}
+
+/// Runs one leased job to its end, reporting every outcome to the coordinator (or dropping it
+/// when the lease turned stale).
+async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb::Lease, stop: &AtomicBool) -> JobEnd {
     let job = lease.job_id.clone();
     let token = lease.fencing_token;
     eprintln!("worker {worker}: job {job} attempt {} (checkpoint epoch {})", lease.attempt, lease.checkpoint_epoch);
     let prepared = prepare(cfg, client, worker, &lease).await;
     let (spec, data_dir, job_dir) = match prepared {
         Ok(p) => p,
-        Err(e) => {
-            report_failure(client, worker, &job, token, &e).await;
-            return None;
-        }
+        Err(f) => return report_failure(client, worker, &job, token, f).await,
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -184,21 +238,25 @@ async fn run_job(
     let thread = std::thread::Builder::new().name(format!("train-{job}")).spawn(move || {
         let epoch_tx = tx.clone();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let data = data::load(&data_dir, opts.device).map_err(|e| e.to_string())?;
+            let data = data::load(&data_dir, opts.device)
+                .map_err(|e| Failure::new(FailureKind::Worker, format!("loading the data: {e}")))?;
             train::train(&train_cfg, &data, &opts, &mut |m| {
                 let _ = epoch_tx.send(Event::Epoch(m.clone()));
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure::of_training(e.to_string()))
         }))
         .unwrap_or_else(|p| {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()));
-            Err(format!("training panicked: {}", msg.unwrap_or_else(|| "unknown panic".to_owned())))
+            Err(Failure::new(
+                FailureKind::Job,
+                format!("training panicked: {}", msg.unwrap_or_else(|| "unknown panic".to_owned())),
+            ))
         });
         let _ = tx.send(Event::Done(Box::new(outcome)));
     });
     if let Err(e) = thread {
-        report_failure(client, worker, &job, token, &format!("cannot start training thread: {e}")).await;
-        return None;
+        let f = Failure::new(FailureKind::Worker, format!("cannot start training thread: {e}"));
+        return report_failure(client, worker, &job, token, f).await;
     }
     let renew = Duration::from_millis((lease.ttl_ms / 3).max(500));
     let mut last_beat = tokio::time::Instant::now();
@@ -206,7 +264,10 @@ async fn run_job(
     let mut cancelled_by = None;
     let result = loop {
         let event = tokio::select! {
-            e = rx.recv() => Some(e.unwrap_or_else(|| Event::Done(Box::new(Err("training thread ended without a result".to_owned()))))),
+            e = rx.recv() => Some(e.unwrap_or_else(|| {
+                let f = Failure::new(FailureKind::Worker, "training thread ended without a result");
+                Event::Done(Box::new(Err(f)))
+            })),
             () = tokio::time::sleep(Duration::from_millis(250)) => None,
         };
         if stop.load(Ordering::SeqCst) && cancelled_by.is_none() {
@@ -256,7 +317,7 @@ async fn run_job(
         }
     };
     if stale {
-        return None;
+        return JobEnd::Done;
     }
     match result {
         Ok(r) if matches!(r.status, RunStatus::Completed | RunStatus::Diverged) => {
@@ -285,14 +346,9 @@ async fn run_job(
             let _ = client.release_job(req).await;
             eprintln!("worker {worker}: job {job} stopped ({}), lease released", cancelled_by.unwrap_or("stopped"));
         }
-        Err(e) => {
-            report_failure(client, worker, &job, token, &e).await;
-            if is_sticky_cuda_error(&e) {
-                return Some(e);
-            }
-        }
+        Err(f) => return report_failure(client, worker, &job, token, f).await,
     }
-    None
+    JobEnd::Done
 }
 
 /// Whether a job's error is one after which libtorch's CUDA context stays broken (an illegal
@@ -327,13 +383,15 @@ fn is_transient(s: &Status) -> bool {
     matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled)
 }
 
-async fn report_failure(client: &mut Client, worker: &str, job: &str, token: u64, error: &str) {
-    eprintln!("worker {worker}: job {job} failed: {error}");
+/// Reports a failure with its kind; says how the job ended for this worker.
+async fn report_failure(client: &mut Client, worker: &str, job: &str, token: u64, f: Failure) -> JobEnd {
+    eprintln!("worker {worker}: job {job} failed ({}): {}", f.kind.name(), f.message);
     let req = pb::FailJobRequest {
         worker_id: worker.to_owned(),
         job_id: job.to_owned(),
         fencing_token: token,
-        error: error.to_owned(),
+        error: f.message.clone(),
+        kind: f.kind.into(),
     };
     let _ = retry(|| {
         let mut c = client.clone();
@@ -341,6 +399,11 @@ async fn report_failure(client: &mut Client, worker: &str, job: &str, token: u64
         async move { c.fail_job(req).await }
     })
     .await;
+    match f.kind {
+        FailureKind::Job => JobEnd::Done,
+        FailureKind::DeviceLost if is_sticky_cuda_error(&f.message) => JobEnd::DeviceLost(f.message),
+        _ => JobEnd::Setback,
+    }
 }
 
 /// The job's spec, its data folder and its checkpoint folder (with the coordinator's latest
@@ -350,14 +413,17 @@ async fn prepare(
     client: &mut Client,
     worker: &str,
     lease: &pb::Lease,
-) -> Result<(JobSpec, PathBuf, PathBuf), String> {
-    let spec: JobSpec = serde_json::from_str(&lease.spec_json).map_err(|e| format!("job spec: {e}"))?;
-    spec.train.validate().map_err(|e| format!("job spec: {e}"))?;
+) -> Result<(JobSpec, PathBuf, PathBuf), Failure> {
+    let job_err = |e: String| Failure::new(FailureKind::Job, format!("job spec: {e}"));
+    let spec: JobSpec = serde_json::from_str(&lease.spec_json).map_err(|e| job_err(e.to_string()))?;
+    spec.train.validate().map_err(|e| job_err(e.to_string()))?;
+    let local = |e: String| Failure::new(FailureKind::Worker, e);
+    let transfer = |e: String| Failure::new(FailureKind::Transfer, e);
     let data_dir = match &spec.data {
         DataSpec::Synthetic { train, test, seed } => {
             let dest = cfg.work_dir.join(format!("synthetic-{train}-{test}-{seed}"));
             if data::load(&dest, Device::Cpu).is_err() {
-                data::synth::write(&dest, *train, *test, *seed).map_err(|e| e.to_string())?;
+                data::synth::write(&dest, *train, *test, *seed).map_err(|e| local(e.to_string()))?;
             }
             dest
         }
@@ -366,18 +432,18 @@ async fn prepare(
             _ => {
                 let dest = cfg.work_dir.join("cifar10");
                 if data::fetch::verify(&dest.join(data::SET_DIR)).is_err() {
-                    fetch_data(client, worker, &dest.join(data::SET_DIR)).await?;
+                    fetch_data(client, worker, &dest.join(data::SET_DIR)).await.map_err(transfer)?;
                 }
                 dest
             }
         },
     };
     let job_dir = cfg.work_dir.join("jobs").join(&lease.job_id);
-    std::fs::create_dir_all(&job_dir).map_err(|e| format!("{}: {e}", job_dir.display()))?;
-    let local = job_dir.join(checkpoint::FILE);
-    let _ = std::fs::remove_file(&local);
+    std::fs::create_dir_all(&job_dir).map_err(|e| local(format!("{}: {e}", job_dir.display())))?;
+    let checkpoint = job_dir.join(checkpoint::FILE);
+    let _ = std::fs::remove_file(&checkpoint);
     if lease.checkpoint_epoch > 0 {
-        download_checkpoint(client, worker, lease, &local).await?;
+        download_checkpoint(client, worker, lease, &checkpoint).await.map_err(transfer)?;
     }
     Ok((spec, data_dir, job_dir))
 }

@@ -3,7 +3,6 @@
 //! device to a few numbers per batch and merged on the host, so that the ~2.49e9 values of a
 //! 1538-layer network are never held at once.
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -11,74 +10,15 @@ use crate::data::Split;
 use crate::data::augment::Normalizer;
 use crate::models::Net;
 
-/// The thresholds of Table 2.
-pub const EPSILONS: [f64; 4] = [1e-4, 1e-5, 1e-6, 1e-7];
-/// The |g| histogram covers 10^LOG10_LO .. 10^LOG10_HI in `HIST_BINS` log-spaced bins.
-pub const LOG10_LO: f64 = -12.0;
-/// See LOG10_LO.
-pub const LOG10_HI: f64 = 0.0;
-/// See LOG10_LO.
-pub const HIST_BINS: i64 = 120;
+pub use gridsweep_proto::result::{
+    BlockGrad, EPSILONS, GradReport, HIST_LOG10_HI as LOG10_HI, HIST_LOG10_LO as LOG10_LO, Vanished,
+};
+
+/// The histogram's bin count, as libtorch takes it.
+const HIST_BINS: i64 = gridsweep_proto::result::HIST_BINS as i64;
 
 /// How to run the analysis (the job schema's settings).
 pub use gridsweep_proto::job::AnalysisConfig as GradConfig;
-
-/// The fraction of gradient elements below one threshold.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Vanished {
-    /// The threshold.
-    pub eps: f64,
-    /// Elements with |g| < eps.
-    pub count: u64,
-    /// count / total.
-    pub ratio: f64,
-}
-
-/// Mean squared gradient of one block, with its position.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BlockGrad {
-    /// `stage2.node_1_3` or `stage2.block_5`.
-    pub name: String,
-    /// 1-based stage.
-    pub stage: u32,
-    /// Grid row, or the block's index in a chain.
-    pub row: u32,
-    /// Grid column, 0 in a chain.
-    pub col: u32,
-    /// Blocks on the longest path from the input up to and including this one.
-    pub distance: u32,
-    /// Gradient elements counted (parameters x batches).
-    pub elements: u64,
-    /// Their mean square.
-    pub mean_sq: f64,
-}
-
-/// The result.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GradReport {
-    /// The settings used.
-    pub config: GradConfig,
-    /// Validation batches.
-    pub batches: u64,
-    /// Gradient elements: parameters x batches.
-    pub total_gradients: u64,
-    /// Their mean.
-    pub mean: f64,
-    /// Their sample standard deviation.
-    pub std: f64,
-    /// Ratios at the four thresholds.
-    pub vanished: Vec<Vanished>,
-    /// Counts of |g| in log-spaced bins from 10^-12 to 10^0.
-    pub histogram: Vec<u64>,
-    /// Elements exactly zero.
-    pub zeros: u64,
-    /// Non-zero elements below 10^-12.
-    pub below_range: u64,
-    /// Elements at or above 1.
-    pub above_range: u64,
-    /// sigma_g^2 per block.
-    pub blocks: Vec<BlockGrad>,
-}
 
 /// Streaming mean and M2 (Chan et al.'s pairwise merge).
 #[derive(Clone, Copy, Debug, Default)]

@@ -6,31 +6,22 @@
 //! parameters once and each input batch is enough for the whole network to run channels-last.
 //! The arithmetic is the same up to summation order; names, shapes and checkpoints are unchanged.
 
-use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
-/// How 4-D tensors (images, activations, convolution weights) are laid out in memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum MemoryFormat {
-    /// NCHW, libtorch's default.
-    #[default]
-    Contiguous,
-    /// NHWC in memory.
-    ChannelsLast,
+pub use gridsweep_proto::result::MemoryFormat;
+
+/// Putting tensors and variables in a [`MemoryFormat`] (the enum lives in the result schema,
+/// which has no libtorch).
+pub trait Relayout {
+    /// `t` in this layout (4-D tensors only; others are returned as they are).
+    fn apply(self, t: &Tensor) -> Tensor;
+    /// Re-lays every 4-D variable of `vs` (the convolution weights) in place: the variables keep
+    /// their identity, so an optimiser built before or after sees the same tensors.
+    fn apply_to_vars(self, vs: &nn::VarStore);
 }
 
-impl MemoryFormat {
-    /// `contiguous` or `channels-last`.
-    pub fn name(self) -> &'static str {
-        match self {
-            MemoryFormat::Contiguous => "contiguous",
-            MemoryFormat::ChannelsLast => "channels-last",
-        }
-    }
-
-    /// `t` in this layout (4-D tensors only; others are returned as they are).
-    pub fn apply(self, t: &Tensor) -> Tensor {
+impl Relayout for MemoryFormat {
+    fn apply(self, t: &Tensor) -> Tensor {
         match self {
             MemoryFormat::ChannelsLast if t.dim() == 4 => t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]),
             MemoryFormat::Contiguous if t.dim() == 4 => t.contiguous(),
@@ -38,21 +29,13 @@ impl MemoryFormat {
         }
     }
 
-    /// Re-lays every 4-D variable of `vs` (the convolution weights) in place: the variables keep
-    /// their identity, so an optimiser built before or after sees the same tensors.
-    pub fn apply_to_vars(self, vs: &nn::VarStore) {
+    fn apply_to_vars(self, vs: &nn::VarStore) {
         for (_, mut v) in vs.variables() {
             if v.dim() == 4 {
                 let data = tch::no_grad(|| self.apply(&v.detach()));
                 v.set_data(&data);
             }
         }
-    }
-}
-
-impl std::fmt::Display for MemoryFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -304,6 +304,7 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         });
         worker::agent::run(cfg, stop).await.map_err(|e| match e {
             worker::agent::AgentError::DeviceLost(_) => Failure(EXIT_DEVICE_LOST, e.to_string()),
+            worker::agent::AgentError::Unauthenticated { .. } => Failure(EXIT_BAD_TOKEN, e.to_string()),
             _ => Failure(1, e.to_string()),
         })
     })
@@ -326,6 +327,10 @@ async fn wait_for_signal() {
 /// Exit status of a worker whose CUDA context broke (`AgentError::DeviceLost`): a fresh process
 /// can go on, so `--slots` restarts it.
 const EXIT_DEVICE_LOST: u8 = 75;
+
+/// Exit status of a worker whose token the coordinator refused (sysexits' EX_NOPERM): not a
+/// transient fault, so nothing restarts it.
+const EXIT_BAD_TOKEN: u8 = 77;
 
 /// How often `--slots` restarts one slot's worker after a lost CUDA context before giving up.
 const SLOT_RESTARTS: u32 = 3;

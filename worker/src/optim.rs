@@ -258,7 +258,7 @@ mod tests {
         let _ = root.randn("b_proj", &[4, 8, 1, 1], 0.0, 0.3);
         let _ = root.randn("c_bias", &[4], 0.0, 0.3);
         if channels_last {
-            crate::layout::MemoryFormat::ChannelsLast.apply_to_vars(&vs);
+            crate::layout::Relayout::apply_to_vars(crate::layout::MemoryFormat::ChannelsLast, &vs);
         }
         let params = vs.variables().into_iter().collect();
         (vs, params)

@@ -8,125 +8,19 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, CheckpointError, Meta};
 use crate::data::augment::{self, Augment, Normalizer};
 use crate::data::{Dataset, Split};
-use crate::gradstats::{self, GradConfig, GradReport};
-use crate::layout::MemoryFormat;
-use crate::models::{GridExec, ModelError, Net};
+use crate::gradstats::{self, GradConfig};
+use crate::models::{ModelError, Net};
 use crate::optim::Sgd;
 use crate::recipe::{ConfigError, TrainConfig, lr_at};
 use crate::speed::Speed;
 
-/// One epoch's figures (accuracies in percent).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch number.
-    pub epoch: u32,
-    /// Learning rate used.
-    pub lr: f64,
-    /// Mean training loss over the epoch's (augmented) batches; null when not finite.
-    pub train_loss: Option<f64>,
-    /// Training accuracy on those batches.
-    pub train_acc: f64,
-    /// Test loss (evaluation mode); null when not finite or skipped.
-    pub test_loss: Option<f64>,
-    /// Test accuracy.
-    pub test_acc: f64,
-    /// Wall seconds for the epoch's training and evaluation.
-    pub seconds: f64,
-    /// Training images per second.
-    pub images_per_s: f64,
-}
-
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Every epoch ran.
-    Completed,
-    /// The loss became non-finite; the metrics so far are kept.
-    Diverged,
-    /// This session stopped early as asked (`stop_after`), leaving a checkpoint to resume from.
-    Stopped,
-}
-
-/// A finished job, as `worker train` prints it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TrainResult {
-    /// The resolved config.
-    pub config: TrainConfig,
-    /// Trainable parameters.
-    pub params: u64,
-    /// FLOPs per image (thop convention).
-    pub flops: u64,
-    /// Completed or diverged.
-    pub status: Status,
-    /// Per-epoch metrics, including epochs run before a resume.
-    pub epochs: Vec<EpochMetrics>,
-    /// Test accuracy after the last epoch (what the tables report).
-    pub final_test_acc: Option<f64>,
-    /// Best test accuracy over the epochs (reported beside, never instead).
-    pub best_test_acc: Option<f64>,
-    /// Its epoch.
-    pub best_epoch: Option<u32>,
-    /// Seconds of this process, from start to result.
-    pub wall_seconds: f64,
-    /// Training seconds over all sessions of the job.
-    pub train_seconds: f64,
-    /// The epoch this session resumed after, when it did.
-    pub resumed_from_epoch: Option<u32>,
-    /// Where the data came from and how much was used.
-    pub data: DataInfo,
-    /// The device and software.
-    pub environment: Environment,
-    /// Table 2's statistics, when asked for.
-    pub grad_analysis: Option<GradReport>,
-}
-
-/// What the job trained on.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DataInfo {
-    /// The data folder.
-    pub dir: PathBuf,
-    /// Synthetic (never the real CIFAR-10).
-    pub synthetic: bool,
-    /// Training images used.
-    pub train_images: i64,
-    /// Test images used.
-    pub test_images: i64,
-}
-
-/// Where the job ran.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Environment {
-    /// `cpu` or `cuda:N`.
-    pub device: String,
-    /// The GPU's name, or the CPU thread count.
-    pub device_name: String,
-    /// libtorch version loaded.
-    pub libtorch_version: String,
-    /// CUDA runtime version as libtorch reports it, on CUDA.
-    pub cuda_version: Option<i64>,
-    /// cuDNN benchmark mode.
-    pub cudnn_benchmark: bool,
-    /// Deterministic algorithms requested.
-    pub deterministic: bool,
-    /// How grid stages were executed (`sequential` in results from before the switch existed).
-    #[serde(default)]
-    pub grid_exec: GridExec,
-    /// Memory layout of activations and convolution weights (`contiguous` in results from
-    /// before the switch existed).
-    #[serde(default)]
-    pub memory_format: MemoryFormat,
-    /// Whether fp32 convolutions on CUDA were allowed TF32 (reduced precision).
-    #[serde(default)]
-    pub tf32: bool,
-}
+pub use gridsweep_proto::result::{DataInfo, Environment, EpochMetrics, RunStatus as Status, TrainResult};
 
 /// Run options that are not part of the job's identity.
 #[derive(Clone, Debug)]
@@ -381,8 +275,8 @@ pub fn environment(device: Device, deterministic: bool, speed: Speed) -> Environ
         cuda_version: device.is_cuda().then(tch::utils::version_cudart),
         cudnn_benchmark: device.is_cuda() && !deterministic,
         deterministic,
-        grid_exec: speed.grid_exec,
-        memory_format: speed.memory_format,
-        tf32: device.is_cuda() && speed.tf32,
+        grid_exec: Some(speed.grid_exec),
+        memory_format: Some(speed.memory_format),
+        tf32: Some(device.is_cuda() && speed.tf32),
     }
 }

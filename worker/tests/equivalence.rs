@@ -8,7 +8,7 @@ mod common;
 
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
-use worker::layout::{MemoryFormat, is_channels_last};
+use worker::layout::{MemoryFormat, Relayout, is_channels_last};
 use worker::models::{Arch, GridExec, ModelSpec, Net};
 
 use common::devices;

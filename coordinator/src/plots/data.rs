@@ -1,8 +1,8 @@
 //! What the plots read from the runs, and the series they draw, computed before anything is
-//! drawn. The worker's result JSON is read defensively: a field the plots need that is present
-//! but malformed is a [`PlotError::BadResult`] naming the job and the field; an absent optional
-//! part (no gradient analysis, an analysis without `histogram` or `blocks`) only leaves the plot
-//! that needs it without data.
+//! drawn. Results are typed and were checked when the coordinator took them; a finished run
+//! without one is a [`PlotError::BadResult`] naming the job, and an absent optional part (no
+//! gradient analysis, an analysis without `histogram` or `blocks`) only leaves the plot that
+//! needs it without data.
 //!
 //! Only completed and diverged runs are read (pending, running and failed runs have no result).
 //! Completed runs make the means, bands and gradient series; a diverged run is drawn only in the
@@ -11,16 +11,12 @@
 use std::collections::BTreeMap;
 
 use gridsweep_proto::job::Arch;
-use serde_json::Value;
+use gridsweep_proto::result::GradReport;
 
 use super::PlotError;
-use crate::tables::{RunRecord, RunState};
+use crate::tables::{JobState, RunRecord};
 
-/// The worker's |g| histogram spans 10^HIST_LOG10_LO ..= 10^HIST_LOG10_HI in equal log10 bins
-/// (the worker's `gradstats::LOG10_LO` and `LOG10_HI`; the bin count is the array's length).
-pub(crate) const HIST_LOG10_LO: f64 = -12.0;
-/// See [`HIST_LOG10_LO`].
-pub(crate) const HIST_LOG10_HI: f64 = 0.0;
+pub(crate) use gridsweep_proto::result::{HIST_LOG10_HI, HIST_LOG10_LO};
 
 /// A polyline's points, (x, y).
 pub(crate) type Points = Vec<(f64, f64)>;
@@ -80,84 +76,42 @@ pub(crate) fn read(runs: &[RunRecord]) -> Result<Vec<Run>, PlotError> {
     let mut out = Vec::new();
     for run in runs {
         let completed = match run.state {
-            RunState::Completed => true,
-            RunState::Diverged => false,
-            RunState::Pending | RunState::Running | RunState::Failed => continue,
+            JobState::Completed => true,
+            JobState::Diverged => false,
+            JobState::Pending | JobState::Running | JobState::Failed | JobState::Unspecified => continue,
         };
         let Some(result) = run.result.as_ref() else {
             return Err(bad(run, "<root>", "is missing from a finished run"));
         };
-        let mut epochs = Vec::new();
-        let list =
-            result.get("epochs").and_then(Value::as_array).ok_or_else(|| bad(run, "epochs", "is not an array"))?;
-        for (i, e) in list.iter().enumerate() {
-            let epoch = e.get("epoch").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
-            let acc = e.get("test_acc").and_then(Value::as_f64);
-            match (epoch, acc) {
-                (Some(epoch), Some(acc)) if acc.is_finite() => epochs.push((epoch, acc)),
-                _ => return Err(bad(run, &format!("epochs[{i}]"), "lacks a numeric `epoch` or `test_acc`")),
-            }
-        }
-        let final_acc = match result.get("final_test_acc") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_f64().ok_or_else(|| bad(run, "final_test_acc", "is not a number"))?),
-        };
+        let final_acc = result.final_test_acc;
         if completed && final_acc.is_none() {
             return Err(bad(run, "final_test_acc", "is missing in a completed run"));
         }
-        let grad = match result.get("grad_analysis") {
-            None | Some(Value::Null) => None,
-            Some(g) => Some(grad(run, g)?),
-        };
-        out.push(Run { arch: run.spec.train.arch, depth: run.spec.train.depth, completed, epochs, final_acc, grad });
+        out.push(Run {
+            arch: run.spec.train.arch,
+            depth: run.spec.train.depth,
+            completed,
+            epochs: result.epochs.iter().map(|e| (e.epoch, e.test_acc)).collect(),
+            final_acc,
+            grad: result.grad_analysis.as_ref().map(grad),
+        });
     }
     Ok(out)
 }
 
-/// The plotted parts of one `grad_analysis`.
-fn grad(run: &RunRecord, g: &Value) -> Result<Grad, PlotError> {
-    let count = |key: &str| -> Result<u64, PlotError> {
-        match g.get(key) {
-            None | Some(Value::Null) => Ok(0),
-            Some(v) => v.as_u64().ok_or_else(|| bad(run, &format!("grad_analysis.{key}"), "is not a count")),
-        }
-    };
-    let histogram = match g.get("histogram") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(bins)) => bins
+/// The plotted parts of one gradient analysis.
+fn grad(g: &GradReport) -> Grad {
+    Grad {
+        histogram: g.histogram.clone(),
+        zeros: g.zeros,
+        below_range: g.below_range,
+        above_range: g.above_range,
+        blocks: g
+            .blocks
             .iter()
-            .map(|b| b.as_u64().ok_or_else(|| bad(run, "grad_analysis.histogram", "holds a non-count")))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(bad(run, "grad_analysis.histogram", "is not an array")),
-    };
-    let blocks = match g.get("blocks") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let distance = b.get("distance").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
-                let elements = b.get("elements").and_then(Value::as_u64);
-                let mean_sq = b.get("mean_sq").and_then(Value::as_f64);
-                match (distance, elements, mean_sq) {
-                    (Some(distance), Some(elements), Some(mean_sq)) => Ok(Block { distance, elements, mean_sq }),
-                    _ => Err(bad(
-                        run,
-                        &format!("grad_analysis.blocks[{i}]"),
-                        "lacks a numeric `distance`, `elements` or `mean_sq`",
-                    )),
-                }
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(bad(run, "grad_analysis.blocks", "is not an array")),
-    };
-    Ok(Grad {
-        histogram,
-        zeros: count("zeros")?,
-        below_range: count("below_range")?,
-        above_range: count("above_range")?,
-        blocks,
-    })
+            .map(|b| Block { distance: b.distance, elements: b.elements, mean_sq: b.mean_sq })
+            .collect(),
+    }
 }
 
 /// The error for `field` of `run`'s result.

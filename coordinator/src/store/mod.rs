@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use gridsweep_proto::job::JobSpec;
+use gridsweep_proto::result::{EpochMetrics, RunStatus, TrainResult};
+use gridsweep_proto::v1::{FailureKind, JobState};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A worker whose last this-many jobs failed gets no more.
@@ -53,9 +55,19 @@ pub enum StoreError {
     /// A quarantined worker asked for work.
     #[error("worker {0} is quarantined after {QUARANTINE_AFTER} consecutive failed jobs")]
     Quarantined(String),
-    /// A stored document that does not parse.
+    /// A stored document or row that does not parse: the database was damaged or written by
+    /// something else.
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    /// A worker's report (a result, an epoch's metrics) that does not fit the schema or the job;
+    /// nothing was changed, the lease included.
+    #[error("bad report for job {job}: {message}")]
+    BadReport {
+        /// The job reported on.
+        job: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
     /// The batch a transition was in could not be committed; the transition did not happen.
     #[error("state database {path}: commit failed: {message}")]
     Commit {
@@ -118,6 +130,15 @@ pub struct StoredCheckpoint {
     pub bytes: u64,
 }
 
+/// What [`Store::retry_failed`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryOutcome {
+    /// The jobs put back in the queue.
+    pub retried: Vec<String>,
+    /// The jobs named that were not failed, with their state: left as they were.
+    pub not_failed: Vec<(String, String)>,
+}
+
 impl ReportOutcome {
     /// The answer to a report for an attempt that has already ended: nothing changes.
     fn already_ended(outcome: &str) -> Self {
@@ -136,8 +157,8 @@ pub struct JobRow {
     pub id: String,
     /// The spec.
     pub spec: JobSpec,
-    /// pending, running, completed, diverged, failed.
-    pub state: String,
+    /// Where it stands.
+    pub state: JobState,
     /// Worker holding it.
     pub worker: Option<String>,
     /// Epochs reported.
@@ -150,8 +171,14 @@ pub struct JobRow {
     pub attempts: u32,
     /// Last error.
     pub error: Option<String>,
-    /// The result JSON, once ended.
-    pub result: Option<String>,
+    /// Whose fault the last error was.
+    pub error_kind: FailureKind,
+    /// Failures that used an attempt (since the last retry).
+    pub failures: u32,
+    /// The attempts the job may use on failures of its own.
+    pub max_attempts: u32,
+    /// The result, once ended (completed or diverged).
+    pub result: Option<TrainResult>,
 }
 
 /// One worker in a status snapshot.
@@ -167,6 +194,8 @@ pub struct WorkerRow {
     pub last_seen: f64,
     /// Quarantined.
     pub quarantined: bool,
+    /// Its last failure that was not the job's (kind: message), and when (Unix seconds).
+    pub problem: Option<(String, f64)>,
 }
 
 /// The connection and the group commit in progress on it.
@@ -230,6 +259,28 @@ CREATE TABLE IF NOT EXISTS artifacts (
     job TEXT PRIMARY KEY, epoch INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, bytes INTEGER NOT NULL);
 "#;
 
+/// Columns added after the first release, for state databases created before them: (table,
+/// column, definition). `Store::open` adds the missing ones.
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+    ("attempts", "kind", "TEXT"),
+    ("jobs", "error_kind", "TEXT"),
+    ("workers", "problem", "TEXT"),
+    ("workers", "problem_at", "REAL"),
+    ("epochs", "reported_at", "REAL"),
+];
+
+/// Adds the columns of `ADDED_COLUMNS` that an older database lacks.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(1))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        if !names.iter().any(|n| n == column) {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Statements through the connection's prepared-statement cache: the transitions run the same
 /// few SQL texts thousands of times, and parsing each anew costs more than running it.
 trait Cached {
@@ -278,6 +329,7 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        migrate(&conn).map_err(sql)?;
         conn.set_prepared_statement_cache_capacity(64);
         let db = Db { conn, open: false, batch: 0, leading: false, committed: 0, failed: None };
         Ok(Store { db: Mutex::new(db), committed: Condvar::new(), arriving: AtomicUsize::new(0), path, checkpoint_dir })
@@ -364,7 +416,8 @@ impl Store {
                         params![job.id(), name, seq as i64, spec, job.cost(), max_attempts, t],
                     )
                     .map_err(&sql)?;
-                // A job that exhausted its attempts under an older budget may retry under a larger one.
+                // A failed job stays failed with the budget it failed under, whatever this run's
+                // budget: `coordinator retry` or `run --retry-failed` gives it a fresh one.
                 tx.execute_c(
                     "UPDATE jobs SET active = 1, seq = ?3, max_attempts = CASE WHEN state = 'failed' THEN max_attempts
                      ELSE ?2 END WHERE id = ?1",
@@ -525,16 +578,19 @@ impl Store {
             let attempt: i64 =
                 tx.query_row_c("SELECT attempt FROM attempts WHERE token = ?1", [token as i64], |r| r.get(0)).map_err(&sql)?;
             for (epoch, metrics) in epochs {
-                let m: serde_json::Value = serde_json::from_str(metrics)
-                    .map_err(|e| StoreError::Corrupt(format!("epoch {epoch} metrics of job {job}: {e}")))?;
+                let bad = |message: String| StoreError::BadReport { job: job.to_owned(), message };
+                let m = EpochMetrics::parse(metrics).map_err(|e| bad(format!("epoch {epoch} metrics: {e}")))?;
+                if m.epoch != *epoch {
+                    return Err(bad(format!("epoch {epoch} carries the metrics of epoch {}", m.epoch)));
+                }
                 tx.execute_c(
-                    "INSERT OR REPLACE INTO epochs (job, epoch, attempt, metrics) VALUES (?1, ?2, ?3, ?4)",
-                    params![job, epoch, attempt, metrics],
+                    "INSERT OR REPLACE INTO epochs (job, epoch, attempt, metrics, reported_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![job, epoch, attempt, metrics, now()],
                 )
                 .map_err(&sql)?;
                 tx.execute_c(
                     "UPDATE jobs SET epoch = MAX(epoch, ?2), test_acc = ?3, epoch_seconds = epoch_seconds + ?4 WHERE id = ?1",
-                    params![job, epoch, m["test_acc"].as_f64(), m["seconds"].as_f64().unwrap_or(0.0)],
+                    params![job, epoch, m.test_acc, m.seconds],
                 )
                 .map_err(&sql)?;
             }
@@ -583,7 +639,7 @@ impl Store {
         job: &str,
         token: u64,
         outcome: &str,
-        error: Option<&str>,
+        error: Option<(&str, FailureKind)>,
         sql: &dyn Fn(rusqlite::Error) -> StoreError,
     ) -> Result<std::result::Result<f64, String>> {
         Self::touch(tx, worker, sql)?;
@@ -592,8 +648,8 @@ impl Store {
         }
         let t = now();
         tx.execute_c(
-            "UPDATE attempts SET ended_at = ?2, outcome = ?3, error = ?4 WHERE token = ?1",
-            params![token as i64, t, outcome, error],
+            "UPDATE attempts SET ended_at = ?2, outcome = ?3, error = ?4, kind = ?5 WHERE token = ?1",
+            params![token as i64, t, outcome, error.map(|e| e.0), error.map(|e| e.1.name())],
         )
         .map_err(sql)?;
         Ok(Ok(t))
@@ -633,40 +689,72 @@ impl Store {
         }
     }
 
-    /// Takes a finished job's result (`status` completed or diverged from the result JSON).
+    /// Takes a finished job's result (status completed or diverged). A result that does not
+    /// parse, is not a finished run's, or was trained with another config than the job's is a
+    /// `BadReport` naming the field, and changes nothing: the lease stays as it was.
     pub fn complete(&self, worker: &str, job: &str, token: u64, result_json: &str) -> Result<ReportOutcome> {
-        let v: serde_json::Value =
-            serde_json::from_str(result_json).map_err(|e| StoreError::Corrupt(format!("result of job {job}: {e}")))?;
-        let state = match v["status"].as_str() {
-            Some("completed") => "completed",
-            Some("diverged") => "diverged",
-            other => return Err(StoreError::Corrupt(format!("result of job {job}: status {other:?}"))),
+        let bad = |message: String| StoreError::BadReport { job: job.to_owned(), message };
+        let result = TrainResult::parse(result_json).map_err(|e| bad(e.to_string()))?;
+        let state = match result.status {
+            RunStatus::Completed => JobState::Completed,
+            RunStatus::Diverged => JobState::Diverged,
+            RunStatus::Stopped => {
+                return Err(bad("result field `status` is stopped: release the lease instead".to_owned()));
+            }
         };
         let sql = self.sql();
         self.tx(|tx| {
-            let t = match Self::end_attempt(tx, worker, job, token, state, None, &sql)? {
+            let spec: Option<String> =
+                tx.query_row_c("SELECT spec FROM jobs WHERE id = ?1", [job], |r| r.get(0)).optional().map_err(&sql)?;
+            let spec = Self::parse_spec(job, &spec.ok_or_else(|| StoreError::UnknownJob(job.to_owned()))?)?;
+            if result.config != spec.train {
+                let field = first_config_difference(&result.config, &spec.train);
+                return Err(bad(format!("result field `config.{field}` differs from the job's settings")));
+            }
+            let t = match Self::end_attempt(tx, worker, job, token, state.name(), None, &sql)? {
                 Ok(t) => t,
                 Err(earlier) => return Ok(ReportOutcome::already_ended(&earlier)),
             };
             tx.execute_c(
                 "UPDATE jobs SET state = ?2, result = ?3, worker = ?4, token = NULL, lease_expires = NULL,
                  test_acc = COALESCE(?5, test_acc), updated_at = ?6 WHERE id = ?1",
-                params![job, state, result_json, worker, v["final_test_acc"].as_f64(), t],
+                params![job, state.name(), result_json, worker, result.final_test_acc, t],
             )
             .map_err(&sql)?;
-            tx.execute_c("UPDATE workers SET consecutive_failures = 0 WHERE id = ?1", [worker]).map_err(&sql)?;
-            Ok(ReportOutcome { accepted: true, reason: state.to_owned(), will_retry: false })
+            tx.execute_c("UPDATE workers SET consecutive_failures = 0, problem = NULL WHERE id = ?1", [worker])
+                .map_err(&sql)?;
+            Ok(ReportOutcome { accepted: true, reason: state.name().to_owned(), will_retry: false })
         })
     }
 
-    /// Takes a failure: uses one of the job's attempts; pending again while attempts are left.
-    pub fn fail(&self, worker: &str, job: &str, token: u64, error: &str) -> Result<ReportOutcome> {
+    /// Takes a failure. One of the job's own (`FailureKind::Job`) uses one of its attempts (the
+    /// job is pending again while attempts are left, else failed) and counts towards the
+    /// worker's quarantine. Any other kind (no data to fetch, device lost, out of memory, the
+    /// worker's machine) is not the job's fault: the job is pending again with its attempts
+    /// untouched, the worker's failure streak is kept as it was, and the failure is noted as the
+    /// worker's current problem. Every failure is kept in `attempts` with its kind.
+    pub fn fail(&self, worker: &str, job: &str, token: u64, error: &str, kind: FailureKind) -> Result<ReportOutcome> {
         let sql = self.sql();
         self.tx(|tx| {
-            let t = match Self::end_attempt(tx, worker, job, token, "failed", Some(error), &sql)? {
+            let t = match Self::end_attempt(tx, worker, job, token, "failed", Some((error, kind)), &sql)? {
                 Ok(t) => t,
                 Err(earlier) => return Ok(ReportOutcome::already_ended(&earlier)),
             };
+            if !kind.is_jobs_fault() {
+                tx.execute_c(
+                    "UPDATE jobs SET state = 'pending', error = ?2, error_kind = ?3, worker = NULL, token = NULL,
+                     lease_expires = NULL, updated_at = ?4 WHERE id = ?1",
+                    params![job, error, kind.name(), t],
+                )
+                .map_err(&sql)?;
+                tx.execute_c(
+                    "UPDATE workers SET problem = ?2, problem_at = ?3 WHERE id = ?1",
+                    params![worker, format!("{}: {error}", kind.name()), t],
+                )
+                .map_err(&sql)?;
+                let reason = format!("{} failure, not the job's: pending again, no attempt used", kind.name());
+                return Ok(ReportOutcome { accepted: true, reason, will_retry: true });
+            }
             let (failures, max): (i64, i64) = tx
                 .query_row_c("SELECT failures + 1, max_attempts FROM jobs WHERE id = ?1", [job], |r| {
                     Ok((r.get(0)?, r.get(1)?))
@@ -674,8 +762,9 @@ impl Store {
                 .map_err(&sql)?;
             let retry = failures < max;
             tx.execute_c(
-                "UPDATE jobs SET failures = ?2, state = ?3, error = ?4, worker = CASE WHEN ?5 THEN NULL ELSE ?6 END,
-                 token = NULL, lease_expires = NULL, updated_at = ?7 WHERE id = ?1",
+                "UPDATE jobs SET failures = ?2, state = ?3, error = ?4, error_kind = 'job',
+                 worker = CASE WHEN ?5 THEN NULL ELSE ?6 END, token = NULL, lease_expires = NULL, updated_at = ?7
+                 WHERE id = ?1",
                 params![job, failures, if retry { "pending" } else { "failed" }, error, retry, worker, t],
             )
             .map_err(&sql)?;
@@ -691,6 +780,47 @@ impl Store {
                 format!("failed after {failures} attempts")
             };
             Ok(ReportOutcome { accepted: true, reason, will_retry: retry })
+        })
+    }
+
+    /// Gives failed jobs a fresh attempt budget and puts them back in the queue: the jobs `ids`,
+    /// or every failed job of the sweep when `ids` is empty. Their earlier attempts stay in
+    /// `attempts`, and their last error stays shown until a new attempt ends. An unknown id is
+    /// `UnknownJob` and nothing changes; a job that is not failed is left as it is.
+    pub fn retry_failed(&self, ids: &[String]) -> Result<RetryOutcome> {
+        let sql = self.sql();
+        self.tx(|tx| {
+            let mut targets: Vec<(String, String)> = Vec::new();
+            if ids.is_empty() {
+                let mut stmt = tx
+                    .prepare_cached("SELECT id, state FROM jobs WHERE state = 'failed' AND active = 1 ORDER BY seq")
+                    .map_err(&sql)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&sql)?;
+                targets = rows.collect::<rusqlite::Result<_>>().map_err(&sql)?;
+            } else {
+                for id in ids {
+                    let state: Option<String> = tx
+                        .query_row_c("SELECT state FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+                        .optional()
+                        .map_err(&sql)?;
+                    let state = state.ok_or_else(|| StoreError::UnknownJob(id.clone()))?;
+                    targets.push((id.clone(), state));
+                }
+            }
+            let mut out = RetryOutcome::default();
+            for (id, state) in targets {
+                if state != "failed" {
+                    out.not_failed.push((id, state));
+                    continue;
+                }
+                tx.execute_c(
+                    "UPDATE jobs SET state = 'pending', failures = 0, worker = NULL, updated_at = ?2 WHERE id = ?1",
+                    params![id, now()],
+                )
+                .map_err(&sql)?;
+                out.retried.push(id);
+            }
+            Ok(out)
         })
     }
 
@@ -718,8 +848,8 @@ impl Store {
         let conn = &db.conn;
         let mut stmt = conn
             .prepare(
-                "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error, result
-                 FROM jobs WHERE active = 1 ORDER BY seq",
+                "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error, result,
+                 error_kind, failures, max_attempts FROM jobs WHERE active = 1 ORDER BY seq",
             )
             .map_err(&sql)?;
         let rows = stmt
@@ -735,14 +865,30 @@ impl Store {
                     r.get::<_, i64>(7)?,
                     r.get::<_, Option<String>>(8)?,
                     r.get::<_, Option<String>>(9)?,
+                    (r.get::<_, Option<String>>(10)?, r.get::<_, i64>(11)?, r.get::<_, i64>(12)?),
                 ))
             })
             .map_err(&sql)?;
         let mut jobs = Vec::new();
         for row in rows {
-            let (id, spec, state, worker, epoch, test_acc, secs, attempts, error, result) = row.map_err(&sql)?;
-            let spec: JobSpec =
-                serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("spec of job {id}: {e}")))?;
+            let (id, spec, state, worker, epoch, test_acc, secs, attempts, error, result, (kind, failures, max)) =
+                row.map_err(&sql)?;
+            let error_kind = match kind {
+                None => FailureKind::Job,
+                Some(k) => FailureKind::from_name(&k)
+                    .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown failure kind {k:?}")))?,
+            };
+            let spec = Self::parse_spec(&id, &spec)?;
+            let state = JobState::from_name(&state)
+                .filter(|s| *s != JobState::Unspecified)
+                .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown state {state:?}")))?;
+            let result = match result {
+                Some(r) => Some(
+                    TrainResult::parse(&r)
+                        .map_err(|e| StoreError::Corrupt(format!("stored result of job {id}: {e}")))?,
+                ),
+                None => None,
+            };
             jobs.push(JobRow {
                 id,
                 spec,
@@ -753,11 +899,16 @@ impl Store {
                 secs_per_epoch: (epoch > 0).then(|| secs / epoch as f64),
                 attempts: attempts as u32,
                 error,
+                error_kind,
+                failures: failures as u32,
+                max_attempts: max as u32,
                 result,
             });
         }
         let mut stmt = conn
-            .prepare("SELECT id, name, device, last_seen, quarantined FROM workers ORDER BY registered_at")
+            .prepare(
+                "SELECT id, name, device, last_seen, quarantined, problem, problem_at FROM workers ORDER BY registered_at",
+            )
             .map_err(&sql)?;
         let workers = stmt
             .query_map([], |r| {
@@ -767,12 +918,21 @@ impl Store {
                     device: r.get(2)?,
                     last_seen: r.get(3)?,
                     quarantined: r.get::<_, i64>(4)? != 0,
+                    problem: match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<f64>>(6)?) {
+                        (Some(p), Some(at)) => Some((p, at)),
+                        _ => None,
+                    },
                 })
             })
             .map_err(&sql)?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(&sql)?;
         Ok((jobs, workers))
+    }
+
+    /// A stored job spec.
+    fn parse_spec(id: &str, spec: &str) -> Result<JobSpec> {
+        serde_json::from_str(spec).map_err(|e| StoreError::Corrupt(format!("spec of job {id}: {e}")))
     }
 
     /// The name of the sweep last added.
@@ -784,16 +944,65 @@ impl Store {
             .map_err(self.sql())
     }
 
-    /// Epoch metrics of a job, in order (JSON documents).
-    pub fn epochs(&self, job: &str) -> Result<Vec<String>> {
+    /// Every epoch reported for the sweep's active jobs, in sweep order then epoch order, with
+    /// the worker of the attempt that reported it.
+    pub fn epoch_log(&self) -> Result<Vec<EpochRow>> {
         let sql = self.sql();
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let conn = &db.conn;
-        let mut stmt = conn.prepare("SELECT metrics FROM epochs WHERE job = ?1 ORDER BY epoch").map_err(&sql)?;
-        let out = stmt.query_map([job], |r| r.get(0)).map_err(&sql)?.collect::<std::result::Result<Vec<String>, _>>();
-        out.map_err(&sql)
+        let mut stmt = db
+            .conn
+            .prepare(
+                "SELECT e.job, e.attempt, e.metrics, e.reported_at, a.worker FROM epochs e
+                 JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
+                 WHERE j.active = 1 ORDER BY j.seq, e.epoch",
+            )
+            .map_err(&sql)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(&sql)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (job, attempt, metrics, reported_at, worker) = row.map_err(&sql)?;
+            let metrics = EpochMetrics::parse(&metrics)
+                .map_err(|e| StoreError::Corrupt(format!("stored epoch metrics of job {job}: {e}")))?;
+            out.push(EpochRow { job, attempt: attempt as u32, worker, reported_at, metrics });
+        }
+        Ok(out)
     }
+}
+
+/// One reported epoch, as [`Store::epoch_log`] lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRow {
+    /// The job.
+    pub job: String,
+    /// The attempt that reported it.
+    pub attempt: u32,
+    /// That attempt's worker.
+    pub worker: Option<String>,
+    /// When it was reported (Unix seconds; none in databases from before the column).
+    pub reported_at: Option<f64>,
+    /// The figures.
+    pub metrics: EpochMetrics,
 }
 
 #[cfg(test)]
 mod tests;
+
+/// The name of the first field where two configs differ (`?` when they are equal).
+fn first_config_difference(a: &gridsweep_proto::job::TrainConfig, b: &gridsweep_proto::job::TrainConfig) -> String {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return "?".to_owned();
+    };
+    a.iter().find(|(k, v)| b.get(*k) != Some(*v)).map_or_else(|| "?".to_owned(), |(k, _)| k.clone())
+}

@@ -2,6 +2,9 @@
 
 use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
 
+use gridsweep_proto::result::{RunStatus, TrainResult};
+use gridsweep_proto::v1::{FailureKind, JobState};
+
 use super::*;
 
 fn job(seed: u64, depth: u32) -> JobSpec {
@@ -23,8 +26,10 @@ fn lease(store: &Store, worker: &str) -> LeaseInfo {
     }
 }
 
-fn result(status: &str) -> String {
-    format!(r#"{{"status": "{status}", "final_test_acc": 50.0}}"#)
+/// A well-formed result for the job of lease `l`.
+fn result(l: &LeaseInfo, status: RunStatus) -> String {
+    let spec: JobSpec = serde_json::from_str(&l.spec_json).unwrap();
+    serde_json::to_string(&TrainResult::simulated(spec.train, status, &[40.0, 50.0])).unwrap()
 }
 
 #[test]
@@ -65,11 +70,11 @@ fn tokens_increase_and_stale_reports_are_rejected() {
     let err = store.heartbeat(&a, &lb.job_id, lb.token, &[], 60.0).unwrap_err();
     assert!(matches!(err, StoreError::StaleLease { .. }), "another worker's token: {err}");
     // A late completion from a's ended attempt changes nothing.
-    let late = store.complete(&a, &la.job_id, la.token, &result("completed")).unwrap();
+    let late = store.complete(&a, &la.job_id, la.token, &result(&la, RunStatus::Completed)).unwrap();
     assert!(!late.accepted && late.reason.contains("already ended (released)"), "{late:?}");
-    let ok = store.complete(&b, &lb.job_id, lb.token, &result("completed")).unwrap();
+    let ok = store.complete(&b, &lb.job_id, lb.token, &result(&lb, RunStatus::Completed)).unwrap();
     assert!(ok.accepted);
-    let dup = store.complete(&b, &lb.job_id, lb.token, &result("completed")).unwrap();
+    let dup = store.complete(&b, &lb.job_id, lb.token, &result(&lb, RunStatus::Completed)).unwrap();
     assert!(!dup.accepted, "a duplicated completion is answered as such");
     assert_eq!(store.grant(&b, 60.0, false).unwrap(), Grant::Finished);
     let err = store.heartbeat(&b, "nope", 1, &[], 60.0).unwrap_err();
@@ -88,14 +93,14 @@ fn expiry_requeues_without_using_an_attempt_and_failures_do() {
     assert!(store.expire_leases().unwrap().is_empty());
     let l2 = lease(&store, &w);
     assert_eq!(l2.attempt, 2);
-    let f = store.fail(&w, &l2.job_id, l2.token, "CUDA out of memory").unwrap();
+    let f = store.fail(&w, &l2.job_id, l2.token, "NaN in the data loader", FailureKind::Job).unwrap();
     assert!(f.accepted && f.will_retry, "first failure of 2 allowed: {f:?}");
     let l3 = lease(&store, &w);
-    let f = store.fail(&w, &l3.job_id, l3.token, "CUDA out of memory again").unwrap();
+    let f = store.fail(&w, &l3.job_id, l3.token, "NaN in the data loader again", FailureKind::Job).unwrap();
     assert!(f.accepted && !f.will_retry, "second failure uses the budget up: {f:?}");
     let (jobs, _) = store.snapshot().unwrap();
-    assert_eq!(jobs[0].state, "failed");
-    assert_eq!(jobs[0].error.as_deref(), Some("CUDA out of memory again"), "the message is kept");
+    assert_eq!(jobs[0].state, JobState::Failed);
+    assert_eq!(jobs[0].error.as_deref(), Some("NaN in the data loader again"), "the message is kept");
     assert_eq!(jobs[0].attempts, 3, "the expiry was an attempt, not a failure");
     assert_eq!(store.grant(&w, 60.0, false).unwrap(), Grant::Finished);
     let _ = l1;
@@ -108,14 +113,14 @@ fn a_worker_failing_three_jobs_in_a_row_is_quarantined() {
     let bad = store.register_worker("bad", "cpu").unwrap();
     for _ in 0..3 {
         let l = lease(&store, &bad);
-        store.fail(&bad, &l.job_id, l.token, "broken GPU").unwrap();
+        store.fail(&bad, &l.job_id, l.token, "broken GPU", FailureKind::Job).unwrap();
     }
     assert!(matches!(store.grant(&bad, 60.0, false).unwrap_err(), StoreError::Quarantined(_)));
     let (_, workers) = store.snapshot().unwrap();
     assert!(workers[0].quarantined);
     let good = store.register_worker("good", "cpu").unwrap();
     let l = lease(&store, &good);
-    assert!(store.complete(&good, &l.job_id, l.token, &result("diverged")).unwrap().accepted);
+    assert!(store.complete(&good, &l.job_id, l.token, &result(&l, RunStatus::Diverged)).unwrap().accepted);
 }
 
 #[test]
@@ -127,15 +132,19 @@ fn state_survives_reopening_and_a_rerun_adds_nothing() {
         assert_eq!(store.add_sweep("s", "s.yaml", &jobs, 3).unwrap(), (2, 0));
         let w = store.register_worker("w", "cpu").unwrap();
         let l = lease(&store, &w);
-        store.heartbeat(&w, &l.job_id, l.token, &[(1, r#"{"test_acc": 12.5, "seconds": 2.0}"#.into())], 60.0).unwrap();
-        store.complete(&w, &l.job_id, l.token, &result("completed")).unwrap();
+        let m = TrainResult::simulated(job(1, 8).train, RunStatus::Completed, &[12.5]).epochs[0].clone();
+        store.heartbeat(&w, &l.job_id, l.token, &[(1, serde_json::to_string(&m).unwrap())], 60.0).unwrap();
+        store.complete(&w, &l.job_id, l.token, &result(&l, RunStatus::Completed)).unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.add_sweep("s", "s.yaml", &jobs, 3).unwrap(), (0, 2));
     let (rows, _) = store.snapshot().unwrap();
-    let done: Vec<_> = rows.iter().filter(|j| j.state == "completed").collect();
+    let done: Vec<_> = rows.iter().filter(|j| j.state == JobState::Completed).collect();
     assert_eq!(done.len(), 1);
-    assert_eq!(store.epochs(&done[0].id).unwrap().len(), 1);
+    let log = store.epoch_log().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].job.as_str(), log[0].metrics.test_acc), (done[0].id.as_str(), 12.5));
+    assert!(log[0].worker.is_some() && log[0].reported_at.is_some());
     // A changed sweep: the old jobs stay stored but inactive.
     assert_eq!(store.add_sweep("s", "s.yaml", &[job(9, 8)], 3).unwrap(), (1, 0));
     assert_eq!(store.snapshot().unwrap().0.len(), 1);
@@ -156,7 +165,12 @@ fn concurrent_transitions_are_group_committed_and_all_durable() {
                 loop {
                     match store.grant(&w, 60.0, false).unwrap() {
                         Grant::Lease(l) => {
-                            assert!(store.complete(&w, &l.job_id, l.token, &result("completed")).unwrap().accepted);
+                            assert!(
+                                store
+                                    .complete(&w, &l.job_id, l.token, &result(&l, RunStatus::Completed))
+                                    .unwrap()
+                                    .accepted
+                            );
                             done += 1;
                         }
                         Grant::NothingYet => std::thread::yield_now(),
@@ -172,5 +186,82 @@ fn concurrent_transitions_are_group_committed_and_all_durable() {
     let reopened = Store::open(dir.path()).unwrap();
     let (rows, workers) = reopened.snapshot().unwrap();
     assert_eq!(workers.len(), 8);
-    assert_eq!(rows.iter().filter(|j| j.state == "completed" && j.attempts == 1).count(), 400, "all durable");
+    assert_eq!(rows.iter().filter(|j| j.state == JobState::Completed && j.attempts == 1).count(), 400, "all durable");
+}
+
+#[test]
+fn failures_that_are_not_the_jobs_use_no_attempt_and_no_quarantine() {
+    let (_d, store) = open();
+    store.add_sweep("s", "s.yaml", &[job(1, 8)], 1).unwrap();
+    let w = store.register_worker("w", "cpu").unwrap();
+    for kind in [FailureKind::Transfer, FailureKind::DeviceLost, FailureKind::OutOfMemory, FailureKind::Worker] {
+        for _ in 0..4 {
+            let l = lease(&store, &w);
+            let f = store.fail(&w, &l.job_id, l.token, "no data set to share", kind).unwrap();
+            assert!(f.accepted && f.will_retry, "{kind:?}: {f:?}");
+        }
+    }
+    let (jobs, workers) = store.snapshot().unwrap();
+    assert_eq!((jobs[0].state, jobs[0].failures, jobs[0].attempts), (JobState::Pending, 0, 16));
+    assert_eq!(jobs[0].error_kind, FailureKind::Worker);
+    assert!(!workers[0].quarantined, "16 failures that were not the jobs' do not quarantine");
+    assert!(workers[0].problem.as_ref().is_some_and(|(p, _)| p == "worker: no data set to share"));
+    // The one attempt the job has goes on its own failure; a success clears the worker's problem.
+    let l = lease(&store, &w);
+    assert!(!store.fail(&w, &l.job_id, l.token, "bad spec", FailureKind::Job).unwrap().will_retry);
+    let (jobs, _) = store.snapshot().unwrap();
+    assert_eq!((jobs[0].state, jobs[0].error_kind), (JobState::Failed, FailureKind::Job));
+}
+
+#[test]
+fn retry_gives_failed_jobs_a_fresh_budget_and_keeps_their_history() {
+    let (_d, store) = open();
+    store.add_sweep("s", "s.yaml", &[job(1, 8), job(2, 8), job(3, 8)], 1).unwrap();
+    let w = store.register_worker("w", "cpu").unwrap();
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let l = lease(&store, &w);
+        store.fail(&w, &l.job_id, l.token, "boom", FailureKind::Job).unwrap();
+        failed.push(l.job_id);
+    }
+    let l = lease(&store, &w);
+    store.complete(&w, &l.job_id, l.token, &result(&l, RunStatus::Completed)).unwrap();
+    assert_eq!(store.grant(&w, 60.0, false).unwrap(), Grant::Finished, "two failed, one completed");
+
+    let unknown = store.retry_failed(&["nope".to_owned()]).unwrap_err();
+    assert!(matches!(unknown, StoreError::UnknownJob(ref id) if id == "nope"), "{unknown}");
+    let named = store.retry_failed(&[l.job_id.clone(), failed[0].clone()]).unwrap();
+    assert_eq!(named.retried, [failed[0].clone()]);
+    assert_eq!(named.not_failed, [(l.job_id.clone(), "completed".to_owned())]);
+    let rest = store.retry_failed(&[]).unwrap();
+    assert_eq!(rest.retried, [failed[1].clone()], "no ids: every failed job");
+
+    let (jobs, _) = store.snapshot().unwrap();
+    for id in &failed {
+        let j = jobs.iter().find(|j| &j.id == id).unwrap();
+        assert_eq!((j.state, j.failures, j.attempts), (JobState::Pending, 0, 1));
+        assert_eq!(j.error.as_deref(), Some("boom"), "the last error stays shown");
+    }
+    let fresh = store.register_worker("fresh", "cpu").unwrap();
+    let again = lease(&store, &fresh);
+    assert_eq!(again.attempt, 2, "attempt numbers go on after the earlier ones");
+}
+
+#[test]
+fn an_older_database_gains_the_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE attempts (job TEXT NOT NULL, attempt INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE,
+             worker TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, outcome TEXT, error TEXT,
+             PRIMARY KEY (job, attempt));",
+        )
+        .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    store.add_sweep("s", "s.yaml", &[job(1, 8)], 1).unwrap();
+    let w = store.register_worker("w", "cpu").unwrap();
+    let l = lease(&store, &w);
+    store.fail(&w, &l.job_id, l.token, "no data", FailureKind::Transfer).unwrap();
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use gridsweep_proto::job::Arch;
 
-use super::extract::{EPSILONS, Figures, Outcome};
+use gridsweep_proto::result::EPSILONS;
+
+use super::extract::{Figures, Outcome};
 use super::{RunRecord, TablesError, arch_index, mean_std};
 
 /// One architecture at one depth in table 1.

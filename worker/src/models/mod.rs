@@ -13,7 +13,7 @@ pub mod wavefront;
 use tch::Tensor;
 use tch::nn;
 
-use crate::layout::MemoryFormat;
+use crate::layout::{MemoryFormat, Relayout};
 
 pub use gridsweep_proto::job::{Arch, MAX_DEPTH, ModelError, ModelSpec};
 pub use layers::{Cost, Shape};

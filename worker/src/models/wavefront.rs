@@ -14,38 +14,12 @@
 //! variables were converted to another kind) are concatenated and copied back instead. Node
 //! (0,0), which may change stride and width, runs alone as a normal block.
 
-use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
 use super::grid::GridStage;
 use super::layers::{BasicBlock, ConvBn};
 
-/// How a grid stage is executed; the results are the same up to floating-point summation order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum GridExec {
-    /// Node by node, in row-major order (R² steps per stage).
-    #[default]
-    Sequential,
-    /// One batched step per anti-diagonal (2R − 1 steps per stage).
-    Wavefront,
-}
-
-impl GridExec {
-    /// `sequential` or `wavefront`.
-    pub fn name(self) -> &'static str {
-        match self {
-            GridExec::Sequential => "sequential",
-            GridExec::Wavefront => "wavefront",
-        }
-    }
-}
-
-impl std::fmt::Display for GridExec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use gridsweep_proto::result::GridExec;
 
 /// conv (grouped, `k` groups of the pairs' convolutions) then batch norm over the `k` pairs'
 /// concatenated channels; in training mode the pairs' running statistics are updated.

@@ -1,0 +1,123 @@
+//! Telling a sweep that waits from a sweep that cannot go on: jobs are pending, none is
+//! running, and every worker is quarantined, gone, or failing for reasons that are not the jobs'
+//! (no data to fetch, a lost device). `status` and `run` show the explanation instead of waiting
+//! silently.
+
+use crate::store::{JobRow, WorkerRow};
+use gridsweep_proto::v1::JobState;
+
+/// A worker not heard from for this long (or a lease TTL, when longer) is taken as gone: an idle
+/// worker long-polls at least every 30 s and a busy one heartbeats every TTL/3.
+const GONE_AFTER_S: f64 = 45.0;
+/// A worker's problem counts as current for this long (or two lease TTLs, when longer).
+const PROBLEM_FOR_S: f64 = 60.0;
+
+/// The worker's last failure that was not its job's, when it is recent.
+pub fn recent_problem(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> Option<String> {
+    let (problem, at) = w.problem.as_ref()?;
+    (now - at <= PROBLEM_FOR_S.max(2.0 * lease_ttl_s)).then(|| problem.clone())
+}
+
+/// Why no pending job can be taken, or an empty string when the sweep can go on (or is done).
+pub fn explain(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s: f64) -> String {
+    let pending = jobs.iter().filter(|j| j.state == JobState::Pending).count();
+    if pending == 0 || jobs.iter().any(|j| j.state == JobState::Running) {
+        return String::new();
+    }
+    let (mut quarantined, mut gone, mut failing) = (Vec::new(), Vec::new(), Vec::new());
+    for w in workers {
+        if w.quarantined {
+            quarantined.push(w.id.clone());
+        } else if now - w.last_seen > GONE_AFTER_S.max(lease_ttl_s) {
+            gone.push(w.id.clone());
+        } else if let Some(p) = recent_problem(w, now, lease_ttl_s) {
+            failing.push(format!("{} ({p})", w.id));
+        } else {
+            // A live worker without a problem will take the next job.
+            return String::new();
+        }
+    }
+    let mut parts = Vec::new();
+    if !quarantined.is_empty() {
+        parts.push(format!("quarantined after failing jobs: {}", quarantined.join(", ")));
+    }
+    if !gone.is_empty() {
+        parts.push(format!("not heard from: {}", gone.join(", ")));
+    }
+    if !failing.is_empty() {
+        parts.push(format!("failing for reasons that are not the jobs': {}", failing.join("; ")));
+    }
+    if parts.is_empty() {
+        format!("{pending} jobs pending and no worker connected; attach one with `worker --coordinator URL`")
+    } else {
+        format!("{pending} jobs pending and no worker can take them: {}", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
+    use gridsweep_proto::v1::FailureKind;
+
+    fn job(state: JobState) -> JobRow {
+        let spec =
+            JobSpec { train: TrainConfig::paper(Arch::Vgg, 8, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+        JobRow {
+            id: "j".into(),
+            spec,
+            state,
+            worker: None,
+            epoch: 0,
+            test_acc: None,
+            secs_per_epoch: None,
+            attempts: 0,
+            error: None,
+            error_kind: FailureKind::Job,
+            failures: 0,
+            max_attempts: 3,
+            result: None,
+        }
+    }
+
+    fn worker(id: &str, last_seen: f64, quarantined: bool, problem: Option<(&str, f64)>) -> WorkerRow {
+        WorkerRow {
+            id: id.into(),
+            name: "host".into(),
+            device: "cpu".into(),
+            last_seen,
+            quarantined,
+            problem: problem.map(|(p, at)| (p.to_owned(), at)),
+        }
+    }
+
+    #[test]
+    fn a_sweep_with_a_healthy_worker_or_a_running_job_is_not_stalled() {
+        let now = 1000.0;
+        let pending = [job(JobState::Pending)];
+        assert_eq!(explain(&pending, &[worker("w1", now - 1.0, false, None)], now, 120.0), "");
+        let running = [job(JobState::Pending), job(JobState::Running)];
+        assert_eq!(explain(&running, &[worker("w1", now, true, None)], now, 120.0), "");
+        assert_eq!(explain(&[job(JobState::Completed)], &[], now, 120.0), "");
+    }
+
+    #[test]
+    fn quarantined_gone_and_failing_workers_are_named() {
+        let now = 10_000.0;
+        let jobs = [job(JobState::Pending), job(JobState::Pending), job(JobState::Failed)];
+        let workers = [
+            worker("w1", now, true, None),
+            worker("w2", now - 500.0, false, None),
+            worker("w3", now - 2.0, false, Some(("transfer: no data set to share", now - 5.0))),
+        ];
+        let msg = explain(&jobs, &workers, now, 120.0);
+        assert!(msg.starts_with("2 jobs pending and no worker can take them"), "{msg}");
+        assert!(msg.contains("quarantined after failing jobs: w1"), "{msg}");
+        assert!(msg.contains("not heard from: w2"), "{msg}");
+        assert!(msg.contains("w3 (transfer: no data set to share)"), "{msg}");
+        // An old problem no longer counts: w3 would take the next job.
+        let old = [worker("w3", now - 2.0, false, Some(("transfer: x", now - 900.0)))];
+        assert_eq!(explain(&jobs, &old, now, 120.0), "");
+        assert!(explain(&jobs, &[], now, 120.0).contains("no worker connected"));
+    }
+}

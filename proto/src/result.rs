@@ -1,0 +1,454 @@
+//! The result schema shared by the worker (which writes it) and the coordinator (which stores,
+//! tables and plots it): one epoch's metrics, a finished job's `TrainResult`, its gradient
+//! analysis, the environment it ran in, the execution switches, and the constants both sides
+//! must agree on (Table 2's thresholds, the gradient histogram's bins).
+//!
+//! Results travel as JSON inside the gRPC messages. [`TrainResult::parse`] and
+//! [`EpochMetrics::parse`] are the only way in on the coordinator's side: a document that does
+//! not deserialise, or holds a figure out of its range, is a [`ResultError`] naming the field's
+//! path (`grad_analysis.vanished[2].ratio`), never a silent default.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::job::{AnalysisConfig, TrainConfig};
+
+/// Table 2's thresholds: a gradient element has vanished below each.
+pub const EPSILONS: [f64; 4] = [1e-4, 1e-5, 1e-6, 1e-7];
+/// The thresholds as column suffixes, in `EPSILONS`' order.
+pub const EPSILON_NAMES: [&str; 4] = ["1e-4", "1e-5", "1e-6", "1e-7"];
+/// The |g| histogram covers 10^HIST_LOG10_LO .. 10^HIST_LOG10_HI in `HIST_BINS` log-spaced bins.
+pub const HIST_LOG10_LO: f64 = -12.0;
+/// See [`HIST_LOG10_LO`].
+pub const HIST_LOG10_HI: f64 = 0.0;
+/// See [`HIST_LOG10_LO`].
+pub const HIST_BINS: usize = 120;
+
+/// How a grid stage is executed; the results are the same up to floating-point summation order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GridExec {
+    /// Node by node, in row-major order (R² steps per stage).
+    #[default]
+    Sequential,
+    /// One batched step per anti-diagonal (2R − 1 steps per stage).
+    Wavefront,
+}
+
+impl GridExec {
+    /// `sequential` or `wavefront`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GridExec::Sequential => "sequential",
+            GridExec::Wavefront => "wavefront",
+        }
+    }
+}
+
+impl fmt::Display for GridExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How 4-D tensors (images, activations, convolution weights) are laid out in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryFormat {
+    /// NCHW, libtorch's default.
+    #[default]
+    Contiguous,
+    /// NHWC in memory.
+    ChannelsLast,
+}
+
+impl MemoryFormat {
+    /// `contiguous` or `channels-last`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryFormat::Contiguous => "contiguous",
+            MemoryFormat::ChannelsLast => "channels-last",
+        }
+    }
+}
+
+impl fmt::Display for MemoryFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One epoch's figures (accuracies in percent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training loss over the epoch's (augmented) batches; null when not finite.
+    pub train_loss: Option<f64>,
+    /// Training accuracy on those batches.
+    pub train_acc: f64,
+    /// Test loss (evaluation mode); null when not finite or skipped.
+    pub test_loss: Option<f64>,
+    /// Test accuracy.
+    pub test_acc: f64,
+    /// Wall seconds for the epoch's training and evaluation.
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_s: f64,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every epoch ran.
+    Completed,
+    /// The loss became non-finite; the metrics so far are kept.
+    Diverged,
+    /// This session stopped early as asked, leaving a checkpoint to resume from. Never delivered
+    /// to a coordinator as a result (the lease is released instead).
+    Stopped,
+}
+
+impl RunStatus {
+    /// The lowercase name used in results and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// A finished job, as `worker train` prints it and `CompleteJob` carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainResult {
+    /// The resolved config.
+    pub config: TrainConfig,
+    /// Trainable parameters.
+    pub params: u64,
+    /// FLOPs per image (thop convention).
+    pub flops: u64,
+    /// Completed, diverged or stopped.
+    pub status: RunStatus,
+    /// Per-epoch metrics, including epochs run before a resume.
+    pub epochs: Vec<EpochMetrics>,
+    /// Test accuracy after the last epoch (what the tables report); completed runs only.
+    pub final_test_acc: Option<f64>,
+    /// Best test accuracy over the epochs (reported beside, never instead).
+    pub best_test_acc: Option<f64>,
+    /// Its epoch.
+    pub best_epoch: Option<u32>,
+    /// Seconds of this process, from start to result.
+    pub wall_seconds: f64,
+    /// Training seconds over all sessions of the job.
+    pub train_seconds: f64,
+    /// The epoch this session resumed after, when it did.
+    pub resumed_from_epoch: Option<u32>,
+    /// Where the data came from and how much was used.
+    pub data: DataInfo,
+    /// The device and software.
+    pub environment: Environment,
+    /// Table 2's statistics, when asked for.
+    pub grad_analysis: Option<GradReport>,
+}
+
+/// What the job trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// The data folder (on the worker).
+    pub dir: PathBuf,
+    /// Synthetic (never the real CIFAR-10).
+    pub synthetic: bool,
+    /// Training images used.
+    pub train_images: i64,
+    /// Test images used.
+    pub test_images: i64,
+}
+
+/// Where the job ran, and with which execution switches (they change speed, not the experiment).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// The GPU's name, or the CPU thread count.
+    pub device_name: String,
+    /// libtorch version loaded.
+    pub libtorch_version: String,
+    /// CUDA runtime version as libtorch reports it, on CUDA.
+    pub cuda_version: Option<i64>,
+    /// cuDNN benchmark mode.
+    pub cudnn_benchmark: bool,
+    /// Deterministic algorithms requested.
+    pub deterministic: bool,
+    /// How grid stages were executed (none in results from before the switch existed).
+    #[serde(default)]
+    pub grid_exec: Option<GridExec>,
+    /// Memory layout of activations and convolution weights (none in results from before the
+    /// switch existed).
+    #[serde(default)]
+    pub memory_format: Option<MemoryFormat>,
+    /// Whether fp32 convolutions on CUDA were allowed TF32, reduced precision (none in results
+    /// from before the switch existed).
+    #[serde(default)]
+    pub tf32: Option<bool>,
+}
+
+/// The fraction of gradient elements below one threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Vanished {
+    /// The threshold.
+    pub eps: f64,
+    /// Elements with |g| < eps.
+    pub count: u64,
+    /// count / total.
+    pub ratio: f64,
+}
+
+/// Mean squared gradient of one block, with its position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockGrad {
+    /// `stage2.node_1_3` or `stage2.block_5`.
+    pub name: String,
+    /// 1-based stage.
+    pub stage: u32,
+    /// Grid row, or the block's index in a chain.
+    pub row: u32,
+    /// Grid column, 0 in a chain.
+    pub col: u32,
+    /// Blocks on the longest path from the input up to and including this one.
+    pub distance: u32,
+    /// Gradient elements counted (parameters x batches).
+    pub elements: u64,
+    /// Their mean square.
+    pub mean_sq: f64,
+}
+
+/// The gradient analysis of Table 2 and its sigma_g^2(d).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GradReport {
+    /// The settings used.
+    pub config: AnalysisConfig,
+    /// Validation batches.
+    pub batches: u64,
+    /// Gradient elements: parameters x batches.
+    pub total_gradients: u64,
+    /// Their mean.
+    pub mean: f64,
+    /// Their sample standard deviation.
+    pub std: f64,
+    /// Ratios at the thresholds, one entry per `EPSILONS` value.
+    pub vanished: Vec<Vanished>,
+    /// Counts of |g| in `HIST_BINS` log-spaced bins from 10^HIST_LOG10_LO to 10^HIST_LOG10_HI
+    /// (empty in results that carry none).
+    #[serde(default)]
+    pub histogram: Vec<u64>,
+    /// Elements exactly zero.
+    #[serde(default)]
+    pub zeros: u64,
+    /// Non-zero elements below the histogram's range.
+    #[serde(default)]
+    pub below_range: u64,
+    /// Elements at or above its top.
+    #[serde(default)]
+    pub above_range: u64,
+    /// sigma_g^2 per block (empty in results that carry none).
+    #[serde(default)]
+    pub blocks: Vec<BlockGrad>,
+}
+
+impl GradReport {
+    /// The vanished fractions at `EPSILONS`, in their order (validated results have them all).
+    pub fn vanished_ratios(&self) -> [f64; 4] {
+        EPSILONS.map(|target| self.vanished.iter().find(|v| same_eps(v.eps, target)).map_or(f64::NAN, |v| v.ratio))
+    }
+}
+
+/// Whether a reported threshold is one of ours (a JSON round trip may perturb the last bit).
+fn same_eps(eps: f64, target: f64) -> bool {
+    (eps - target).abs() <= target * 1e-9
+}
+
+/// Why a result or epoch report is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResultError {
+    /// The document does not deserialise into the schema.
+    #[error("result field `{field}`: {message}")]
+    Parse {
+        /// The path of the offending field (`.` for the document itself).
+        field: String,
+        /// serde's message.
+        message: String,
+    },
+    /// A field holds a value out of its range, or the fields contradict each other.
+    #[error("result field `{field}` {problem}")]
+    Invalid {
+        /// The path of the offending field.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Deserialises `json` as a `T`, naming the field that does not fit.
+fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, ResultError> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| ResultError::Parse { field: e.path().to_string(), message: e.inner().to_string() })?;
+    de.end().map_err(|e| ResultError::Parse { field: ".".to_owned(), message: e.to_string() })?;
+    Ok(value)
+}
+
+/// The error for `field`.
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ResultError {
+    ResultError::Invalid { field: field.into(), problem: problem.into() }
+}
+
+/// Checks that `x` is a percentage.
+fn percent(field: &str, x: f64) -> Result<(), ResultError> {
+    if (0.0..=100.0).contains(&x) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("= {x} is not a percentage in [0, 100]")))
+    }
+}
+
+impl EpochMetrics {
+    /// Parses and checks one epoch report.
+    pub fn parse(json: &str) -> Result<Self, ResultError> {
+        let m: EpochMetrics = from_json(json)?;
+        m.validate("")?;
+        Ok(m)
+    }
+
+    /// Checks the ranges; `at` prefixes the field names (`epochs[3].`).
+    fn validate(&self, at: &str) -> Result<(), ResultError> {
+        if self.epoch == 0 {
+            return Err(invalid(format!("{at}epoch"), "is 0; epochs count from 1"));
+        }
+        percent(&format!("{at}train_acc"), self.train_acc)?;
+        percent(&format!("{at}test_acc"), self.test_acc)?;
+        if !(self.seconds.is_finite() && self.seconds >= 0.0) {
+            return Err(invalid(format!("{at}seconds"), format!("= {} is not a duration", self.seconds)));
+        }
+        Ok(())
+    }
+}
+
+impl TrainResult {
+    /// Parses and checks a delivered result (see [`TrainResult::validate`]).
+    pub fn parse(json: &str) -> Result<Self, ResultError> {
+        let r: TrainResult = from_json(json)?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Checks what the tables and plots rely on: the ranges of the accuracies and fractions, a
+    /// final accuracy for a completed run, epochs numbered 1, 2, ..., and a gradient analysis
+    /// with an entry for each of Table 2's thresholds and a histogram of `HIST_BINS` bins.
+    pub fn validate(&self) -> Result<(), ResultError> {
+        for (i, m) in self.epochs.iter().enumerate() {
+            m.validate(&format!("epochs[{i}]."))?;
+            if m.epoch as usize != i + 1 {
+                return Err(invalid(format!("epochs[{i}].epoch"), format!("is {}, expected {}", m.epoch, i + 1)));
+            }
+        }
+        match (self.status, self.final_test_acc) {
+            (RunStatus::Completed, None) => return Err(invalid("final_test_acc", "is missing in a completed run")),
+            (_, Some(acc)) => percent("final_test_acc", acc)?,
+            _ => {}
+        }
+        if let Some(acc) = self.best_test_acc {
+            percent("best_test_acc", acc)?;
+        }
+        if !(self.train_seconds.is_finite() && self.train_seconds >= 0.0) {
+            return Err(invalid("train_seconds", format!("= {} is not a duration", self.train_seconds)));
+        }
+        if let Some(g) = &self.grad_analysis {
+            g.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl GradReport {
+    /// See [`TrainResult::validate`].
+    fn validate(&self) -> Result<(), ResultError> {
+        for (i, v) in self.vanished.iter().enumerate() {
+            if !(0.0..=1.0).contains(&v.ratio) {
+                let field = format!("grad_analysis.vanished[{i}].ratio");
+                return Err(invalid(field, format!("= {} is not a fraction in [0, 1]", v.ratio)));
+            }
+        }
+        for target in EPSILONS {
+            if !self.vanished.iter().any(|v| same_eps(v.eps, target)) {
+                return Err(invalid("grad_analysis.vanished", format!("has no entry for eps = {target:e}")));
+            }
+        }
+        if !self.histogram.is_empty() && self.histogram.len() != HIST_BINS {
+            let problem = format!("has {} bins, expected {HIST_BINS}", self.histogram.len());
+            return Err(invalid("grad_analysis.histogram", problem));
+        }
+        if !(self.std.is_finite() && self.std >= 0.0) {
+            return Err(invalid("grad_analysis.std", format!("= {} is not a standard deviation", self.std)));
+        }
+        Ok(())
+    }
+}
+
+impl TrainResult {
+    /// A well-formed result of `config` with test accuracies `test_accs` per epoch, on a CPU,
+    /// without a gradient analysis: what simulated workers in tests and benchmarks deliver.
+    pub fn simulated(config: TrainConfig, status: RunStatus, test_accs: &[f64]) -> TrainResult {
+        let epochs: Vec<EpochMetrics> = test_accs
+            .iter()
+            .enumerate()
+            .map(|(i, &acc)| EpochMetrics {
+                epoch: i as u32 + 1,
+                lr: config.lr,
+                train_loss: Some(1.0),
+                train_acc: acc,
+                test_loss: Some(1.0),
+                test_acc: acc,
+                seconds: 1.0,
+                images_per_s: 100.0,
+            })
+            .collect();
+        let best = epochs.iter().max_by(|a, b| a.test_acc.total_cmp(&b.test_acc).then(b.epoch.cmp(&a.epoch)));
+        TrainResult {
+            params: 0,
+            flops: 0,
+            status,
+            final_test_acc: epochs.last().filter(|_| status == RunStatus::Completed).map(|m| m.test_acc),
+            best_test_acc: best.map(|m| m.test_acc),
+            best_epoch: best.map(|m| m.epoch),
+            wall_seconds: epochs.len() as f64,
+            train_seconds: epochs.len() as f64,
+            resumed_from_epoch: None,
+            data: DataInfo { dir: PathBuf::new(), synthetic: true, train_images: 0, test_images: 0 },
+            environment: Environment {
+                device: "cpu".to_owned(),
+                device_name: "simulated".to_owned(),
+                libtorch_version: String::new(),
+                cuda_version: None,
+                cudnn_benchmark: false,
+                deterministic: false,
+                grid_exec: Some(GridExec::Sequential),
+                memory_format: Some(MemoryFormat::Contiguous),
+                tf32: Some(false),
+            },
+            grad_analysis: None,
+            epochs,
+            config,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
