@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
     };
     tonic_prost_build::configure()
-        // Job states go into runs.jsonl by name.
+        // Job states and failure kinds go into runs.jsonl by name.
         .type_attribute(
             "gridsweep.v1.JobState",
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"lowercase\")]",

@@ -133,6 +133,7 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
             state: j.state,
             attempts: j.attempts,
             worker: j.worker,
+            error_kind: j.error.is_some().then_some(j.error_kind),
             error: j.error,
             result: j.result,
         })

@@ -102,7 +102,8 @@ fn sweep(with_grads: bool) -> Vec<RunRecord> {
                 };
                 let worker = Some(format!("w{seed}"));
                 let result = res.map(|v| serde_json::from_value(v).expect("a well-formed result"));
-                runs.push(RunRecord { job_id: spec.id(), spec, state, attempts: 1, worker, error, result });
+                let error_kind = error.as_ref().map(|_| FailureKind::OutOfMemory);
+                runs.push(RunRecord { job_id: spec.id(), spec, state, attempts: 1, worker, error, error_kind, result });
             }
         }
     }

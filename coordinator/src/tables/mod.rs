@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::{Arch, DataSpec, JobSpec};
 use gridsweep_proto::result::{EPSILON_NAMES as EPS_NAMES, EPSILONS, TrainResult};
-pub use gridsweep_proto::v1::JobState;
+pub use gridsweep_proto::v1::{FailureKind, JobState};
 
 use crate::files::{OutputError, create_dir, write_output};
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,9 @@ pub struct RunRecord {
     pub worker: Option<String>,
     /// The last error, if any.
     pub error: Option<String>,
+    /// Whose fault the last error was, when there is one.
+    #[serde(default)]
+    pub error_kind: Option<FailureKind>,
     /// The worker's result; present for completed and diverged runs.
     pub result: Option<TrainResult>,
 }

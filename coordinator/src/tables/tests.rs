@@ -120,6 +120,7 @@ fn sweep() -> Vec<RunRecord> {
                     state,
                     attempts: if state == JobState::Failed { 3 } else { 1 },
                     worker: res.as_ref().map(|_| "w1".to_owned()),
+                    error_kind: error.as_ref().map(|_| FailureKind::Job),
                     error,
                     result: res.map(|v| serde_json::from_value(v).unwrap()),
                 });
