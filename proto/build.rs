@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }
+    println!("cargo:rerun-if-changed=build.rs");
     let mut config = tonic_prost_build::Config::new();
     match std::env::var_os("PROTOC") {
         Some(p) => config.protoc_executable(p),
