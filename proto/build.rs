@@ -18,6 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "gridsweep.v1.JobState",
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"lowercase\")]",
         )
+        .type_attribute(
+            "gridsweep.v1.FailureKind",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"kebab-case\")]",
+        )
         .compile_with_config(config, &protos, &["proto"])?;
     Ok(())
 }
