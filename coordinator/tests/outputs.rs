@@ -10,7 +10,7 @@ use std::path::Path;
 use coordinator::files::OutputError;
 use coordinator::plots::{self, PlotError};
 use coordinator::report;
-use coordinator::tables::{self, JobState, RunRecord};
+use coordinator::tables::{self, FailureKind, JobState, RunRecord};
 use gridsweep_proto::job::{AnalysisConfig, Arch, DataSpec, JobSpec, TrainConfig};
 use serde_json::{Value, json};
 
