@@ -46,13 +46,14 @@ impl Counts {
     }
 }
 
-/// "[#####.....] 5/12 ended (4 completed, 1 diverged, 0 failed), 2 running, 5 pending".
+/// "[#####.....] 5/12 ended (4 completed, 1 diverged, 0 failed), 2 running, 5 pending, eta 3m10s".
 pub fn progress_line(status: &pb::SweepStatus) -> String {
     let c = Counts::of(status);
     let width = 24;
     let filled = if c.total() == 0 { width } else { c.ended() * width / c.total() };
+    let eta = status.eta_s.map_or_else(String::new, |s| format!(", eta {}", duration(s)));
     format!(
-        "[{}{}] {}/{} ended ({} completed, {} diverged, {} failed), {} running, {} pending",
+        "[{}{}] {}/{} ended ({} completed, {} diverged, {} failed), {} running, {} pending{eta}",
         "#".repeat(filled),
         ".".repeat(width - filled),
         c.ended(),
@@ -73,7 +74,7 @@ pub fn job_line(j: &pb::JobStatus) -> String {
     let error = if j.error.is_empty() || j.state() == pb::JobState::Completed {
         String::new()
     } else {
-        format!("  error ({}): {}", j.error_kind().name(), j.error)
+        format!("  failures {}/{}, last error ({}): {}", j.failures, j.max_attempts, j.error_kind().name(), j.error)
     };
     format!(
         "{} {:>6}-{:<4} seed {:<4} {:<9} {:<10} epoch {}/{}  acc {}{}{}",
@@ -104,20 +105,65 @@ pub fn duration(seconds: f64) -> String {
 /// The whole status: progress, running jobs, then (with `all`) every job, and the workers.
 pub fn render(status: &pb::SweepStatus, all: bool) -> String {
     let mut out = format!("sweep {}: {}\n", status.sweep_name, progress_line(status));
+    if !status.stalled.is_empty() {
+        out += &format!("  STALLED: {}\n", status.stalled);
+    }
     for j in status.jobs.iter().filter(|j| all || j.state() == pb::JobState::Running) {
         out += &format!("  {}\n", job_line(j));
     }
     for w in &status.workers {
         out += &format!(
-            "  worker {} ({}, {}) last seen {} ago{}\n",
+            "  worker {} ({}, {}) last seen {} ago{}{}\n",
             w.worker_id,
             w.name,
             w.device,
             duration(w.last_seen_s),
-            if w.quarantined { ", QUARANTINED" } else { "" }
+            if w.quarantined { ", QUARANTINED" } else { "" },
+            if w.problem.is_empty() { String::new() } else { format!(", problem: {}", w.problem) }
         );
     }
     out
+}
+
+/// The status as one JSON document for scripts (`status --json`): the sweep's counts and ETA,
+/// every job and every worker, states and failure kinds by name.
+pub fn to_json(status: &pb::SweepStatus) -> serde_json::Value {
+    use serde_json::json;
+    let c = Counts::of(status);
+    let jobs: Vec<serde_json::Value> = status
+        .jobs
+        .iter()
+        .map(|j| {
+            json!({
+                "job_id": j.job_id, "arch": j.arch, "depth": j.depth, "seed": j.seed, "state": j.state().name(),
+                "worker": (!j.worker_id.is_empty()).then_some(&j.worker_id), "epoch": j.epoch,
+                "epochs_total": j.epochs_total, "test_acc": j.test_acc, "eta_s": j.eta_s, "attempts": j.attempts,
+                "failures": j.failures, "max_attempts": j.max_attempts,
+                "error": (!j.error.is_empty()).then_some(&j.error),
+                "error_kind": (!j.error.is_empty()).then(|| j.error_kind().name()),
+            })
+        })
+        .collect();
+    let workers: Vec<serde_json::Value> = status
+        .workers
+        .iter()
+        .map(|w| {
+            json!({
+                "worker_id": w.worker_id, "name": w.name, "device": w.device, "last_seen_s": w.last_seen_s,
+                "quarantined": w.quarantined, "problem": (!w.problem.is_empty()).then_some(&w.problem),
+            })
+        })
+        .collect();
+    json!({
+        "sweep": status.sweep_name,
+        "finished": status.finished,
+        "eta_s": status.eta_s,
+        "stalled": (!status.stalled.is_empty()).then_some(&status.stalled),
+        "counts": {"pending": c.pending, "running": c.running, "completed": c.completed,
+                   "diverged": c.diverged, "failed": c.failed},
+        "jobs": jobs,
+        "workers": workers,
+    })
 }
 
 #[cfg(test)]

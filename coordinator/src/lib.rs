@@ -5,7 +5,9 @@
 
 pub mod condition;
 pub mod display;
+pub mod eta;
 pub mod files;
+pub mod live;
 pub mod plots;
 pub mod report;
 pub mod run;

@@ -9,10 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use coordinator::display;
 use coordinator::run::{self, LocalWorkers, RunError, RunOptions, RunTls};
+use coordinator::store::{Store, StoreError};
 use coordinator::sweep;
 use gridsweep_proto::auth::{TOKEN_ENV, read_token};
 use gridsweep_proto::client::{ClientFlags, ClientTls};
-use gridsweep_proto::v1::GetStatusRequest;
+use gridsweep_proto::v1::{GetStatusRequest, RetryJobsRequest};
 
 /// The gridsweep coordinator: expands a sweep into jobs, leases them to workers, writes the
 /// paper's tables.
@@ -90,6 +91,9 @@ enum Command {
         /// Hand out jobs in file order instead of longest-expected-first.
         #[arg(long)]
         fifo: bool,
+        /// Give the jobs that failed in an earlier run a fresh attempt budget before serving.
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Print the jobs a sweep file expands to, without running anything.
     Expand {
@@ -104,6 +108,24 @@ enum Command {
         /// Keep showing it as it changes.
         #[arg(long)]
         watch: bool,
+        /// Print one JSON document (with --watch: one per line, per change) for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
+    },
+    /// Give failed jobs a fresh attempt budget and put them back in the queue, on a stopped
+    /// state (--state) or through a running coordinator (--connect). Earlier attempts and their
+    /// errors stay in the state.
+    Retry {
+        /// Job ids; none: every failed job.
+        jobs: Vec<String>,
+        /// A state directory no coordinator is serving.
+        #[arg(long, conflicts_with = "connect")]
+        state: Option<PathBuf>,
+        /// A running coordinator (the default when --state is not given).
+        #[arg(long)]
+        connect: Option<String>,
         #[command(flatten)]
         client: ClientFlags,
     },
@@ -153,6 +175,7 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             data,
             out,
             fifo,
+            retry_failed,
         } => {
             let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
             if !listen.ip().is_loopback() && token.is_none() {
@@ -180,6 +203,7 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
                 worker_device,
                 token,
                 tls,
+                retry_failed,
             };
             match run::run(opts, shutdown_signal()).await {
                 Ok(o) => {
@@ -195,7 +219,7 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
                     }
                     Ok(())
                 }
-                Err(e @ RunError::Sweep(_)) => Err((2, e.to_string())),
+                Err(e @ (RunError::Sweep(_) | RunError::Data(_))) => Err((2, e.to_string())),
                 Err(e @ RunError::Interrupted) => Err((130, e.to_string())),
                 Err(e) => Err((1, e.to_string())),
             }
@@ -205,11 +229,12 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             print!("{}", sweep::expansion_text(&s));
             Ok(())
         }
-        Command::Status { connect, watch, client } => {
+        Command::Status { connect, watch, json, client } => {
             let token = client.token().map_err(|e| (2, e))?;
             let tls = client.tls().map_err(|e| (2, e))?;
-            status(connect, watch, token, tls).await.map_err(|e| (1, e))
+            status(connect, watch, json, token, tls).await.map_err(|e| (1, e))
         }
+        Command::Retry { jobs, state, connect, client } => retry(jobs, state, connect, client).await,
         Command::Tables { state, out } => {
             let t = run::write_tables(&state, &out).map_err(|e| (1, e.to_string()))?;
             for f in &t.files {
@@ -220,16 +245,32 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
     }
 }
 
-async fn status(url: String, watch: bool, token: Option<String>, tls: Option<ClientTls>) -> Result<(), String> {
+async fn status(
+    url: String,
+    watch: bool,
+    json: bool,
+    token: Option<String>,
+    tls: Option<ClientTls>,
+) -> Result<(), String> {
     let mut client = gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await?;
     if !watch {
         let s = client.get_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
-        print!("{}", display::render(&s, true));
+        match json {
+            true => println!("{}", display::to_json(&s)),
+            false => print!("{}", display::render(&s, true)),
+        }
         return Ok(());
     }
     let mut stream = client.watch_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
-    let tty = std::io::stdout().is_terminal();
+    let tty = std::io::stdout().is_terminal() && !json;
     while let Some(s) = stream.message().await.map_err(|s| s.message().to_owned())? {
+        if json {
+            println!("{}", display::to_json(&s));
+            if s.finished {
+                break;
+            }
+            continue;
+        }
         if tty {
             print!("\x1b[2J\x1b[H");
         }
@@ -237,6 +278,52 @@ async fn status(url: String, watch: bool, token: Option<String>, tls: Option<Cli
         if s.finished {
             break;
         }
+    }
+    Ok(())
+}
+
+/// `coordinator retry`: on a stopped state directly, else through the running coordinator's
+/// admin rpc. An unknown job id exits 2 naming it, and nothing changes.
+async fn retry(
+    jobs: Vec<String>,
+    state: Option<PathBuf>,
+    connect: Option<String>,
+    client: ClientFlags,
+) -> Result<(), (u8, String)> {
+    let (retried, not_failed) = match state {
+        Some(dir) => {
+            if !dir.join("state.db").is_file() {
+                return Err((2, format!("{}: not a gridsweep state directory (no state.db)", dir.display())));
+            }
+            let store = Store::open(&dir).map_err(|e| (1, e.to_string()))?;
+            match store.retry_failed(&jobs) {
+                Ok(o) => (o.retried, o.not_failed.into_iter().map(|(id, s)| format!("{id} ({s})")).collect()),
+                Err(e @ StoreError::UnknownJob(_)) => return Err((2, format!("{e} in {}", dir.display()))),
+                Err(e) => return Err((1, e.to_string())),
+            }
+        }
+        None => {
+            let url = connect.unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
+            let token = client.token().map_err(|e| (2, e))?;
+            let tls = client.tls().map_err(|e| (2, e))?;
+            let mut c =
+                gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await.map_err(|e| (1, e))?;
+            match c.retry_jobs(RetryJobsRequest { job_ids: jobs }).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    (r.retried, r.not_failed)
+                }
+                Err(s) if s.code() == tonic::Code::NotFound => return Err((2, s.message().to_owned())),
+                Err(s) => return Err((1, format!("{url}: {}", s.message()))),
+            }
+        }
+    };
+    for job in &not_failed {
+        println!("left alone, not failed: {job}");
+    }
+    match retried.len() {
+        0 => println!("no failed job to retry"),
+        n => println!("{n} failed jobs back in the queue with a fresh attempt budget: {}", retried.join(", ")),
     }
     Ok(())
 }

@@ -15,10 +15,13 @@ use gridsweep_proto::v1 as pb;
 use tokio::net::TcpListener;
 
 use crate::display;
+use crate::live;
 use crate::server::{Shared, serve};
 use crate::store::{Store, StoreError};
 use crate::sweep::{self, SweepError};
 use crate::tables::{self, RunRecord, TablesError, TablesSummary};
+use gridsweep_proto::cifar;
+use gridsweep_proto::job::DataSpec;
 
 /// How many local workers `run` starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +68,8 @@ pub struct RunOptions {
     pub token: Option<String>,
     /// Serve TLS.
     pub tls: Option<RunTls>,
+    /// Give jobs that failed in an earlier run a fresh attempt budget before serving.
+    pub retry_failed: bool,
 }
 
 /// The coordinator's TLS identity.
@@ -84,6 +89,9 @@ pub enum RunError {
     /// The sweep file.
     #[error(transparent)]
     Sweep(#[from] SweepError),
+    /// The data set the sweep needs is not at hand (checked before anything is served).
+    #[error("{0}")]
+    Data(String),
     /// The state.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -122,32 +130,56 @@ pub struct RunOutcome {
     pub out_dir: PathBuf,
 }
 
-/// The sweep's runs as the tables want them, from the state database.
-pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
-    let (jobs, _) = store.snapshot()?;
-    Ok(jobs
-        .into_iter()
-        .map(|j| RunRecord {
-            job_id: j.id,
-            spec: j.spec,
-            state: j.state,
-            attempts: j.attempts,
-            worker: j.worker,
-            error_kind: j.error.is_some().then_some(j.error_kind),
-            error: j.error,
-            result: j.result,
-        })
-        .collect())
-}
+pub use crate::live::records;
 
-/// Writes the tables of the state in `state_dir` to `out`, then the plots and the report.
+/// Writes the tables of the state in `state_dir` to `out`, then `epochs.csv`, the plots and
+/// the report.
 pub fn write_tables(state_dir: &Path, out: &Path) -> Result<TablesSummary, RunError> {
     let store = Store::open(state_dir)?;
     let name = store.sweep_name()?.unwrap_or_else(|| "sweep".to_owned());
     let runs = records(&store)?;
     let tables = tables::write_tables(&runs, &name, out)?;
+    write_epochs(&store, out);
     write_plots_and_report(&runs, &name, None, out);
     Ok(tables)
+}
+
+/// Writes `epochs.csv`; a failure is logged with the file it concerns and the run goes on.
+fn write_epochs(store: &Store, out: &Path) {
+    if let Err(e) = live::write_epochs(store, out) {
+        tracing::error!("{} not written: {e}", out.join(live::EPOCHS_CSV).display());
+    }
+}
+
+/// The folder of CIFAR-10 files the sweep's workers get: `--data` when given, else `data/`
+/// (where `make demo` and `make data` put the set) when it holds a verified set. A sweep on
+/// CIFAR-10 without either is refused before anything is served or written, so that the
+/// operator's mistake is not charged to the jobs.
+fn resolve_data(given: Option<&Path>, needs_cifar: bool) -> Result<Option<PathBuf>, RunError> {
+    let verified = |dir: &Path| {
+        let inner = cifar::resolve_dir(dir);
+        cifar::verify(&inner).map(|()| inner)
+    };
+    match (given, needs_cifar) {
+        (Some(d), true) => verified(d).map(Some).map_err(|e| {
+            RunError::Data(format!(
+                "--data {}: not a verified CIFAR-10 set ({e}); fetch one with `worker data fetch --dest DIR`",
+                d.display()
+            ))
+        }),
+        (Some(d), false) => Ok(Some(cifar::resolve_dir(d))),
+        (None, true) => match verified(Path::new("data")) {
+            Ok(dir) => {
+                println!("data: CIFAR-10 from {} (md5 verified)", dir.display());
+                Ok(Some(dir))
+            }
+            Err(e) => Err(RunError::Data(format!(
+                "this sweep trains on CIFAR-10, but no --data was given and data/ holds no verified set ({e}); \
+                 give --data DIR, after `worker data fetch --dest DIR` if needed"
+            ))),
+        },
+        (None, false) => Ok(None),
+    }
 }
 
 /// Writes the plots and `report.md` beside tables already written. A failure here must not
@@ -167,6 +199,11 @@ fn write_plots_and_report(runs: &[RunRecord], name: &str, sweep_source: Option<&
 /// Runs the sweep until every job has ended (or `shutdown` resolves).
 pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = ()>) -> Result<RunOutcome, RunError> {
     let sweep = sweep::load(&opts.sweep)?;
+    let needs_cifar = sweep.data == DataSpec::Cifar10;
+    let given = opts.data.clone();
+    let data_dir = tokio::task::spawn_blocking(move || resolve_data(given.as_deref(), needs_cifar))
+        .await
+        .map_err(|e| RunError::Data(format!("checking the data set: {e}")))??;
     let state_dir = opts.state.clone().unwrap_or_else(|| PathBuf::from("state").join(&sweep.name));
     let out_dir = opts.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&sweep.name));
     let store = Store::open(&state_dir)?;
@@ -178,10 +215,10 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         sweep.jobs.len(),
         state_dir.display()
     );
-    let data_dir = opts.data.as_ref().map(|d| {
-        let inner = d.join("cifar-10-batches-bin");
-        if inner.exists() { inner } else { d.clone() }
-    });
+    if opts.retry_failed {
+        let retried = store.retry_failed(&[])?.retried;
+        println!("--retry-failed: {} failed jobs back in the queue with a fresh attempt budget", retried.len());
+    }
     let tls = match &opts.tls {
         Some(t) => {
             let read = |p: &Path| std::fs::read(p).map_err(|e| RunError::Tls(format!("{}: {e}", p.display())));
@@ -195,7 +232,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         sweep.name.clone(),
         Duration::from_secs(sweep.lease_ttl_s),
         opts.fifo,
-        data_dir,
+        data_dir.clone(),
         opts.token.clone(),
         tls,
     ));
@@ -212,9 +249,9 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     let mut status = shared.status()?;
     let mut workers = Vec::new();
     if !status.finished {
-        workers = start_local_workers(&opts, &state_dir, addr)?;
+        workers = start_local_workers(&opts, data_dir.as_deref(), &state_dir, addr)?;
     }
-    let interrupted = watch(&shared, &mut status, &mut workers, shutdown).await?;
+    let interrupted = watch(&shared, &mut status, &mut workers, &out_dir, shutdown).await?;
     if interrupted {
         shared.stopping.store(true, Ordering::SeqCst);
         println!("stopping: running jobs are released at their workers' next heartbeat");
@@ -233,6 +270,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     }
     let runs = records(&shared.store)?;
     let tables = tables::write_tables(&runs, &sweep.name, &out_dir)?;
+    write_epochs(&shared.store, &out_dir);
     write_plots_and_report(&runs, &sweep.name, Some(&sweep.source), &out_dir);
     stop_workers(&mut workers, Duration::from_secs(30));
     let _ = stop_tx.send(());
@@ -242,12 +280,15 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
 
 /// Follows the sweep until it is finished (false) or interrupted (true), printing progress.
 async fn watch(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     status: &mut pb::SweepStatus,
     workers: &mut [Child],
+    out_dir: &Path,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<bool, RunError> {
     let tty = std::io::stdout().is_terminal();
+    let mut outputs = live::Refresh::new(out_dir, &shared.sweep_name);
+    let mut stall = StallNotice::default();
     let mut seen: HashMap<String, (pb::JobState, u32)> = HashMap::new();
     let mut changes = shared.changed.subscribe();
     let mut drawn = 0usize;
@@ -289,6 +330,19 @@ async fn watch(
                 println!("{e}");
             }
         }
+        if let Some(line) = stall.check(&status.stalled) {
+            match tty {
+                true => {
+                    if drawn > 0 {
+                        print!("\x1b[{drawn}A\x1b[J");
+                    }
+                    println!("{line}");
+                    drawn = 0;
+                }
+                false => println!("{line}"),
+            }
+        }
+        outputs.update(shared, status).await;
         if status.finished {
             if !tty {
                 println!("{}", display::progress_line(status));
@@ -308,15 +362,53 @@ async fn watch(
         tokio::select! {
             () = &mut shutdown => return Ok(true),
             _ = changes.changed() => {}
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         *status = shared.status()?;
     }
 }
 
+/// Says when the sweep has stalled: the explanation is printed once it has held for
+/// `STALL_NOTICE_AFTER` (a sweep that just started has no worker yet), and again when it changes.
+#[derive(Debug, Default)]
+struct StallNotice {
+    /// The explanation seen last, and since when.
+    current: Option<(String, std::time::Instant)>,
+    /// The explanation printed last.
+    printed: Option<String>,
+}
+
+/// How long a stall must last before `run` prints it.
+const STALL_NOTICE_AFTER: Duration = Duration::from_secs(10);
+
+impl StallNotice {
+    /// The line to print now, if any.
+    fn check(&mut self, stalled: &str) -> Option<String> {
+        if stalled.is_empty() {
+            *self = StallNotice::default();
+            return None;
+        }
+        match &self.current {
+            Some((s, _)) if s == stalled => {}
+            _ => self.current = Some((stalled.to_owned(), std::time::Instant::now())),
+        }
+        let (s, since) = self.current.as_ref()?;
+        if since.elapsed() < STALL_NOTICE_AFTER || self.printed.as_ref() == Some(s) {
+            return None;
+        }
+        self.printed = Some(s.clone());
+        Some(format!("STALLED: {s}"))
+    }
+}
+
 /// Starts the local workers, logging to `<state>/workers/local-K.log`.
-fn start_local_workers(opts: &RunOptions, state_dir: &Path, addr: SocketAddr) -> Result<Vec<Child>, RunError> {
+fn start_local_workers(
+    opts: &RunOptions,
+    data: Option<&Path>,
+    state_dir: &Path,
+    addr: SocketAddr,
+) -> Result<Vec<Child>, RunError> {
     let bin = match &opts.worker_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe().map_err(|e| RunError::Workers(e.to_string()))?.with_file_name("worker"),
@@ -353,7 +445,7 @@ fn start_local_workers(opts: &RunOptions, state_dir: &Path, addr: SocketAddr) ->
         if device == "cpu" || device == "auto" {
             cmd.arg("--threads").arg(threads.to_string());
         }
-        if let Some(d) = &opts.data {
+        if let Some(d) = data {
             cmd.arg("--data").arg(d);
         }
         if let Some(t) = &opts.tls {

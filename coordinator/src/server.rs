@@ -118,11 +118,15 @@ impl Shared {
         let (jobs, workers) = self.store.snapshot()?;
         let t = now();
         let finished = jobs.iter().all(|j| !j.state.is_open());
-        let stalled = stall::explain(&jobs, &workers, t, self.lease_ttl.as_secs_f64());
+        let ttl = self.lease_ttl.as_secs_f64();
+        let stalled = stall::explain(&jobs, &workers, t, ttl);
+        let live = workers.iter().filter(|w| stall::is_live(w, t, ttl)).count();
+        let eta_s = if finished { None } else { crate::eta::sweep_eta(&jobs, live) };
         Ok(pb::SweepStatus {
             sweep_name: self.sweep_name.clone(),
             finished,
             stalled,
+            eta_s,
             jobs: jobs
                 .into_iter()
                 .map(|j| {

@@ -18,6 +18,11 @@ pub fn recent_problem(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> Option<Strin
     (now - at <= PROBLEM_FOR_S.max(2.0 * lease_ttl_s)).then(|| problem.clone())
 }
 
+/// Whether `w` can take jobs: not quarantined and heard from lately.
+pub fn is_live(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> bool {
+    !w.quarantined && now - w.last_seen <= GONE_AFTER_S.max(lease_ttl_s)
+}
+
 /// Why no pending job can be taken, or an empty string when the sweep can go on (or is done).
 pub fn explain(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s: f64) -> String {
     let pending = jobs.iter().filter(|j| j.state == JobState::Pending).count();
@@ -71,6 +76,8 @@ mod tests {
             epoch: 0,
             test_acc: None,
             secs_per_epoch: None,
+            epoch_seconds: 0.0,
+            busy_seconds: 0.0,
             attempts: 0,
             error: None,
             error_kind: FailureKind::Job,

@@ -167,6 +167,11 @@ pub struct JobRow {
     pub test_acc: Option<f64>,
     /// Mean seconds per reported epoch.
     pub secs_per_epoch: Option<f64>,
+    /// Seconds of reported epochs (training and evaluation) over all attempts.
+    pub epoch_seconds: f64,
+    /// Wall seconds workers have held the job, over all attempts (a running one up to now):
+    /// epochs plus per-job overhead (data loading, checkpoints, the gradient analysis).
+    pub busy_seconds: f64,
     /// Grants so far.
     pub attempts: u32,
     /// Last error.
@@ -849,11 +854,13 @@ impl Store {
         let mut stmt = conn
             .prepare(
                 "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error, result,
-                 error_kind, failures, max_attempts FROM jobs WHERE active = 1 ORDER BY seq",
+                 error_kind, failures, max_attempts,
+                 (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id)
+                 FROM jobs WHERE active = 1 ORDER BY seq",
             )
             .map_err(&sql)?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map([now()], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -865,13 +872,13 @@ impl Store {
                     r.get::<_, i64>(7)?,
                     r.get::<_, Option<String>>(8)?,
                     r.get::<_, Option<String>>(9)?,
-                    (r.get::<_, Option<String>>(10)?, r.get::<_, i64>(11)?, r.get::<_, i64>(12)?),
+                    (r.get::<_, Option<String>>(10)?, r.get::<_, i64>(11)?, r.get::<_, i64>(12)?, r.get::<_, f64>(13)?),
                 ))
             })
             .map_err(&sql)?;
         let mut jobs = Vec::new();
         for row in rows {
-            let (id, spec, state, worker, epoch, test_acc, secs, attempts, error, result, (kind, failures, max)) =
+            let (id, spec, state, worker, epoch, test_acc, secs, attempts, error, result, (kind, failures, max, busy)) =
                 row.map_err(&sql)?;
             let error_kind = match kind {
                 None => FailureKind::Job,
@@ -897,6 +904,8 @@ impl Store {
                 epoch: epoch as u32,
                 test_acc,
                 secs_per_epoch: (epoch > 0).then(|| secs / epoch as f64),
+                epoch_seconds: secs,
+                busy_seconds: busy,
                 attempts: attempts as u32,
                 error,
                 error_kind,

@@ -96,7 +96,8 @@ fn mistyped_and_missing_fields_are_named() {
 
 #[test]
 fn out_of_range_figures_are_named() {
-    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 7] = [
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Edit); 7] = [
         ("final_test_acc", Box::new(|v| v["final_test_acc"] = 101.0.into())),
         ("final_test_acc", Box::new(|v| v["final_test_acc"] = serde_json::Value::Null)),
         ("epochs[0].train_acc", Box::new(|v| v["epochs"][0]["train_acc"] = (-1.0).into())),

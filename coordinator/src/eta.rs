@@ -1,0 +1,102 @@
+//! The sweep's ETA from the throughput observed so far. Work is measured in the scheduler's cost
+//! units (`JobSpec::cost`, the same model that orders the queue); two rates are learned from the
+//! state: seconds per unit, from the reported epochs (training and evaluation), and seconds of
+//! overhead per job (loading data, checkpoints, the gradient analysis: the part of the time
+//! workers held a job that no epoch accounts for), from the jobs that have ended. The remaining
+//! work, spread over the live workers, gives the ETA; the longest remaining job bounds it below.
+
+use gridsweep_proto::v1::JobState;
+
+use crate::store::JobRow;
+
+/// Seconds until every job of `jobs` has ended, with `workers` taking jobs in parallel; None
+/// until an epoch has been reported (nothing to learn from yet).
+pub fn sweep_eta(jobs: &[JobRow], workers: usize) -> Option<f64> {
+    let units = |j: &JobRow| j.spec.cost();
+    let fraction = |j: &JobRow| f64::from(j.epoch.min(j.spec.train.epochs)) / f64::from(j.spec.train.epochs.max(1));
+    // Seconds per unit, over every job with reported epochs.
+    let (secs, done_units) = jobs
+        .iter()
+        .filter(|j| j.epoch > 0)
+        .fold((0.0, 0.0), |(s, u), j| (s + j.epoch_seconds, u + units(j) * fraction(j)));
+    if done_units <= 0.0 || secs <= 0.0 {
+        return None;
+    }
+    let per_unit = secs / done_units;
+    // Overhead per job, over the jobs that have ended with a result.
+    let ended: Vec<&JobRow> =
+        jobs.iter().filter(|j| matches!(j.state, JobState::Completed | JobState::Diverged)).collect();
+    let overhead = if ended.is_empty() {
+        0.0
+    } else {
+        ended.iter().map(|j| (j.busy_seconds - j.epoch_seconds).max(0.0)).sum::<f64>() / ended.len() as f64
+    };
+    let mut remaining = 0.0;
+    let mut longest: f64 = 0.0;
+    for j in jobs {
+        let left = match j.state {
+            JobState::Pending => per_unit * units(j) * (1.0 - fraction(j)) + overhead,
+            // A running job has paid part of its overhead; count half of it.
+            JobState::Running => per_unit * units(j) * (1.0 - fraction(j)) + overhead / 2.0,
+            _ => continue,
+        };
+        remaining += left;
+        longest = longest.max(left);
+    }
+    Some((remaining / workers.max(1) as f64).max(longest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
+    use gridsweep_proto::v1::FailureKind;
+
+    /// A job of `depth` (cost (n + 0.5) x epochs x 100 images) with `epoch` of 2 epochs done in
+    /// `secs` seconds of epochs and `busy` seconds held.
+    fn job(depth: u32, state: JobState, epoch: u32, secs: f64, busy: f64) -> JobRow {
+        let train = TrainConfig { epochs: 2, train_subset: Some(100), ..TrainConfig::paper(Arch::Resnet, depth, 1) };
+        JobRow {
+            id: "j".into(),
+            spec: JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0 },
+            state,
+            worker: None,
+            epoch,
+            test_acc: None,
+            secs_per_epoch: None,
+            epoch_seconds: secs,
+            busy_seconds: busy,
+            attempts: 1,
+            error: None,
+            error_kind: FailureKind::Job,
+            failures: 0,
+            max_attempts: 3,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn nothing_reported_yet_means_no_estimate() {
+        assert_eq!(sweep_eta(&[job(8, JobState::Pending, 0, 0.0, 0.0)], 1), None);
+    }
+
+    #[test]
+    fn remaining_units_and_overheads_over_the_workers() {
+        // Depth 8: n = 1, cost 1.5 x 2 x 100 = 300 units; depth 26: 4.5 x 200 = 900.
+        // The ended depth-26 job: 900 units in 9 s of epochs (0.01 s/unit), held 11 s: 2 s overhead.
+        let jobs = [
+            job(26, JobState::Completed, 2, 9.0, 11.0),
+            job(26, JobState::Running, 1, 4.5, 5.0),
+            job(8, JobState::Pending, 0, 0.0, 0.0),
+            job(8, JobState::Pending, 0, 0.0, 0.0),
+        ];
+        // Running: 450 units left x 0.01 + 1 = 5.5; each pending: 3 + 2 = 5; total 15.5.
+        // Per unit: (9 + 4.5) s / (900 + 450) units = 0.01.
+        let one = sweep_eta(&jobs, 1).unwrap();
+        assert!((one - 15.5).abs() < 1e-9, "{one}");
+        // Two workers: 7.75, above the longest remaining job (5.5).
+        assert!((sweep_eta(&jobs, 2).unwrap() - 7.75).abs() < 1e-9);
+        // Ten workers: the longest job bounds it.
+        assert!((sweep_eta(&jobs, 10).unwrap() - 5.5).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,204 @@
+//! Results while a sweep runs: `epochs.csv`, one row per job and reported epoch in long format
+//! (what people plot while a 300-epoch sweep runs), rewritten atomically from the state; `run`
+//! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gridsweep_proto::v1 as pb;
+
+use crate::condition::Varying;
+use crate::files::{OutputError, create_dir, write_output};
+use crate::server::Shared;
+use crate::store::{EpochRow, JobRow, Store, StoreError};
+use crate::tables::{self, RunRecord};
+
+/// The file's name in the output directory.
+pub const EPOCHS_CSV: &str = "epochs.csv";
+
+/// Why `epochs.csv` could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Reading the state.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the file.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// Formatting a row.
+    #[error("cannot format {}: {source}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: csv::Error,
+    },
+}
+
+/// How often `epochs.csv` is rewritten at most while epochs arrive.
+const EPOCHS_EVERY: Duration = Duration::from_secs(2);
+
+/// The sweep's runs as the tables want them, from the state database.
+pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
+    let (jobs, _) = store.snapshot()?;
+    Ok(jobs
+        .into_iter()
+        .map(|j| RunRecord {
+            job_id: j.id,
+            spec: j.spec,
+            state: j.state,
+            attempts: j.attempts,
+            worker: j.worker,
+            error_kind: j.error.is_some().then_some(j.error_kind),
+            error: j.error,
+            result: j.result,
+        })
+        .collect())
+}
+
+/// Keeps the output directory current while a sweep runs: `epochs.csv` when epochs arrive (at
+/// most every `EPOCHS_EVERY`), the tables (with pending and running jobs counted) when jobs end.
+/// Writing happens on the blocking pool; a failure is logged naming the file, and the sweep goes
+/// on (the files are written again at the next change and at the end).
+#[derive(Debug)]
+pub struct Refresh {
+    /// The output directory.
+    out: PathBuf,
+    /// The sweep's name, for the tables.
+    sweep: String,
+    /// Epochs reported, over all jobs, when `epochs.csv` was last written.
+    epochs: Option<u64>,
+    /// When it was last written.
+    epochs_at: Option<Instant>,
+    /// Jobs ended when the tables were last written.
+    ended: Option<usize>,
+}
+
+impl Refresh {
+    /// Nothing written yet.
+    pub fn new(out: &Path, sweep: &str) -> Self {
+        Refresh { out: out.to_owned(), sweep: sweep.to_owned(), epochs: None, epochs_at: None, ended: None }
+    }
+
+    /// Writes what `status` shows has changed since the last call.
+    pub async fn update(&mut self, shared: &Arc<Shared>, status: &pb::SweepStatus) {
+        let epochs: u64 = status.jobs.iter().map(|j| u64::from(j.epoch)).sum();
+        let ended = status.jobs.iter().filter(|j| !j.state().is_open()).count();
+        let epochs_due = self.epochs != Some(epochs) && self.epochs_at.is_none_or(|t| t.elapsed() >= EPOCHS_EVERY);
+        let tables_due = self.ended != Some(ended) && ended > 0;
+        if !epochs_due && !tables_due {
+            return;
+        }
+        let (shared, out, sweep) = (shared.clone(), self.out.clone(), self.sweep.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            if epochs_due && let Err(e) = write_epochs(&shared.store, &out) {
+                tracing::error!("{} not written: {e}", out.join(EPOCHS_CSV).display());
+            }
+            if tables_due {
+                let written = records(&shared.store)
+                    .map_err(|e| e.to_string())
+                    .and_then(|runs| tables::write_tables(&runs, &sweep, &out).map_err(|e| e.to_string()));
+                if let Err(e) = written {
+                    tracing::error!("tables in {} not refreshed: {e}", out.display());
+                }
+            }
+        });
+        if let Err(e) = task.await {
+            tracing::error!("refreshing {}: {e}", self.out.display());
+        }
+        if epochs_due {
+            (self.epochs, self.epochs_at) = (Some(epochs), Some(Instant::now()));
+        }
+        if tables_due {
+            self.ended = Some(ended);
+        }
+    }
+}
+
+/// Writes `out/epochs.csv` from the state; returns its path.
+pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
+    let (jobs, _) = store.snapshot()?;
+    let log = store.epoch_log()?;
+    let path = out.join(EPOCHS_CSV);
+    let bytes = epochs_csv(&jobs, &log).map_err(|source| LiveError::Csv { path: path.clone(), source })?;
+    create_dir(out)?;
+    Ok(write_output(out, EPOCHS_CSV, &bytes)?)
+}
+
+/// The CSV: job id, arch, depth, seed, repeat, each setting that varies between the sweep's
+/// jobs (named as in the sweep file), then the epoch's figures (`epoch_lr`: the learning rate
+/// the schedule used in that epoch, apart from the `lr` setting), its worker and attempt.
+/// Missing figures (a non-finite loss) are empty cells.
+pub fn epochs_csv(jobs: &[JobRow], log: &[EpochRow]) -> Result<Vec<u8>, csv::Error> {
+    let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = ["job_id", "arch", "depth", "seed", "repeat"].map(String::from).into();
+    header.extend(varying.names.iter().cloned());
+    header.extend(
+        ["epoch", "epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "worker", "attempt"]
+            .map(String::from),
+    );
+    w.write_record(&header)?;
+    let cell = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for row in log {
+        let Some(job) = jobs.iter().find(|j| j.id == row.job) else { continue };
+        let (t, m) = (&job.spec.train, &row.metrics);
+        let mut record = vec![row.job.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
+        record.push(job.spec.repeat.to_string());
+        record.extend(varying.key(&job.spec).iter().map(|v| v.text()));
+        record.extend([
+            m.epoch.to_string(),
+            m.lr.to_string(),
+            cell(m.train_loss),
+            m.train_acc.to_string(),
+            cell(m.test_loss),
+            m.test_acc.to_string(),
+            m.seconds.to_string(),
+            row.worker.clone().unwrap_or_default(),
+            row.attempt.to_string(),
+        ]);
+        w.write_record(&record)?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
+    use gridsweep_proto::result::{RunStatus, TrainResult};
+
+    #[test]
+    fn one_row_per_epoch_with_the_varying_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let job = |lr: f64| JobSpec {
+            train: TrainConfig { lr, epochs: 2, ..TrainConfig::paper(Arch::Resnet, 8, 1) },
+            analysis: None,
+            data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
+            repeat: 0,
+        };
+        let specs = [job(0.1), job(0.05)];
+        store.add_sweep("s", "s.yaml", &specs, 3).unwrap();
+        let w = store.register_worker("w", "cpu").unwrap();
+        let crate::store::Grant::Lease(l) = store.grant(&w, 60.0, false).unwrap() else { panic!("a lease") };
+        let spec: JobSpec = serde_json::from_str(&l.spec_json).unwrap();
+        let r = TrainResult::simulated(spec.train.clone(), RunStatus::Completed, &[30.0, 40.0]);
+        let epochs: Vec<(u32, String)> =
+            r.epochs.iter().map(|m| (m.epoch, serde_json::to_string(m).unwrap())).collect();
+        store.heartbeat(&w, &l.job_id, l.token, &epochs, 60.0).unwrap();
+
+        let path = write_epochs(&store, &dir.path().join("out")).unwrap();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header[..6], ["job_id", "arch", "depth", "seed", "repeat", "lr"]);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (&rows[0][0], &rows[0][5], &rows[0][6], &rows[1][11]),
+            (l.job_id.as_str(), &*spec.train.lr.to_string(), "1", "40")
+        );
+        assert_eq!(&rows[1][13], w.as_str(), "the worker of the attempt");
+    }
+}
