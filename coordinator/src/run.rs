@@ -265,7 +265,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         }
         stop_workers(&mut workers, Duration::from_secs(15));
         let _ = stop_tx.send(());
-        let _ = server.await;
+        close(server).await;
         return Err(RunError::Interrupted);
     }
     let runs = records(&shared.store)?;
@@ -274,8 +274,20 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     write_plots_and_report(&runs, &sweep.name, Some(&sweep.source), &out_dir);
     stop_workers(&mut workers, Duration::from_secs(30));
     let _ = stop_tx.send(());
-    let _ = server.await;
+    close(server).await;
     Ok(RunOutcome { new_jobs, known_jobs, tables, out_dir })
+}
+
+/// How long the server may take to close its connections after `run` is done: a graceful
+/// shutdown waits for clients to hang up, and an idle client (a script holding a channel) may
+/// never do so.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Waits for the server to close, at most `CLOSE_GRACE`; then it is dropped with the process.
+async fn close(server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>) {
+    if tokio::time::timeout(CLOSE_GRACE, server).await.is_err() {
+        tracing::info!("clients still connected after {CLOSE_GRACE:?}; closing anyway");
+    }
 }
 
 /// Follows the sweep until it is finished (false) or interrupted (true), printing progress.
