@@ -1,6 +1,7 @@
-//! The gridsweep coordinator library: sweep files (`sweep`), the durable state in SQLite
-//! (`store`), the gRPC service (`server`), the paper's tables (`tables`), the plots (`plots`),
-//! the Markdown report (`report`) and the `run` command that ties them together (`run`).
+//! The gridsweep coordinator library: sweep files (`sweep`, re-exported from its own crate), the
+//! durable state in SQLite (`store`), the gRPC service (`server`), the paper's tables (`tables`),
+//! the plots (`plots`), the Markdown report (`report`) and the `run` command that ties them
+//! together (`run`).
 
 pub mod display;
 pub mod files;
@@ -9,7 +10,10 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod store;
-pub mod sweep;
 pub mod tables;
+
+/// Sweep files: their own crate (`gridsweep-sweep`), so that the worker can expand a sweep
+/// without linking the coordinator; re-exported so that `coordinator::sweep` paths stay.
+pub use sweep;
 
 pub use server::{CoordinatorService, Shared, serve};
