@@ -1,10 +1,14 @@
 //! The gridsweep protocol, shared by the coordinator and the worker: the gRPC messages and the
 //! `Coordinator` service generated from `proto/gridsweep/v1/coordinator.proto`, and the job
 //! schema (`job`) that travels in them as JSON, and what both sides of a call share: the client
-//! connection (`client`), the token (`auth`) and files sent in pieces (`pieces`).
+//! connection (`client`), the token (`auth`), files sent in pieces (`pieces`), a device's
+//! measured speed (`calibration`, written by the worker, read by the coordinator) and the
+//! expected work of a job (`estimate`).
 
 pub mod auth;
+pub mod calibration;
 pub mod client;
+pub mod estimate;
 pub mod job;
 pub mod pieces;
 
