@@ -1,10 +1,12 @@
 //! The gridsweep coordinator library: sweep files (`sweep`, re-exported from its own crate), the
 //! durable state in SQLite (`store`), the gRPC service (`server`), the paper's tables (`tables`),
-//! the plots (`plots`), the Markdown report (`report`) and the `run` command that ties them
-//! together (`run`).
+//! the plots (`plots`), the Markdown report (`report`), the `run` command that ties them together
+//! (`run`), and the expected device time of a sweep's jobs and its makespan on N workers (`plan`).
 
 pub mod display;
 pub mod files;
+pub mod forecast;
+pub mod plan;
 pub mod plots;
 pub mod report;
 pub mod run;

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::{DataSpec, JobSpec, TrainConfig};
 
-pub use describe::{describe, expansion_text};
+pub use describe::{describe, describe_with, expansion_text, header, legend};
 pub use error::{Location, SweepError};
 
 /// A sweep, expanded and checked: every job is valid and distinct.
