@@ -1,20 +1,27 @@
-//! The gridsweep coordinator library: sweep files (`sweep`), experimental conditions
-//! (`condition`), the durable state in SQLite
-//! (`store`), the gRPC service (`server`), the paper's tables (`tables`), the plots (`plots`),
-//! the Markdown report (`report`) and the `run` command that ties them together (`run`).
+//! The gridsweep coordinator library: sweep files (`sweep`, re-exported from its own crate),
+//! experimental conditions (`condition`), the durable state in SQLite (`store`), the gRPC service
+//! (`server`), the paper's tables (`tables`), the plots (`plots`), the Markdown report (`report`),
+//! live results while a sweep runs (`live`), its ETA (`eta`) and stalls (`stall`), the `run`
+//! command that ties them together (`run`), and the expected device time of a sweep's jobs and
+//! its makespan on N workers (`plan`, `forecast`).
 
 pub mod condition;
 pub mod display;
 pub mod eta;
 pub mod files;
+pub mod forecast;
 pub mod live;
+pub mod plan;
 pub mod plots;
 pub mod report;
 pub mod run;
 pub mod server;
 pub mod stall;
 pub mod store;
-pub mod sweep;
 pub mod tables;
+
+/// Sweep files: their own crate (`gridsweep-sweep`), so that the worker can expand a sweep
+/// without linking the coordinator; re-exported so that `coordinator::sweep` paths stay.
+pub use sweep;
 
 pub use server::{CoordinatorService, Shared, serve};

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use coordinator::display;
+use coordinator::forecast::Forecast;
 use coordinator::run::{self, LocalWorkers, RunError, RunOptions, RunTls};
 use coordinator::store::{Store, StoreError};
-use coordinator::sweep;
 use gridsweep_proto::auth::{TOKEN_ENV, read_token};
 use gridsweep_proto::client::{ClientFlags, ClientTls};
 use gridsweep_proto::v1::{GetStatusRequest, RetryJobsRequest};
@@ -95,10 +95,32 @@ enum Command {
         #[arg(long)]
         retry_failed: bool,
     },
-    /// Print the jobs a sweep file expands to, without running anything.
+    /// Print the jobs a sweep file expands to, without running anything, with each job's
+    /// expected device time (relative cost units without --calibration) and the total.
     Expand {
         /// The sweep file.
         sweep: PathBuf,
+        /// A device's speed from `worker bench --calibrate`: estimates in seconds.
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How long a sweep takes on N identical workers: the scheduler's makespan (simulated)
+    /// beside FIFO's and beside a lower bound no order can beat.
+    Plan {
+        /// The sweep file.
+        sweep: PathBuf,
+        /// Identical workers pulling jobs.
+        #[arg(long)]
+        workers: usize,
+        /// A device's speed from `worker bench --calibrate`: figures in seconds.
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a running sweep's jobs and workers.
     Status {
@@ -224,9 +246,17 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
                 Err(e) => Err((1, e.to_string())),
             }
         }
-        Command::Expand { sweep } => {
-            let s = sweep::load(&sweep).map_err(|e| (2, e.to_string()))?;
-            print!("{}", sweep::expansion_text(&s));
+        Command::Expand { sweep, calibration, json } => {
+            let f = Forecast::load(&sweep, calibration.as_deref()).map_err(|e| (2, e.to_string()))?;
+            let text = if json { f.expand_json().map_err(|e| (1, e.to_string()))? } else { f.expand_text() };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Plan { sweep, workers, calibration, json } => {
+            let f = Forecast::load(&sweep, calibration.as_deref()).map_err(|e| (2, e.to_string()))?;
+            let p = f.plan(workers).map_err(|e| (2, e.to_string()))?;
+            let text = if json { f.plan_json(&p).map_err(|e| (1, e.to_string()))? } else { f.plan_text(&p) };
+            print!("{text}");
             Ok(())
         }
         Command::Status { connect, watch, json, client } => {

@@ -404,13 +404,39 @@ impl JobSpec {
     /// the blocks per stage, n = (depth - 2) / 6, plus the stem and head) x epochs x images.
     pub fn cost(&self) -> f64 {
         let n = f64::from(self.train.depth.saturating_sub(2)) / 6.0;
-        let images = match (&self.data, self.train.train_subset) {
-            (_, Some(k)) => k as f64,
-            (DataSpec::Cifar10, None) => 50_000.0,
-            (DataSpec::Synthetic { train, .. }, None) => *train as f64,
-        };
-        (n + 0.5) * f64::from(self.train.epochs) * images
+        (n + 0.5) * f64::from(self.train.epochs) * self.train_images() as f64
     }
+
+    /// Training images per epoch: the data set's training split (CIFAR-10: 50,000), capped by
+    /// `train_subset`, as the worker takes them. What `cost` and the calibrated estimate count.
+    pub fn train_images(&self) -> u64 {
+        let full = match &self.data {
+            DataSpec::Cifar10 => CIFAR10_TRAIN,
+            DataSpec::Synthetic { train, .. } => *train as u64,
+        };
+        cap(full, self.train.train_subset)
+    }
+
+    /// Test images evaluated per epoch: the test split (CIFAR-10: 10,000), capped by
+    /// `test_subset`.
+    pub fn test_images(&self) -> u64 {
+        let full = match &self.data {
+            DataSpec::Cifar10 => CIFAR10_TEST,
+            DataSpec::Synthetic { test, .. } => *test as u64,
+        };
+        cap(full, self.train.test_subset)
+    }
+}
+
+/// Images in CIFAR-10's training split.
+pub const CIFAR10_TRAIN: u64 = 50_000;
+/// Images in CIFAR-10's test split.
+pub const CIFAR10_TEST: u64 = 10_000;
+
+/// `full` images, or the first `subset` of them when that is fewer (a subset larger than the
+/// split takes the whole split, as the worker does).
+fn cap(full: u64, subset: Option<i64>) -> u64 {
+    subset.map_or(full, |k| full.min(u64::try_from(k).unwrap_or(0)))
 }
 
 #[cfg(test)]
@@ -447,6 +473,25 @@ mod tests {
         assert!((lr_at(&cfg, 0) - 0.02).abs() < 1e-12);
         assert!((lr_at(&cfg, 3) - 0.08).abs() < 1e-12);
         assert!((lr_at(&cfg, 4) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn images_follow_the_data_and_the_subsets() {
+        let mut job = JobSpec {
+            train: TrainConfig::paper(Arch::Resnet, 26, 1),
+            analysis: None,
+            data: DataSpec::Cifar10,
+            repeat: 0,
+        };
+        assert_eq!((job.train_images(), job.test_images()), (50_000, 10_000));
+        // (4 blocks per stage + 0.5) x 300 epochs x 50,000 images.
+        assert_eq!(job.cost(), 4.5 * 300.0 * 50_000.0);
+        job.train.train_subset = Some(2_000);
+        job.train.test_subset = Some(20_000);
+        assert_eq!((job.train_images(), job.test_images()), (2_000, 10_000));
+        job.data = DataSpec::Synthetic { train: 512, test: 256, seed: 0 };
+        assert_eq!((job.train_images(), job.test_images()), (512, 256));
+        assert_eq!(job.cost(), 4.5 * 300.0 * 512.0);
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The gridsweep protocol, shared by the coordinator and the worker: the gRPC messages and the
-//! `Coordinator` service generated from `proto/gridsweep/v1/coordinator.proto`, the job schema
-//! (`job`) and the result schema (`result`) that travel in them as JSON, and what both sides of a call share: the client
-//! connection (`client`), the token (`auth`), files sent in pieces (`pieces`)
-//! and the CIFAR-10 files both sides check (`cifar`).
+//! `Coordinator` service generated from `proto/gridsweep/v1/coordinator.proto`; the job schema
+//! (`job`) and the result schema (`result`) that travel in them as JSON; and what both sides of
+//! a call share: the client connection (`client`), the token (`auth`), files sent in pieces
+//! (`pieces`), the CIFAR-10 files both sides check (`cifar`), a device's measured speed
+//! (`calibration`, written by the worker, read by the coordinator) and the expected work of a
+//! job (`estimate`).
 
 pub mod auth;
+pub mod calibration;
 pub mod cifar;
 pub mod client;
+pub mod estimate;
 pub mod job;
 pub mod pieces;
 pub mod result;

@@ -1,11 +1,13 @@
 //! The gridsweep worker library: the paper's models (`models`), CIFAR-10 data (`data`), the
 //! training recipe (`recipe`, `optim`, `train`, `checkpoint`), the gradient analysis
-//! (`gradstats`), throughput (`bench`), inspection (`inspect`), the device probe (`devices`) and
-//! the sweep participant that pulls jobs from a coordinator (`agent`).
+//! (`gradstats`), throughput (`bench`), a device's calibration for a sweep (`calibrate`),
+//! inspection (`inspect`), the device probe (`devices`) and the sweep participant that pulls jobs
+//! from a coordinator (`agent`).
 
 pub mod agent;
 pub mod alloc;
 pub mod bench;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod cli;
 pub mod context;

@@ -2,13 +2,14 @@
 //! with status 2 and a message, never a panic.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use gridsweep_proto::client::ClientFlags;
+use worker::calibrate::{self, Settings};
 use worker::cli::{DataArgs, JobArgs, parse_device};
 use worker::data::{self, fetch};
 use worker::devices::DeviceReport;
@@ -84,11 +85,26 @@ enum Command {
     Data(DataCommand),
     /// Train one job and print its JSON result (progress goes to stderr).
     Train(Box<TrainArgs>),
-    /// Training-step throughput on a pre-made batch, after warm-up (JSON).
+    /// Training-step throughput on a pre-made batch, after warm-up (JSON); with --calibrate, the
+    /// device's calibration for a sweep.
     Bench {
-        /// Architecture (not with --compare).
-        #[arg(long, value_enum, required_unless_present = "compare", conflicts_with = "compare")]
+        /// Architecture (not with --compare or --calibrate).
+        #[arg(long, value_enum, required_unless_present_any = ["compare", "calibrate"], conflicts_with = "compare")]
         arch: Option<Arch>,
+        /// Measure training and evaluation images/s of every model a sweep uses (a sweep file) or
+        /// of a comma list such as resnet-26,grid-98 (at --batch and --eval-batch), and write
+        /// them to --out for `coordinator expand/plan --calibration`.
+        #[arg(long, value_name = "SWEEP_OR_LIST", requires = "out", conflicts_with_all = ["arch", "compare", "depth"])]
+        calibrate: Option<String>,
+        /// The calibration file to write (JSON).
+        #[arg(long, requires = "calibrate")]
+        out: Option<PathBuf>,
+        /// Images per evaluation batch for a --calibrate list (a sweep's jobs bring their own).
+        #[arg(long, default_value_t = 500, requires = "calibrate")]
+        eval_batch: i64,
+        /// Timed evaluation batches of each model with --calibrate.
+        #[arg(long, default_value_t = 2, requires = "calibrate")]
+        eval_batches: u32,
         /// Time resnet, grid-sequential and grid-wavefront at --depth, in both memory layouts
         /// unless --memory-format picks one, interleaved, and print the images/s of each and
         /// their ratios.
@@ -101,17 +117,17 @@ enum Command {
         #[command(flatten)]
         speed: SpeedFlags,
         /// Depth.
-        #[arg(long)]
-        depth: u32,
-        /// Images per step.
+        #[arg(long, required_unless_present = "calibrate")]
+        depth: Option<u32>,
+        /// Images per step (with --calibrate, for a list; a sweep's jobs bring their own).
         #[arg(long, default_value_t = 128)]
         batch: i64,
-        /// Timed steps.
-        #[arg(long, default_value_t = 20)]
-        steps: u32,
-        /// Untimed steps first.
-        #[arg(long, default_value_t = 3)]
-        warmup: u32,
+        /// Timed steps (default 20; with --calibrate 5 per model).
+        #[arg(long)]
+        steps: Option<u32>,
+        /// Untimed steps first (default 3; with --calibrate 2 per model).
+        #[arg(long)]
+        warmup: Option<u32>,
         /// cpu, cuda, cuda:N or auto.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -229,14 +245,41 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Train(args) => train_cmd(*args),
-        Command::Bench { arch, compare, optimizer, speed, depth, batch, steps, warmup, device, threads } => {
+        Command::Bench {
+            arch,
+            calibrate,
+            out,
+            eval_batch,
+            eval_batches,
+            compare,
+            optimizer,
+            speed,
+            depth,
+            batch,
+            steps,
+            warmup,
+            device,
+            threads,
+        } => {
             let device = parse_device(&device).map_err(bad_input)?;
-            if batch < 2 || steps == 0 {
-                return Err(bad_input("--batch must be at least 2 and --steps at least 1"));
-            }
             if let Some(t) = threads {
                 tch::set_num_threads(t);
             }
+            if let (Some(what), Some(out)) = (calibrate, out) {
+                let settings = Settings {
+                    device,
+                    speed: speed.resolve(device),
+                    warmup: warmup.unwrap_or(2),
+                    steps: steps.unwrap_or(5),
+                    eval_batches,
+                };
+                return calibrate_cmd(&what, batch, eval_batch, settings, &out);
+            }
+            let (steps, warmup) = (steps.unwrap_or(20), warmup.unwrap_or(3));
+            if batch < 2 || steps == 0 {
+                return Err(bad_input("--batch must be at least 2 and --steps at least 1"));
+            }
+            let depth = depth.ok_or_else(|| bad_input("--depth is required"))?;
             match arch {
                 Some(arch) if optimizer => {
                     let spec = ModelSpec::new(arch, depth).map_err(bad_input)?;
@@ -260,6 +303,39 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// `bench --calibrate`: measures the models of `what` (a sweep file or a comma list), printing a
+/// line per model on stderr as it goes, and writes the calibration to `out`.
+fn calibrate_cmd(what: &str, batch: i64, eval_batch: i64, settings: Settings, out: &Path) -> Result<(), Failure> {
+    let targets = calibrate::targets(what, batch, eval_batch).map_err(bad_input)?;
+    eprintln!(
+        "calibrating {} model(s) on {}: {} warm-up and {} timed steps, {} evaluation batches each",
+        targets.len(),
+        format!("{:?}", settings.device).to_lowercase(),
+        settings.warmup,
+        settings.steps,
+        settings.eval_batches
+    );
+    let cal = calibrate::calibrate_to(&targets, settings, out, &mut |e| {
+        eprintln!(
+            "{:<6} {:>4}  batch {:>4}: train {:>9.1} img/s   eval (batch {}) {:>9.1} img/s",
+            e.arch.name(),
+            e.depth,
+            e.batch_size,
+            e.train_images_per_s,
+            e.eval_batch_size,
+            e.eval_images_per_s
+        );
+    })
+    .map_err(|e| match e {
+        calibrate::CalibrateError::Measurement { .. } | calibrate::CalibrateError::Calibration(_) => {
+            Failure(1, e.to_string())
+        }
+        other => bad_input(other),
+    })?;
+    eprintln!("{}: {} entries ({}, {})", out.display(), cal.entries.len(), cal.device_name, cal.libtorch_version);
+    Ok(())
 }
 
 /// Joins a sweep; with `--slots K > 1`, runs K worker processes of this binary.

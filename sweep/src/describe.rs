@@ -1,6 +1,7 @@
 //! The job listing of `coordinator expand`: one line per job with its id, model, seed and the
 //! settings that differ from the sweep's base, and a header with the base's differences from the
-//! paper's recipe.
+//! paper's recipe. Its pieces are public so that a caller can add a column (the coordinator adds
+//! each job's expected time).
 
 use std::fmt::Write as _;
 
@@ -14,8 +15,18 @@ use super::settings::{JOB_KEYS, Settings, show};
 /// `analysis` when the job is analysed (with its non-default settings in parentheses) and
 /// `repeat=N` for a repetition after the first.
 pub fn describe(job: &JobSpec, base: &TrainConfig) -> String {
+    describe_with(job, base, None)
+}
+
+/// `describe`'s line with `column` (e.g. the job's expected time, padded by the caller) between
+/// the seed and the settings, so that the id stays the line's first word.
+pub fn describe_with(job: &JobSpec, base: &TrainConfig, column: Option<&str>) -> String {
     let t = &job.train;
     let mut line = format!("{} {:<6} {:>4} {:>4}", job.id(), t.arch.name(), t.depth, t.seed);
+    if let Some(c) = column {
+        line.push(' ');
+        line.push_str(c);
+    }
     let mut parts = differences(t, base);
     if let Some(a) = &job.analysis {
         parts.push(analysis_label(a));
@@ -33,6 +44,18 @@ pub fn describe(job: &JobSpec, base: &TrainConfig) -> String {
 /// The whole listing: a header (`#` lines: the sweep, its data, retry and lease settings, how
 /// the base differs from the paper's recipe), one `describe` line per job, and `N jobs` last.
 pub fn expansion_text(sweep: &Sweep) -> String {
+    let mut out = header(sweep);
+    let _ = writeln!(out, "{}", legend(sweep, None));
+    for job in &sweep.jobs {
+        let _ = writeln!(out, "{}", describe(job, &sweep.base));
+    }
+    let _ = writeln!(out, "{} jobs", sweep.jobs.len());
+    out
+}
+
+/// The listing's first `#` lines: the sweep and its file, its data, retry and lease settings,
+/// and how the base differs from the paper's recipe.
+pub fn header(sweep: &Sweep) -> String {
     let data = match &sweep.data {
         DataSpec::Cifar10 => "cifar10".to_owned(),
         DataSpec::Synthetic { train, test, seed } => format!("synthetic (train {train}, test {test}, seed {seed})"),
@@ -40,17 +63,19 @@ pub fn expansion_text(sweep: &Sweep) -> String {
     let paper = TrainConfig::paper(sweep.base.arch, sweep.base.depth, sweep.base.seed);
     let base = differences(&sweep.base, &paper);
     let base = if base.is_empty() { "the paper's recipe".to_owned() } else { base.join(" ") };
-    let analysed = sweep.jobs.iter().filter(|j| j.analysis.is_some()).count();
     let mut out = String::new();
     let _ = writeln!(out, "# sweep {} ({})", sweep.name, sweep.source.display());
     let _ = writeln!(out, "# data {data}; max_attempts {}; lease_ttl_s {}", sweep.max_attempts, sweep.lease_ttl_s);
     let _ = writeln!(out, "# base settings: {base}");
-    let _ = writeln!(out, "# id arch depth seed, then settings that differ from the base ({analysed} analysed)");
-    for job in &sweep.jobs {
-        let _ = writeln!(out, "{}", describe(job, &sweep.base));
-    }
-    let _ = writeln!(out, "{} jobs", sweep.jobs.len());
     out
+}
+
+/// The `#` line naming the listing's columns, with `column` named after the seed when the lines
+/// carry one (see `describe_with`).
+pub fn legend(sweep: &Sweep, column: Option<&str>) -> String {
+    let analysed = sweep.jobs.iter().filter(|j| j.analysis.is_some()).count();
+    let extra = column.map(|c| format!(" {c}")).unwrap_or_default();
+    format!("# id arch depth seed{extra}, then settings that differ from the base ({analysed} analysed)")
 }
 
 /// `key=value` for each setting (other than arch, depth and seed) where `config` differs from

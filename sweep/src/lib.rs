@@ -4,6 +4,10 @@
 //! of range, architectures at depths they cannot be built at) and reports the first problem with
 //! the file, line, column and key path, before anything runs.
 //!
+//! A crate of its own (package `gridsweep-sweep`) because both sides read sweeps: the coordinator
+//! runs them (and re-exports this crate as `coordinator::sweep`), and the worker expands one to
+//! calibrate for the models it uses. It needs neither libtorch nor the coordinator's server.
+//!
 //! The format is in `sweeps/README.md`. `raw` holds its serde shape, `settings` the training
 //! settings as JSON values, `check` the checks of each block, `expand` the expansion into jobs,
 //! `locate` the line finder, `error` the errors and `describe` the listing that
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::{DataSpec, JobSpec, TrainConfig};
 
-pub use describe::{describe, expansion_text};
+pub use describe::{describe, describe_with, expansion_text, header, legend};
 pub use error::{Location, SweepError};
 
 /// A sweep, expanded and checked: every job is valid and distinct.

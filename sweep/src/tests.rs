@@ -319,6 +319,19 @@ fn expansion_text_lists_every_job() {
 }
 
 #[test]
+fn a_column_goes_between_the_seed_and_the_settings() {
+    let sweep = load(&shipped("smoke.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let analysed = sweep.jobs.iter().find(|j| j.analysis.is_some()).unwrap();
+    let line = describe_with(analysed, &sweep.base, Some("  1m 05s"));
+    assert!(line.starts_with(&analysed.id()) && line.ends_with("   1m 05s  analysis"), "{line}");
+    assert_eq!(
+        legend(&sweep, Some("expected")),
+        "# id arch depth seed expected, then settings that differ from the base (6 analysed)"
+    );
+    assert!(expansion_text(&sweep).starts_with(&header(&sweep)));
+}
+
+#[test]
 fn unreadable_file_names_it() {
     let e = load(Path::new("/nonexistent/sweep.yaml")).map(|_| ()).unwrap_err().to_string();
     assert!(e.starts_with("/nonexistent/sweep.yaml: cannot read the sweep file"), "{e}");
