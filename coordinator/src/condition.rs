@@ -23,14 +23,17 @@ const NOT_GROUPED: [&str; 4] = ["seed", "eval_batch_size", "arch", "depth"];
 pub struct SettingValue(Value);
 
 impl SettingValue {
-    /// The value as a table cell: numbers and booleans as JSON writes them, text as it is,
-    /// lists joined with `;`, none as empty.
+    /// The value as a table cell, written as `runs.csv` writes the same setting (so that its
+    /// rows can be matched to a table's by text): fractional numbers as Rust prints an `f64`
+    /// (`0.05`, `1`), whole numbers and booleans as they are, text as it is, lists joined with
+    /// `;`, none as empty.
     pub fn text(&self) -> String {
         fn show(v: &Value) -> String {
             match v {
                 Value::Null => String::new(),
                 Value::String(s) => s.clone(),
                 Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(";"),
+                Value::Number(n) if n.is_f64() => n.as_f64().map_or_else(|| n.to_string(), |x| x.to_string()),
                 other => other.to_string(),
             }
         }
@@ -132,6 +135,13 @@ impl Varying {
         Varying { names, with_analysis }
     }
 
+    /// Table 2's varying settings: those in which the jobs with a gradient analysis differ,
+    /// the analysis's own settings included. Jobs without one are not in Table 2, so their
+    /// settings (and their lack of an analysis) split nothing there.
+    pub fn of_analysed<'a>(specs: impl IntoIterator<Item = &'a JobSpec>) -> Varying {
+        Varying::of(specs.into_iter().filter(|s| s.analysis.is_some()), true)
+    }
+
     /// Whether nothing but architecture, depth and seed varies (the paper's shape).
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
@@ -156,6 +166,24 @@ impl Varying {
     /// The label of a condition key (from [`Varying::key`]).
     pub fn label_of(&self, key: &[SettingValue]) -> String {
         self.names.iter().zip(key).map(|(n, v)| format!("{n}={}", v.text())).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// How a sweep's outputs group its runs beyond architecture and depth.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grouping {
+    /// Table 1, `runs.csv` and the accuracy plots: the settings in which any two jobs differ.
+    pub table1: Varying,
+    /// Table 2 and the gradient plots: those in which two jobs with a gradient analysis differ
+    /// (see [`Varying::of_analysed`]).
+    pub table2: Varying,
+}
+
+impl Grouping {
+    /// The grouping of a sweep made of `specs` (every job, whatever its state, so that the
+    /// columns do not change as the sweep runs).
+    pub fn of<'a>(specs: impl IntoIterator<Item = &'a JobSpec> + Clone) -> Grouping {
+        Grouping { table1: Varying::of(specs.clone(), false), table2: Varying::of_analysed(specs) }
     }
 }
 
@@ -199,6 +227,37 @@ mod tests {
         let v = Varying::of([&a, &b], true);
         assert_eq!(v.names, ["analysis_bn_train_mode"]);
         assert_eq!(v.label(&b), "analysis_bn_train_mode=true");
+    }
+
+    #[test]
+    fn table_2_groups_only_the_analysed_jobs() {
+        // The paper's shape: only the deepest jobs are analysed, so the analysis's presence
+        // must not become a condition.
+        let mut deep = job(Arch::Grid, 1538, 1, 0.1);
+        deep.analysis = Some(AnalysisConfig { batch_size: 100, bn_train_mode: false });
+        let jobs = [job(Arch::Grid, 26, 1, 0.1), deep.clone(), job(Arch::Vgg, 26, 1, 0.05)];
+        let g = Grouping::of(&jobs);
+        assert_eq!(g.table1.names, ["lr"]);
+        assert!(g.table2.is_empty(), "{:?}", g.table2);
+        let mut other = deep.clone();
+        other.analysis = Some(AnalysisConfig { batch_size: 50, bn_train_mode: false });
+        let g = Grouping::of([&deep, &other]);
+        assert!(g.table1.is_empty());
+        assert_eq!(g.table2.names, ["analysis_batch_size"]);
+    }
+
+    #[test]
+    fn numbers_print_as_runs_csv_prints_them() {
+        let mut a = job(Arch::Vgg, 8, 1, 1.0);
+        let mut b = a.clone();
+        a.train.weight_decay = 1e-7;
+        b.train.weight_decay = 5e-4;
+        b.train.lr = 0.05;
+        let v = Varying::of([&a, &b], false);
+        assert_eq!(v.names, ["lr", "weight_decay"]);
+        let texts = |s: &JobSpec| v.key(s).iter().map(SettingValue::text).collect::<Vec<_>>();
+        assert_eq!(texts(&a), [1.0f64.to_string(), 1e-7f64.to_string()]);
+        assert_eq!(texts(&b), ["0.05", "0.0005"]);
     }
 
     #[test]

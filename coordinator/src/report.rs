@@ -1,10 +1,14 @@
 //! `report.md`: one page on a sweep, written beside its tables and plots. It holds the sweep's
 //! name and configuration (the sweep file's text when given, and the distinct settings of its
-//! jobs), Table 1 and Table 2 exactly as `table1.md` and `table2.md` hold them (read back from
-//! the output directory, so the report cannot disagree with the tables and CSVs), the plots as
-//! image links (or why one is missing), the failed and diverged jobs with their reasons, the
-//! total training time by device kind, and the hardware and libtorch/CUDA versions the results
+//! jobs), the conditions the runs are grouped by when the jobs differ in more than
+//! architecture, depth and seed (each with its jobs by state), Table 1 and Table 2 exactly as
+//! `table1.md` and `table2.md` hold them (read back from the output directory, so the report
+//! cannot disagree with the tables and CSVs), the plots as image links (or why one is
+//! missing), the failed and diverged jobs with their reasons (and condition), the total
+//! training time by device kind, and the hardware and libtorch/CUDA versions the results
 //! report.
+
+mod conditions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -15,9 +19,11 @@ use std::path::{Path, PathBuf};
 use gridsweep_proto::result::Environment;
 use serde_json::Value;
 
+use crate::condition::{Grouping, Varying};
 use crate::files::{OutputError, create_dir, write_output};
 use crate::plots;
 use crate::tables::{JobState, RunRecord};
+use conditions::conditions;
 
 /// The report's file name in the output directory.
 pub const REPORT_FILE: &str = "report.md";
@@ -82,13 +88,15 @@ pub fn write_report(
         count(&[JobState::Pending, JobState::Running]),
     );
     configuration(&mut md, runs, sweep.as_ref().map(|(p, t)| (*p, t.as_str())));
+    let grouping = Grouping::of(runs.iter().map(|r| &r.spec));
+    conditions(&mut md, runs, &grouping);
     md.push_str("## Results\n\nThe tables below are `table1.md` and `table2.md`, as written.\n\n");
     md.push_str(&table1);
     md.push('\n');
     md.push_str(&table2);
     md.push('\n');
     plots_section(&mut md, runs, out_dir);
-    problems(&mut md, runs);
+    problems(&mut md, runs, &grouping.table1);
     compute(&mut md, runs);
     hardware(&mut md, runs);
 
@@ -198,15 +206,20 @@ fn last_epoch(run: &RunRecord) -> Option<u32> {
     run.result.as_ref()?.epochs.last().map(|e| e.epoch)
 }
 
-/// The failed and diverged jobs, with their reasons.
-fn problems(md: &mut String, runs: &[RunRecord]) {
+/// The failed and diverged jobs, with their reasons (and their condition by `varying`, when
+/// the jobs differ in more than architecture, depth and seed).
+fn problems(md: &mut String, runs: &[RunRecord], varying: &Varying) {
     md.push_str("## Failed and diverged jobs\n\n");
     let bad: Vec<&RunRecord> =
         runs.iter().filter(|r| matches!(r.state, JobState::Failed | JobState::Diverged)).collect();
     if bad.is_empty() {
         md.push_str("None.\n\n");
     } else {
-        header(md, &["job", "arch", "depth", "seed", "repeat", "state", "attempts", "worker", "reason"]);
+        let mut names = vec!["job", "arch", "depth", "seed", "repeat", "state", "attempts", "worker", "reason"];
+        if !varying.is_empty() {
+            names.insert(1, "condition");
+        }
+        header(md, &names);
         for r in bad {
             let reason = match (&r.error, r.state) {
                 (Some(e), _) => e.clone(),
@@ -217,20 +230,21 @@ fn problems(md: &mut String, runs: &[RunRecord]) {
                 (None, _) => "no error recorded".to_owned(),
             };
             let t = &r.spec.train;
-            row(
-                md,
-                &[
-                    format!("`{}`", r.job_id),
-                    t.arch.to_string(),
-                    t.depth.to_string(),
-                    t.seed.to_string(),
-                    r.spec.repeat.to_string(),
-                    r.state.to_string(),
-                    r.attempts.to_string(),
-                    cell(r.worker.as_deref().unwrap_or("—")),
-                    cell(&reason),
-                ],
-            );
+            let mut cells = vec![
+                format!("`{}`", r.job_id),
+                t.arch.to_string(),
+                t.depth.to_string(),
+                t.seed.to_string(),
+                r.spec.repeat.to_string(),
+                r.state.to_string(),
+                r.attempts.to_string(),
+                cell(r.worker.as_deref().unwrap_or("—")),
+                cell(&reason),
+            ];
+            if !varying.is_empty() {
+                cells.insert(1, cell(&varying.label(&r.spec)));
+            }
+            row(md, &cells);
         }
         md.push('\n');
     }

@@ -3,6 +3,8 @@
 //! diverged, one failed and one pending run): the tables, then the plots (every SVG parses as
 //! XML and names its series and axes), then `report.md` (the Markdown tables verbatim, the
 //! numbers of `table1.csv`, a link to every SVG, the failed and diverged jobs, the hardware).
+//! The same sweep run at two learning rates has a series per architecture and learning rate in
+//! every plot and a list of its conditions in the report.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -201,6 +203,66 @@ fn plots_and_report_of_a_finished_sweep() {
     assert!(md.contains("| NVIDIA H100 80GB HBM3 | 2.11.0 | 12.6 (12060) | 10 | 2 |"), "{md}");
     // Results from before the switches existed say so rather than guess.
     assert!(md.contains("| unknown | unknown | unknown | false | false | 10 |"), "{md}");
+}
+
+/// The fabricated sweep twice, at lr 0.1 (the paper's) and at lr 0.05 with every accuracy 5
+/// points lower.
+fn lr_sweep() -> Vec<RunRecord> {
+    let mut runs = sweep(true);
+    let slower: Vec<RunRecord> = runs
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.spec.train.lr = 0.05;
+            r.job_id = r.spec.id();
+            if let Some(res) = r.result.as_mut() {
+                res.config = r.spec.train.clone();
+                res.epochs.iter_mut().for_each(|e| e.test_acc -= 5.0);
+                res.final_test_acc = res.final_test_acc.map(|a| a - 5.0);
+            }
+            r
+        })
+        .collect();
+    runs.extend(slower);
+    runs
+}
+
+#[test]
+fn a_varying_setting_gets_its_own_labelled_series_and_conditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let runs = lr_sweep();
+    tables::write_tables(&runs, "lr", &out).unwrap();
+    let files = plots::write_plots(&runs, &out).unwrap();
+    assert_eq!(files.len(), SVGS.len());
+    let texts: HashMap<&str, Vec<String>> = SVGS.iter().map(|f| (*f, svg_texts(&out.join(f)))).collect();
+    let both = |what: &str| ["lr=0.05", "lr=0.1"].map(|lr| what.replace("LR", lr));
+    let epoch: Vec<String> = ["vgg LR (1 run)", "resnet LR (2 runs)", "grid LR (2 runs)", "vgg LR diverged (1 run"]
+        .iter()
+        .flat_map(|w| both(w))
+        .collect();
+    assert_texts(SVGS[0], &texts[SVGS[0]], &epoch.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let depth: Vec<String> = ["vgg LR (3 runs)", "resnet LR (3 runs)"].iter().flat_map(|w| both(w)).collect();
+    assert_texts(SVGS[1], &texts[SVGS[1]], &depth.iter().map(String::as_str).collect::<Vec<_>>(), &["diverged"]);
+    let hist = both("resnet-98 LR (2 runs");
+    assert_texts(SVGS[2], &texts[SVGS[2]], &hist.iter().map(String::as_str).collect::<Vec<_>>(), &["vgg"]);
+    let dist = both("grid LR (2 runs)");
+    assert_texts(SVGS[3], &texts[SVGS[3]], &dist.iter().map(String::as_str).collect::<Vec<_>>(), &["vgg"]);
+
+    let md = std::fs::read_to_string(report::write_report(&runs, "lr", None, &out).unwrap()).unwrap();
+    assert!(md.contains("## Conditions") && md.contains("the jobs differ in `lr`"), "{md}");
+    assert!(md.contains("| `lr` | jobs | completed | diverged | failed | pending or running |"), "{md}");
+    assert!(md.contains("| 0.05 | 12 | 9 | 1 | 1 | 1 |") && md.contains("| 0.1 | 12 | 9 | 1 | 1 | 1 |"), "{md}");
+    assert!(md.contains("| lr | layers |"), "the grouped Table 1: {md}");
+    assert!(md.contains("a series per architecture and condition (lr=0.05; lr=0.1)"), "the plots' notes: {md}");
+    let failed = md.lines().find(|l| l.contains("CUDA out of memory") && l.contains("lr=0.05")).unwrap();
+    assert!(failed.contains("| resnet | 26 |"), "{failed}");
+
+    // The paper's shape has no conditions section, and its series keep their plain names.
+    let plain = sweep(true);
+    tables::write_tables(&plain, "tiny", &out).unwrap();
+    let md = std::fs::read_to_string(report::write_report(&plain, "tiny", None, &out).unwrap()).unwrap();
+    assert!(!md.contains("## Conditions") && !md.contains("condition ("), "{md}");
 }
 
 #[test]

@@ -1,15 +1,18 @@
 //! The accuracy plots: test accuracy against epoch (one panel per depth) and final test accuracy
-//! against depth, one series per architecture. A series is the mean over the architecture's
-//! completed runs (every seed and repeat), with a band (epoch curves) or bars (depth curve)
-//! from their minimum to their maximum. A diverged run is drawn alone in the epoch curves,
-//! dashed, up to its last recorded epoch, with a cross at the end, and is left out of the depth
-//! curve (as it is left out of Table 1's means).
+//! against depth, one series per architecture and condition (as Table 1 groups; the condition's
+//! settings in the legend, `resnet lr=0.05`). A series is the mean over its completed runs
+//! (every seed and repeat), with a band (epoch curves) or bars (depth curve) from their minimum
+//! to their maximum. A diverged run is drawn alone in the epoch curves, dashed, up to its last
+//! recorded epoch, with a cross at the end, and is left out of the depth curve (as it is left
+//! out of Table 1's means).
+
+use std::collections::BTreeSet;
 
 use gridsweep_proto::job::Arch;
 use plotters::prelude::*;
 
 use super::Drawn;
-use super::data::{self, Curve, EpochPanel, Points, Run};
+use super::data::{self, Cond, Curve, EpochPanel, Points, Run, series_name};
 use super::style::{self, Area, Axis, Chart, DrawFailure, FONT};
 
 /// Size in pixels of one panel of the epoch plot, and of the depth plot.
@@ -56,19 +59,30 @@ pub(crate) fn curve_lines(curve: &Curve) -> [Vec<(f64, f64)>; 3] {
     [line(|s| s.mean), line(|s| s.min), line(|s| s.max)]
 }
 
-/// The legend entry of `curve`.
+/// The legend entry of `curve`: `resnet (2 runs)`, `resnet lr=0.05 (2 runs)`.
 pub(crate) fn curve_label(curve: &Curve) -> String {
-    format!("{} ({})", curve.arch, runs_label(curve.runs))
+    format!("{} ({})", series_name(curve.arch, &curve.cond), runs_label(curve.runs))
 }
 
-/// The legend entry of an architecture's `n` diverged runs.
-fn diverged_label(arch: Arch, n: usize) -> String {
-    format!("{arch} diverged ({}, x = last epoch)", runs_label(n))
+/// The legend entry of `n` diverged runs of an architecture in a condition.
+fn diverged_label(arch: Arch, cond: &Cond, n: usize) -> String {
+    format!("{} diverged ({}, x = last epoch)", series_name(arch, cond), runs_label(n))
+}
+
+/// What a plot's note adds when its series are split by condition: `; a series per
+/// architecture and condition (lr=0.05; lr=0.1)`; nothing when no condition has a label.
+pub(crate) fn conditions_note<'a>(conds: impl IntoIterator<Item = &'a Cond>) -> String {
+    let labels: BTreeSet<&Cond> = conds.into_iter().filter(|c| !c.label.is_empty()).collect();
+    if labels.is_empty() {
+        return String::new();
+    }
+    let list: Vec<&str> = labels.iter().map(|c| c.label.as_str()).collect();
+    format!("; a series per architecture and condition ({})", list.join("; "))
 }
 
 /// Draws `curve` into `chart`: its band (or bars), its mean line, its markers, its legend entry.
 pub(crate) fn draw_curve(chart: &mut Chart<'_, '_>, curve: &Curve, bars: bool) -> Result<(), DrawFailure> {
-    let color = style::color(curve.arch);
+    let color = style::shade(curve.arch, curve.cond.rank);
     let spread = curve.points.iter().any(|(_, s)| s.max > s.min);
     if spread && bars {
         let (lo, hi) = (chart.x_range().start, chart.x_range().end);
@@ -98,19 +112,22 @@ pub(crate) fn draw_curve(chart: &mut Chart<'_, '_>, curve: &Curve, bars: bool) -
 /// Draws one panel of the epoch plot into `area`.
 fn epoch_panel(area: &Area<'_>, (depth, curves, diverged): &EpochPanel) -> Result<(), DrawFailure> {
     let mut lines: Vec<Vec<(f64, f64)>> = curves.iter().flat_map(curve_lines).collect();
-    lines.extend(diverged.iter().map(|(_, pts)| pts.clone()));
+    lines.extend(diverged.iter().map(|(_, _, pts)| pts.clone()));
     let (Some((x0, x1)), Some((y0, y1))) =
         (bounds(lines.iter().flatten().map(|p| p.0)), bounds(lines.iter().flatten().map(|p| p.1)))
     else {
         return Ok(());
     };
-    let diverged_by_arch: Vec<(Arch, Vec<&Points>)> = Arch::ALL
-        .into_iter()
-        .map(|arch| (arch, diverged.iter().filter(|(a, _)| *a == arch).map(|(_, p)| p).collect::<Vec<_>>()))
-        .filter(|(_, runs)| !runs.is_empty())
-        .collect();
+    // The diverged runs by series; `diverged` is sorted by (arch, condition).
+    let mut diverged_by_series: Vec<(Arch, &Cond, Vec<&Points>)> = Vec::new();
+    for (arch, cond, pts) in diverged {
+        match diverged_by_series.last_mut() {
+            Some((a, c, runs)) if a == arch && *c == cond => runs.push(pts),
+            _ => diverged_by_series.push((*arch, cond, vec![pts])),
+        }
+    }
     let mut labels: Vec<String> = curves.iter().map(curve_label).collect();
-    labels.extend(diverged_by_arch.iter().map(|(arch, runs)| diverged_label(*arch, runs.len())));
+    labels.extend(diverged_by_series.iter().map(|(arch, cond, runs)| diverged_label(*arch, cond, runs.len())));
     let (xa, xb) = style::padded(x0, x1, 0.03, 1.0);
     use SeriesLabelPosition::*;
     let prefs = [LowerRight, UpperLeft, LowerLeft, UpperRight];
@@ -122,12 +139,12 @@ fn epoch_panel(area: &Area<'_>, (depth, curves, diverged): &EpochPanel) -> Resul
     for curve in curves {
         draw_curve(&mut chart, curve, false)?;
     }
-    for (arch, runs) in &diverged_by_arch {
-        let color = style::color(*arch);
+    for (arch, cond, runs) in &diverged_by_series {
+        let color = style::shade(*arch, cond.rank);
         for (k, pts) in runs.iter().enumerate() {
             let drawn = chart.draw_series(DashedLineSeries::new(pts.iter().copied(), 6, 4, color.stroke_width(2)))?;
             if k == 0 {
-                drawn.label(diverged_label(*arch, runs.len())).legend(style::dashed_mark(color));
+                drawn.label(diverged_label(*arch, cond, runs.len())).legend(style::dashed_mark(color));
             }
             if let Some(&end) = pts.last() {
                 chart.draw_series(std::iter::once(Cross::new(end, 6, color.stroke_width(2))))?;
@@ -154,7 +171,9 @@ pub(crate) fn vs_epoch(runs: &[Run]) -> Result<Drawn, DrawFailure> {
         }
         Ok(())
     })?;
-    Ok(Drawn::Svg { svg, note: depth_list(panels.iter().map(|p| p.0)) })
+    let conds = panels.iter().flat_map(|p| p.1.iter().map(|c| &c.cond).chain(p.2.iter().map(|d| &d.1)));
+    let note = depth_list(panels.iter().map(|p| p.0)) + &conditions_note(conds);
+    Ok(Drawn::Svg { svg, note })
 }
 
 /// A depth tick: 10^v as a whole number of layers.
@@ -180,7 +199,8 @@ pub(crate) fn vs_depth(runs: &[Run]) -> Result<Drawn, DrawFailure> {
     else {
         return Ok(Drawn::Skipped("no run completed".to_owned()));
     };
-    let note = depth_list(depths.iter().map(|d| 10f64.powf(*d).round() as u32));
+    let note = depth_list(depths.iter().map(|d| 10f64.powf(*d).round() as u32))
+        + &conditions_note(curves.iter().map(|c| &c.cond));
     let (xa, xb) = style::padded(x0, x1, 0.08, 0.3);
     let labels: Vec<String> = curves.iter().map(curve_label).collect();
     use SeriesLabelPosition::*;

@@ -7,13 +7,18 @@
 //! Only completed and diverged runs are read (pending, running and failed runs have no result).
 //! Completed runs make the means, bands and gradient series; a diverged run is drawn only in the
 //! epoch curves, alone, up to its last recorded epoch.
+//!
+//! A series is one architecture in one *condition* ([`crate::condition`]): the accuracy plots
+//! group as Table 1 does, the gradient plots as Table 2 does. When only architecture, depth and
+//! seed vary there is one condition and a series per architecture, as in the paper.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use gridsweep_proto::job::Arch;
+use gridsweep_proto::job::{Arch, JobSpec};
 use gridsweep_proto::result::GradReport;
 
 use super::PlotError;
+use crate::condition::{Grouping, SettingValue, Varying};
 use crate::tables::{JobState, RunRecord};
 
 pub(crate) use gridsweep_proto::result::{HIST_LOG10_HI, HIST_LOG10_LO};
@@ -21,12 +26,38 @@ pub(crate) use gridsweep_proto::result::{HIST_LOG10_HI, HIST_LOG10_LO};
 /// A polyline's points, (x, y).
 pub(crate) type Points = Vec<(f64, f64)>;
 
-/// One panel of the epoch plot: the depth, the completed runs' mean curve per architecture, and
-/// each diverged run's own curve.
-pub(crate) type EpochPanel = (u32, Vec<Curve>, Vec<(Arch, Points)>);
+/// One panel of the epoch plot: the depth, the completed runs' mean curve per architecture and
+/// condition, and each diverged run's own curve with its architecture and condition.
+pub(crate) type EpochPanel = (u32, Vec<Curve>, Vec<(Arch, Cond, Points)>);
 
-/// Gradient analyses per architecture.
-pub(crate) type ArchGrads<'a> = Vec<(Arch, Vec<&'a Grad>)>;
+/// Gradient analyses per architecture and condition.
+pub(crate) type ArchGrads<'a> = Vec<(Arch, Cond, Vec<&'a Grad>)>;
+
+/// Which condition a run is in, as the plots tell series apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Cond {
+    /// Its place among the sweep's conditions sorted by their values (0 when nothing varies):
+    /// orders the series and picks their shade.
+    pub rank: usize,
+    /// Its varying settings, `lr=0.05`; empty when nothing varies.
+    pub label: String,
+}
+
+/// `resnet`, or `resnet lr=0.05` in a condition with a label: a series' name in legends.
+pub(crate) fn series_name(arch: Arch, cond: &Cond) -> String {
+    if cond.label.is_empty() { arch.to_string() } else { format!("{arch} {}", cond.label) }
+}
+
+/// The conditions of `specs` by their key, ranked in the keys' order.
+fn ranked<'a>(varying: &Varying, specs: impl Iterator<Item = &'a JobSpec>) -> BTreeMap<Vec<SettingValue>, Cond> {
+    let keys: BTreeSet<Vec<SettingValue>> = specs.map(|s| varying.key(s)).collect();
+    keys.into_iter().enumerate().map(|(rank, k)| (k.clone(), Cond { rank, label: varying.label_of(&k) })).collect()
+}
+
+/// The condition of `spec` among `ranked` (every job's is there).
+fn cond_of(varying: &Varying, ranked: &BTreeMap<Vec<SettingValue>, Cond>, spec: &JobSpec) -> Cond {
+    ranked.get(&varying.key(spec)).cloned().unwrap_or_default()
+}
 
 /// One block's gradient, as `grad_analysis.blocks[i]` holds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +90,10 @@ pub(crate) struct Grad {
 pub(crate) struct Run {
     /// Architecture.
     pub arch: Arch,
+    /// Its condition as Table 1 groups (the accuracy plots' series).
+    pub cond: Cond,
+    /// Its condition as Table 2 groups (the gradient plots' series).
+    pub grad_cond: Cond,
     /// Depth in layers.
     pub depth: u32,
     /// Completed (true) or diverged (false).
@@ -71,8 +106,13 @@ pub(crate) struct Run {
     pub grad: Option<Grad>,
 }
 
-/// The completed and diverged runs of `runs`, read; others are left out.
+/// The completed and diverged runs of `runs`, read; others are left out. Conditions are
+/// those of the whole sweep (every run, whatever its state), so they are ranked and coloured
+/// alike while it runs.
 pub(crate) fn read(runs: &[RunRecord]) -> Result<Vec<Run>, PlotError> {
+    let grouping = Grouping::of(runs.iter().map(|r| &r.spec));
+    let conds = ranked(&grouping.table1, runs.iter().map(|r| &r.spec));
+    let grad_conds = ranked(&grouping.table2, runs.iter().map(|r| &r.spec).filter(|s| s.analysis.is_some()));
     let mut out = Vec::new();
     for run in runs {
         let completed = match run.state {
@@ -89,6 +129,8 @@ pub(crate) fn read(runs: &[RunRecord]) -> Result<Vec<Run>, PlotError> {
         }
         out.push(Run {
             arch: run.spec.train.arch,
+            cond: cond_of(&grouping.table1, &conds, &run.spec),
+            grad_cond: cond_of(&grouping.table2, &grad_conds, &run.spec),
             depth: run.spec.train.depth,
             completed,
             epochs: result.epochs.iter().map(|e| (e.epoch, e.test_acc)).collect(),
@@ -145,11 +187,14 @@ impl Spread {
     }
 }
 
-/// One architecture's mean curve over its completed runs: x -> spread over runs.
+/// One architecture's mean curve over its completed runs in one condition: x -> spread over
+/// runs.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Curve {
     /// The architecture.
     pub arch: Arch,
+    /// The condition (the default one when nothing but architecture, depth and seed varies).
+    pub cond: Cond,
     /// Runs that went into it.
     pub runs: usize,
     /// The points, in increasing x.
@@ -157,7 +202,7 @@ pub(crate) struct Curve {
 }
 
 /// The mean curve over `per_run` (each run's (x, y) points): at each x, the spread of the runs
-/// that have a value there.
+/// that have a value there. Its condition is the default one; see [`cond_curve`].
 pub(crate) fn mean_curve(arch: Arch, per_run: &[Vec<(f64, f64)>]) -> Curve {
     let mut at: BTreeMap<u64, (f64, Vec<f64>)> = BTreeMap::new();
     for points in per_run {
@@ -167,11 +212,22 @@ pub(crate) fn mean_curve(arch: Arch, per_run: &[Vec<(f64, f64)>]) -> Curve {
         }
     }
     let points = at.into_values().filter_map(|(x, ys)| Spread::of(&ys).map(|s| (x, s))).collect();
-    Curve { arch, runs: per_run.len(), points }
+    Curve { arch, cond: Cond::default(), runs: per_run.len(), points }
+}
+
+/// [`mean_curve`] in the condition `cond`.
+pub(crate) fn cond_curve(arch: Arch, cond: &Cond, per_run: &[Vec<(f64, f64)>]) -> Curve {
+    Curve { cond: cond.clone(), ..mean_curve(arch, per_run) }
+}
+
+/// The (architecture, condition) series of the completed runs among `runs`, sorted.
+fn series<'a>(runs: impl Iterator<Item = &'a Run>) -> BTreeSet<(Arch, &'a Cond)> {
+    runs.filter(|r| r.completed).map(|r| (r.arch, &r.cond)).collect()
 }
 
 /// Test accuracy per epoch, for each depth (increasing): the completed runs' mean curve per
-/// architecture and the diverged runs' own curves.
+/// architecture and condition, and the diverged runs' own curves (by architecture and
+/// condition, each in the runs' order).
 pub(crate) fn epoch_curves(runs: &[Run]) -> Vec<EpochPanel> {
     let mut depths: Vec<u32> = runs.iter().filter(|r| !r.epochs.is_empty()).map(|r| r.depth).collect();
     depths.sort_unstable();
@@ -181,31 +237,32 @@ pub(crate) fn epoch_curves(runs: &[Run]) -> Vec<EpochPanel> {
         .into_iter()
         .map(|depth| {
             let at = |r: &&Run| r.depth == depth && !r.epochs.is_empty();
-            let curves = Arch::ALL
+            let curves = series(runs.iter().filter(at))
                 .into_iter()
-                .filter_map(|arch| {
-                    let per_run: Vec<_> =
-                        runs.iter().filter(at).filter(|r| r.arch == arch && r.completed).map(points).collect();
-                    (!per_run.is_empty()).then(|| mean_curve(arch, &per_run))
+                .map(|(arch, cond)| {
+                    let of = |r: &&Run| r.arch == arch && &r.cond == cond && r.completed;
+                    cond_curve(arch, cond, &runs.iter().filter(at).filter(of).map(points).collect::<Vec<_>>())
                 })
                 .collect();
-            let diverged = runs.iter().filter(at).filter(|r| !r.completed).map(|r| (r.arch, points(r))).collect();
+            let mut diverged: Vec<(Arch, Cond, Points)> =
+                runs.iter().filter(at).filter(|r| !r.completed).map(|r| (r.arch, r.cond.clone(), points(r))).collect();
+            diverged.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
             (depth, curves, diverged)
         })
         .collect()
 }
 
-/// Final test accuracy against depth per architecture, over completed runs.
+/// Final test accuracy against depth per architecture and condition, over completed runs.
 pub(crate) fn depth_curves(runs: &[Run]) -> Vec<Curve> {
-    Arch::ALL
+    series(runs.iter().filter(|r| r.final_acc.is_some()))
         .into_iter()
-        .filter_map(|arch| {
+        .map(|(arch, cond)| {
             let per_run: Vec<Vec<(f64, f64)>> = runs
                 .iter()
-                .filter(|r| r.arch == arch && r.completed)
+                .filter(|r| r.arch == arch && &r.cond == cond && r.completed)
                 .filter_map(|r| r.final_acc.map(|a| vec![(f64::from(r.depth), a)]))
                 .collect();
-            (!per_run.is_empty()).then(|| mean_curve(arch, &per_run))
+            cond_curve(arch, cond, &per_run)
         })
         .collect()
 }
@@ -214,24 +271,25 @@ pub(crate) fn depth_curves(runs: &[Run]) -> Vec<Curve> {
 pub(crate) const GRAD_ARCHS: [Arch; 2] = [Arch::Resnet, Arch::Grid];
 
 /// The deepest depth at which a completed resnet or grid run has a gradient analysis for which
-/// `has` holds, with those runs' analyses per architecture (in GRAD_ARCHS' order; an
-/// architecture without one at that depth is left out).
+/// `has` holds, with those runs' analyses per architecture and (Table 2's) condition, sorted
+/// (GRAD_ARCHS' order, then the conditions'; a series without one at that depth is left out).
 pub(crate) fn deepest_grads(runs: &[Run], has: impl Fn(&Grad) -> bool) -> Option<(u32, ArchGrads<'_>)> {
     let usable = |r: &&Run| r.completed && GRAD_ARCHS.contains(&r.arch) && r.grad.as_ref().is_some_and(&has);
     let depth = runs.iter().filter(usable).map(|r| r.depth).max()?;
-    let per_arch = GRAD_ARCHS
+    let here: Vec<&Run> = runs.iter().filter(usable).filter(|r| r.depth == depth).collect();
+    let series: BTreeSet<(Arch, &Cond)> = here.iter().map(|r| (r.arch, &r.grad_cond)).collect();
+    let per_series = series
         .into_iter()
-        .filter_map(|arch| {
-            let grads: Vec<&Grad> = runs
+        .map(|(arch, cond)| {
+            let grads: Vec<&Grad> = here
                 .iter()
-                .filter(usable)
-                .filter(|r| r.arch == arch && r.depth == depth)
+                .filter(|r| r.arch == arch && &r.grad_cond == cond)
                 .filter_map(|r| r.grad.as_ref())
                 .collect();
-            (!grads.is_empty()).then_some((arch, grads))
+            (arch, cond.clone(), grads)
         })
         .collect();
-    Some((depth, per_arch))
+    Some((depth, per_series))
 }
 
 /// The summed histogram of `grads` as percentages of all their gradient elements (zeros and

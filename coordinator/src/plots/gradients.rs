@@ -2,13 +2,15 @@
 //! has a gradient analysis: the |gradient| histogram (the worker's log10 bins, summed over runs,
 //! as a share of all gradient elements, with Table 2's four thresholds) and the mean squared
 //! gradient per block against the block's distance from the input (the paper's sigma_g^2(d)).
+//! A series is one architecture in one condition, as Table 2 groups the analysed runs.
 
+use gridsweep_proto::job::Arch;
 use plotters::prelude::*;
 
 use super::Drawn;
 use super::accuracy::{curve_label, curve_lines, draw_curve, runs_label};
-use super::data::{self, Curve, HIST_LOG10_HI, HIST_LOG10_LO, Run};
-use super::style::{self, Axis, DrawFailure};
+use super::data::{self, Curve, HIST_LOG10_HI, HIST_LOG10_LO, Run, series_name};
+use super::style::{self, Axis, Chart, DrawFailure};
 
 /// Size in pixels of each gradient plot.
 const SIZE: (u32, u32) = (760, 480);
@@ -24,47 +26,103 @@ fn pct(p: f64) -> String {
     if p < 0.001 { "<0.001%".to_owned() } else { format!("{p:.3}%") }
 }
 
-/// `grad_histogram.svg`.
-pub(crate) fn histogram(runs: &[Run]) -> Result<Drawn, DrawFailure> {
-    let Some((depth, per_arch)) = data::deepest_grads(runs, |g| !g.histogram.is_empty()) else {
-        return Ok(Drawn::Skipped("no completed resnet or grid run has a gradient histogram".to_owned()));
+/// One series of the histogram: an architecture in one condition at the plot's depth.
+struct HistSeries {
+    /// The architecture (its colour).
+    arch: Arch,
+    /// The condition's rank (the colour's shade).
+    rank: usize,
+    /// `resnet`, or `resnet lr=0.05` in a condition with a label (the note's name).
+    name: String,
+    /// `resnet-98`, or `resnet-98 lr=0.05` (the legend's name).
+    model: String,
+    /// Runs summed.
+    runs: usize,
+    /// Share of all gradient elements per bin, percent.
+    bins: Vec<f64>,
+    /// Share of elements exactly zero, percent.
+    zeros: f64,
+    /// Share of non-zero elements below the histogram's range, percent.
+    below: f64,
+}
+
+impl HistSeries {
+    /// The legend entry: the model, its runs and what the bins do not show.
+    fn label(&self) -> String {
+        let mut label = format!("{} ({}", self.model, runs_label(self.runs));
+        if self.zeros > 0.0 {
+            label.push_str(&format!("; {} exactly 0", pct(self.zeros)));
+        }
+        if self.below > 0.0 {
+            label.push_str(&format!("; {} below 1e-12", pct(self.below)));
+        }
+        label + ")"
+    }
+}
+
+/// The histogram's depth and series (the deepest analysed depth), or why there are none.
+fn hist_series(runs: &[Run]) -> Result<(u32, Vec<HistSeries>), String> {
+    let Some((depth, per_series)) = data::deepest_grads(runs, |g| !g.histogram.is_empty()) else {
+        return Err("no completed resnet or grid run has a gradient histogram".to_owned());
     };
     let mut series = Vec::new();
-    for (arch, grads) in &per_arch {
-        match data::histogram_pct(grads) {
-            Some((bins, zeros, below)) => series.push((*arch, grads.len(), bins, zeros, below)),
-            None => {
-                return Ok(Drawn::Skipped(format!(
-                    "the {arch}-{depth} histograms have different bin counts or count nothing"
-                )));
-            }
-        }
+    for (arch, cond, grads) in &per_series {
+        let name = series_name(*arch, cond);
+        let model =
+            if cond.label.is_empty() { format!("{arch}-{depth}") } else { format!("{arch}-{depth} {}", cond.label) };
+        let Some((bins, zeros, below)) = data::histogram_pct(grads) else {
+            return Err(format!("the {model} histograms have different bin counts or count nothing"));
+        };
+        series.push(HistSeries { arch: *arch, rank: cond.rank, name, model, runs: grads.len(), bins, zeros, below });
     }
-    let bins = series.iter().map(|s| s.2.len()).max().unwrap_or(1).max(1);
+    Ok((depth, series))
+}
+
+/// Draws `series` as outlined, lightly filled step curves over bins starting at `lo`, `width`
+/// decades wide, clamped to `x`.
+fn draw_bins(
+    chart: &mut Chart<'_, '_>,
+    series: &[HistSeries],
+    (lo, width): (f64, f64),
+    x: (f64, f64),
+) -> Result<(), DrawFailure> {
+    let edge = |i: usize| lo + width * i as f64;
+    for s in series {
+        let color = style::shade(s.arch, s.rank);
+        let mut outline = vec![(edge(0), 0.0)];
+        for (i, p) in s.bins.iter().enumerate() {
+            outline.extend([(edge(i), *p), (edge(i + 1), *p)]);
+        }
+        outline.push((edge(s.bins.len()), 0.0));
+        let shown: Vec<(f64, f64)> = outline.into_iter().map(|(v, y)| (v.clamp(x.0, x.1), y)).collect();
+        chart.draw_series(std::iter::once(Polygon::new(shown.clone(), color.mix(0.15).filled())))?;
+        chart
+            .draw_series(LineSeries::new(shown, color.stroke_width(2)))?
+            .label(s.label())
+            .legend(style::line_mark(color));
+    }
+    Ok(())
+}
+
+/// `grad_histogram.svg`.
+pub(crate) fn histogram(runs: &[Run]) -> Result<Drawn, DrawFailure> {
+    let (depth, series) = match hist_series(runs) {
+        Ok(found) => found,
+        Err(why) => return Ok(Drawn::Skipped(why)),
+    };
+    let bins = series.iter().map(|s| s.bins.len()).max().unwrap_or(1).max(1);
     let width = (HIST_LOG10_HI - HIST_LOG10_LO) / bins as f64;
     let edge = |i: usize| HIST_LOG10_LO + width * i as f64;
     // Show the bins that hold something, and always the thresholds.
-    let used = series.iter().flat_map(|s| s.2.iter().enumerate().filter(|(_, p)| **p > 0.0).map(|(i, _)| i));
+    let used = series.iter().flat_map(|s| s.bins.iter().enumerate().filter(|(_, p)| **p > 0.0).map(|(i, _)| i));
     let (first, last) = used.fold((usize::MAX, 0), |(a, b), i| (a.min(i), b.max(i + 1)));
     let x0 = (edge(first.min(bins)).min(-7.0) - 0.5).max(HIST_LOG10_LO);
     let x1 = (edge(last).max(-4.0) + 0.5).min(HIST_LOG10_HI);
-    let peak = series.iter().flat_map(|s| s.2.iter().copied()).fold(0.0, f64::max).max(1e-9);
-    let labels: Vec<String> = series
-        .iter()
-        .map(|(arch, n, _, zeros, below)| {
-            let mut label = format!("{arch}-{depth} ({}", runs_label(*n));
-            if *zeros > 0.0 {
-                label.push_str(&format!("; {} exactly 0", pct(*zeros)));
-            }
-            if *below > 0.0 {
-                label.push_str(&format!("; {} below 1e-12", pct(*below)));
-            }
-            label + ")"
-        })
-        .chain(std::iter::once(THRESHOLD_LABEL.to_owned()))
-        .collect();
+    let peak = series.iter().flat_map(|s| s.bins.iter().copied()).fold(0.0, f64::max).max(1e-9);
+    let labels: Vec<String> =
+        series.iter().map(HistSeries::label).chain(std::iter::once(THRESHOLD_LABEL.to_owned())).collect();
     let lines: Vec<Vec<(f64, f64)>> =
-        series.iter().map(|s| s.2.iter().enumerate().map(|(i, p)| (edge(i) + width / 2.0, *p)).collect()).collect();
+        series.iter().map(|s| s.bins.iter().enumerate().map(|(i, p)| (edge(i) + width / 2.0, *p)).collect()).collect();
     let prefs = [SeriesLabelPosition::UpperLeft, SeriesLabelPosition::UpperRight];
     let (corner, (_, ymax)) =
         style::plan_legend(&lines, (x0, x1), (0.0, peak * 1.08), &labels, style::plot_px(SIZE), &prefs);
@@ -73,20 +131,7 @@ pub(crate) fn histogram(runs: &[Run]) -> Result<Drawn, DrawFailure> {
     let svg = style::render(SIZE, |root| {
         let title = format!("|gradient| distribution, depth {depth} (summed over runs)");
         let mut chart = style::chart(root, &title, x, y)?;
-        for ((arch, _, bins, _, _), label) in series.iter().zip(&labels) {
-            let color = style::color(*arch);
-            let mut outline = vec![(edge(0), 0.0)];
-            for (i, p) in bins.iter().enumerate() {
-                outline.extend([(edge(i), *p), (edge(i + 1), *p)]);
-            }
-            outline.push((edge(bins.len()), 0.0));
-            let shown: Vec<(f64, f64)> = outline.into_iter().map(|(x, y)| (x.clamp(x0, x1), y)).collect();
-            chart.draw_series(std::iter::once(Polygon::new(shown.clone(), color.mix(0.15).filled())))?;
-            chart
-                .draw_series(LineSeries::new(shown, color.stroke_width(2)))?
-                .label(label.clone())
-                .legend(style::line_mark(color));
-        }
+        draw_bins(&mut chart, &series, (HIST_LOG10_LO, width), (x0, x1))?;
         // The thresholds sit on labelled decade ticks of the x axis.
         for (k, t) in THRESHOLDS.into_iter().enumerate() {
             let line = DashedLineSeries::new([(t, 0.0), (t, ymax)], 6, 4, THRESHOLD_COLOR.stroke_width(1));
@@ -97,23 +142,23 @@ pub(crate) fn histogram(runs: &[Run]) -> Result<Drawn, DrawFailure> {
         }
         style::legend(&mut chart, corner)
     })?;
-    let counts = series.iter().map(|s| format!("{} ({})", s.0, runs_label(s.1))).collect::<Vec<_>>().join(", ");
+    let counts = series.iter().map(|s| format!("{} ({})", s.name, runs_label(s.runs))).collect::<Vec<_>>().join(", ");
     Ok(Drawn::Svg { svg, note: format!("depth {depth}: {counts}") })
 }
 
 /// `grad_vs_distance.svg`.
 pub(crate) fn vs_distance(runs: &[Run]) -> Result<Drawn, DrawFailure> {
-    let Some((depth, per_arch)) = data::deepest_grads(runs, |g| !g.blocks.is_empty()) else {
+    let Some((depth, per_series)) = data::deepest_grads(runs, |g| !g.blocks.is_empty()) else {
         return Ok(Drawn::Skipped("no completed resnet or grid run has per-block gradients".to_owned()));
     };
-    let curves: Vec<Curve> = per_arch
+    let curves: Vec<Curve> = per_series
         .iter()
-        .map(|(arch, grads)| {
+        .map(|(arch, cond, grads)| {
             let per_run: Vec<Vec<(f64, f64)>> = grads
                 .iter()
                 .map(|g| data::per_distance(g).into_iter().filter(|&(_, y)| y > 0.0 && y.is_finite()).collect())
                 .collect();
-            let mut curve = data::mean_curve(*arch, &per_run);
+            let mut curve = data::cond_curve(*arch, cond, &per_run);
             for (_, s) in &mut curve.points {
                 (s.mean, s.min, s.max) = (s.mean.log10(), s.min.log10(), s.max.log10());
             }
@@ -147,6 +192,10 @@ pub(crate) fn vs_distance(runs: &[Run]) -> Result<Drawn, DrawFailure> {
         }
         style::legend(&mut chart, corner)
     })?;
-    let counts = curves.iter().map(|c| format!("{} ({})", c.arch, runs_label(c.runs))).collect::<Vec<_>>().join(", ");
+    let counts = curves
+        .iter()
+        .map(|c| format!("{} ({})", series_name(c.arch, &c.cond), runs_label(c.runs)))
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(Drawn::Svg { svg, note: format!("depth {depth}: {counts}") })
 }

@@ -12,6 +12,13 @@
 //!   from the input (the paper's sigma_g^2(d)), log y, resnet and grid at that same kind of
 //!   deepest depth.
 //!
+//! Series: one per architecture in each *condition* (the settings beyond architecture, depth
+//! and seed in which the sweep's jobs differ, [`crate::condition`]), labelled with the
+//! condition's settings (`resnet lr=0.05`) and drawn in a shade of the architecture's colour;
+//! the accuracy plots group as Table 1 does, the gradient plots as Table 2 does. In the paper's
+//! shape there is one condition, and a series per architecture. A plot's note lists the
+//! conditions it splits by.
+//!
 //! Which runs: completed runs make every series. A diverged run appears only in the epoch
 //! curves, drawn alone (dashed, a cross at its last epoch, "diverged" in the legend); it is left
 //! out of the depth curve and the gradient plots, as it is left out of the tables' means.

@@ -1,4 +1,5 @@
-//! What every plot shares: the SVG canvas, one colour per architecture, axes with tick marks
+//! What every plot shares: the SVG canvas, one colour per architecture (a shade of it per
+//! condition), axes with tick marks
 //! chosen here (linear, or decades of a log10 axis labelled `1e-5`), legends, and the drawing
 //! error. Text is left as SVG `<text>` in a generic `sans-serif` family: no font files are read.
 
@@ -89,6 +90,25 @@ pub(crate) fn color(arch: Arch) -> RGBColor {
         Arch::Resnet => RGBColor(31, 119, 180),
         Arch::Grid => RGBColor(214, 39, 40),
     }
+}
+
+/// The colour of an architecture's series in the condition of rank `rank` (0, the first
+/// condition and the only one in the paper's shape, keeps [`color`]): the others alternate
+/// darker and lighter shades of it, cycling after four.
+pub(crate) fn shade(arch: Arch, rank: usize) -> RGBColor {
+    /// How far each shade moves towards black (negative) or white (positive).
+    const SHADES: [f64; 5] = [0.0, -0.45, 0.45, -0.7, 0.65];
+    let t = match rank {
+        0 => return color(arch),
+        r => SHADES[1 + (r - 1) % (SHADES.len() - 1)],
+    };
+    let RGBColor(r, g, b) = color(arch);
+    let towards = |c: u8| {
+        let c = f64::from(c);
+        let target = if t < 0.0 { 0.0 } else { 255.0 };
+        (c + (target - c) * t.abs()).round().clamp(0.0, 255.0) as u8
+    };
+    RGBColor(towards(r), towards(g), towards(b))
 }
 
 /// One axis: its range, where its ticks go, how they read, and its label (with units).

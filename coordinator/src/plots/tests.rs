@@ -4,7 +4,10 @@
 use gridsweep_proto::job::Arch;
 use plotters::prelude::SeriesLabelPosition;
 
-use super::data::{Block, Grad, Run, Spread, deepest_grads, epoch_curves, histogram_pct, mean_curve, per_distance};
+use super::accuracy::curve_label;
+use super::data::{
+    Block, Cond, Grad, Run, Spread, deepest_grads, depth_curves, epoch_curves, histogram_pct, mean_curve, per_distance,
+};
 use super::style::{log_ticks, nice_ticks, plan_legend};
 
 fn close(a: f64, b: f64) -> bool {
@@ -47,7 +50,8 @@ fn histogram_shares_count_zeros_and_out_of_range_elements() {
 /// A completed (or diverged) run with a gradient analysis holding a histogram when `hist`.
 fn run(arch: Arch, depth: u32, completed: bool, hist: bool) -> Run {
     let grad = Grad { histogram: if hist { vec![1] } else { Vec::new() }, ..Grad::default() };
-    Run { arch, depth, completed, epochs: vec![(1, 50.0)], final_acc: Some(50.0), grad: Some(grad) }
+    let (cond, grad_cond) = (Cond::default(), Cond::default());
+    Run { arch, cond, grad_cond, depth, completed, epochs: vec![(1, 50.0)], final_acc: Some(50.0), grad: Some(grad) }
 }
 
 #[test]
@@ -62,7 +66,7 @@ fn gradient_plots_take_the_deepest_analysed_resnet_or_grid_depth() {
     ];
     let (depth, per_arch) = deepest_grads(&runs, |g| !g.histogram.is_empty()).unwrap();
     assert_eq!(depth, 98, "vgg, diverged runs and runs without a histogram do not count");
-    assert_eq!(per_arch.iter().map(|(a, g)| (*a, g.len())).collect::<Vec<_>>(), [(Arch::Grid, 1)]);
+    assert_eq!(per_arch.iter().map(|(a, _, g)| (*a, g.len())).collect::<Vec<_>>(), [(Arch::Grid, 1)]);
     assert!(deepest_grads(&runs[3..4], |_| true).is_none());
 }
 
@@ -74,7 +78,34 @@ fn epoch_curves_keep_diverged_runs_apart() {
     let (_, curves, diverged) = &panels[1];
     assert_eq!(curves.len(), 1);
     assert_eq!((curves[0].arch, curves[0].runs), (Arch::Vgg, 1));
-    assert_eq!(diverged, &vec![(Arch::Vgg, vec![(1.0, 50.0)])]);
+    assert_eq!(diverged, &vec![(Arch::Vgg, Cond::default(), vec![(1.0, 50.0)])]);
+}
+
+#[test]
+fn a_varying_setting_splits_the_series_and_labels_them() {
+    let lr = |rank, label: &str| Cond { rank, label: label.to_owned() };
+    let mut runs = Vec::new();
+    for (cond, acc) in [(lr(1, "lr=0.1"), 60.0), (lr(0, "lr=0.05"), 50.0)] {
+        for seed_offset in [0.0, 2.0] {
+            let mut r = run(Arch::Resnet, 26, true, true);
+            (r.cond, r.grad_cond) = (cond.clone(), cond.clone());
+            (r.epochs, r.final_acc) = (vec![(1, acc + seed_offset)], Some(acc + seed_offset));
+            runs.push(r);
+        }
+    }
+    runs.push(run(Arch::Vgg, 26, true, false));
+    let panels = epoch_curves(&runs);
+    let labels: Vec<String> = panels[0].1.iter().map(curve_label).collect();
+    assert_eq!(labels, ["vgg (1 run)", "resnet lr=0.05 (2 runs)", "resnet lr=0.1 (2 runs)"], "arch, then condition");
+    let means: Vec<f64> = panels[0].1.iter().map(|c| c.points[0].1.mean).collect();
+    assert_eq!(means, [50.0, 51.0, 61.0], "each condition averages only its own runs");
+    let depth: Vec<String> = depth_curves(&runs).iter().map(curve_label).collect();
+    assert_eq!(depth, labels);
+    let (_, grads) = deepest_grads(&runs, |g| !g.histogram.is_empty()).unwrap();
+    let series: Vec<(Arch, &str, usize)> = grads.iter().map(|(a, c, g)| (*a, c.label.as_str(), g.len())).collect();
+    assert_eq!(series, [(Arch::Resnet, "lr=0.05", 2), (Arch::Resnet, "lr=0.1", 2)]);
+    assert_ne!(super::style::shade(Arch::Resnet, 1), super::style::shade(Arch::Resnet, 0));
+    assert_eq!(super::style::shade(Arch::Resnet, 0), super::style::color(Arch::Resnet));
 }
 
 #[test]

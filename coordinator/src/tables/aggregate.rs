@@ -1,6 +1,7 @@
-//! Grouping the runs into the tables' cells: table 1 by (depth, architecture), table 2 by the
-//! (architecture, depth) pairs whose completed runs carry a gradient analysis. The runs arrive
-//! in the files' order, and every average is summed in that order.
+//! Grouping the runs into the tables' cells: table 1 by (condition, depth, architecture),
+//! table 2 by the (condition, depth, architecture) triples whose completed runs carry a
+//! gradient analysis. The runs arrive in the files' order, and every average is summed in that
+//! order.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,8 @@ use gridsweep_proto::job::Arch;
 use gridsweep_proto::result::EPSILONS;
 
 use super::extract::{Figures, Outcome};
-use super::{RunRecord, TablesError, arch_index, mean_std};
+use super::{Entry, RunRecord, TablesError, arch_index, mean_std};
+use crate::condition::{SettingValue, Varying};
 
 /// One architecture at one depth in table 1.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28,19 +30,23 @@ pub(crate) struct Cell {
     pub pending: usize,
 }
 
-/// One depth of table 1: a cell per architecture (vgg, resnet, grid), None where the sweep
-/// has no run of that architecture at that depth.
+/// One condition at one depth of table 1: a cell per architecture (vgg, resnet, grid), None
+/// where the sweep has no run of that architecture in that condition at that depth.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Table1Row {
+    /// The values of Table 1's varying settings (empty in the paper's shape).
+    pub condition: Vec<SettingValue>,
     /// Layers with weights.
     pub depth: u32,
     /// The cells, in Arch::ALL's order.
     pub cells: [Option<Cell>; 3],
 }
 
-/// One analysed (architecture, depth) of table 2: means over its runs.
+/// One analysed (condition, architecture, depth) of table 2: means over its runs.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Table2Row {
+    /// The values of Table 2's varying settings (empty in the paper's shape).
+    pub condition: Vec<SettingValue>,
     /// The architecture.
     pub arch: Arch,
     /// The depth.
@@ -55,20 +61,24 @@ pub(crate) struct Table2Row {
     pub vanished_pct: [f64; 4],
 }
 
-/// Records `value` (from `run`) as the cell's `field`, which every run of the cell must report
-/// the same; `first` remembers the first value and the job it came from.
+/// Records `value` (from `run`, in the condition labelled `condition`) as the cell's `field`,
+/// which every run of the cell must report the same; `first` remembers the first value and the
+/// job it came from.
 fn agree<'a>(
     first: &mut Option<(u64, &'a str)>,
     value: Option<u64>,
     field: &str,
     run: &'a RunRecord,
+    condition: &str,
 ) -> Result<Option<u64>, TablesError> {
     match (*first, value) {
         (Some((old, job)), Some(new)) if old != new => Err(TablesError::Inconsistent {
             job_id: run.job_id.clone(),
             problem: format!(
-                "{field} = {new}, but job {job} of the same model ({}-{}) reports {old}",
-                run.spec.train.arch, run.spec.train.depth
+                "{field} = {new}, but job {job} of the same model ({}-{}{}{condition}) reports {old}",
+                run.spec.train.arch,
+                run.spec.train.depth,
+                if condition.is_empty() { "" } else { ", " },
             ),
         }),
         (None, Some(new)) => {
@@ -79,18 +89,21 @@ fn agree<'a>(
     }
 }
 
-/// Table 1's rows, by increasing depth.
-pub(crate) fn table1<'a>(runs: &[(&'a RunRecord, Figures)]) -> Result<Vec<Table1Row>, TablesError> {
-    let mut rows: BTreeMap<u32, [Option<Cell>; 3]> = BTreeMap::new();
-    // The first params and FLOPs seen per (depth, arch), with their job.
+/// Table 1's rows, by condition (`varying`'s values, sorted) then increasing depth.
+pub(crate) fn table1<'a>(runs: &[Entry<'a>], varying: &Varying) -> Result<Vec<Table1Row>, TablesError> {
+    type Key = (Vec<SettingValue>, u32);
+    let mut rows: BTreeMap<Key, [Option<Cell>; 3]> = BTreeMap::new();
+    // The first params and FLOPs seen per (condition, depth, arch), with their job.
     type Seen<'a> = [Option<(u64, &'a str)>; 2];
-    let mut seen: BTreeMap<(u32, usize), Seen<'a>> = BTreeMap::new();
-    for (run, f) in runs {
+    let mut seen: BTreeMap<(Key, usize), Seen<'a>> = BTreeMap::new();
+    for Entry { run, figures: f, condition, .. } in runs {
         let t = &run.spec.train;
-        let first = seen.entry((t.depth, arch_index(t.arch))).or_default();
-        let params = agree(&mut first[0], f.params, "params", run)?;
-        let flops = agree(&mut first[1], f.flops, "flops", run)?;
-        let cell = rows.entry(t.depth).or_default()[arch_index(t.arch)].get_or_insert_with(Cell::default);
+        let key = (condition.clone(), t.depth);
+        let first = seen.entry((key.clone(), arch_index(t.arch))).or_default();
+        let label = varying.label_of(condition);
+        let params = agree(&mut first[0], f.params, "params", run, &label)?;
+        let flops = agree(&mut first[1], f.flops, "flops", run, &label)?;
+        let cell = rows.entry(key).or_default()[arch_index(t.arch)].get_or_insert_with(Cell::default);
         (cell.params, cell.flops) = (params, flops);
         match f.outcome {
             Outcome::Completed => match f.final_test_acc {
@@ -108,20 +121,22 @@ pub(crate) fn table1<'a>(runs: &[(&'a RunRecord, Figures)]) -> Result<Vec<Table1
             Outcome::Unfinished => cell.pending += 1,
         }
     }
-    Ok(rows.into_iter().map(|(depth, cells)| Table1Row { depth, cells }).collect())
+    Ok(rows.into_iter().map(|((condition, depth), cells)| Table1Row { condition, depth, cells }).collect())
 }
 
-/// Table 2's rows, by depth then architecture: only completed runs with an analysis count.
-pub(crate) fn table2(runs: &[(&RunRecord, Figures)]) -> Vec<Table2Row> {
-    let mut groups: BTreeMap<(u32, Arch), Vec<&Figures>> = BTreeMap::new();
-    for (run, f) in runs {
+/// Table 2's rows, by condition, depth, then architecture: only completed runs with an
+/// analysis count.
+pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
+    let mut groups: BTreeMap<(Vec<SettingValue>, u32, Arch), Vec<&Figures>> = BTreeMap::new();
+    for Entry { run, figures: f, grad_condition, .. } in runs {
         if f.outcome == Outcome::Completed && f.grad.is_some() {
-            groups.entry((run.spec.train.depth, run.spec.train.arch)).or_default().push(f);
+            let t = &run.spec.train;
+            groups.entry((grad_condition.clone(), t.depth, t.arch)).or_default().push(f);
         }
     }
     groups
         .into_iter()
-        .map(|((depth, arch), figs)| {
+        .map(|((condition, depth, arch), figs)| {
             let grads: Vec<_> = figs.iter().filter_map(|f| f.grad.as_ref()).collect();
             let mean = |values: Vec<f64>| mean_std(&values).0.unwrap_or(f64::NAN);
             let mut vanished_pct = [0.0; 4];
@@ -129,6 +144,7 @@ pub(crate) fn table2(runs: &[(&RunRecord, Figures)]) -> Vec<Table2Row> {
                 *slot = mean(grads.iter().map(|g| g.vanished[i] * 100.0).collect());
             }
             Table2Row {
+                condition,
                 arch,
                 depth,
                 runs: grads.len(),

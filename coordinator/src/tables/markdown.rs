@@ -2,6 +2,9 @@
 //! Analysis of Ultra-Deep Residual Networks and a Grid-Based Bifurcation-Merge Paradigm",
 //! Tables 1 and 2, as transcribed in /work/shared/paper/SUMMARY.md). The paper's "Ours" is our
 //! `grid`. Rows are this sweep's; where the paper has no figure for a row, its column says "—".
+//! When the sweep varies more than architecture, depth and seed, each varying setting is a
+//! leading column and each condition has its own rows, the paper's figures beside every row of
+//! their depth (and model).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -9,8 +12,9 @@ use std::fmt::Write as _;
 use gridsweep_proto::job::{Arch, DataSpec};
 
 use super::aggregate::{Cell, Table1Row, Table2Row};
-use super::extract::{Figures, Outcome};
-use super::{EPS_NAMES, RunRecord, arch_index, mean_std};
+use super::extract::Outcome;
+use super::{EPS_NAMES, Entry, arch_index, mean_std};
+use crate::condition::{SettingValue, Varying};
 
 /// What is not a number of ours or the paper's.
 const NONE: &str = "—";
@@ -92,18 +96,18 @@ pub(crate) struct Context {
 
 impl Context {
     /// Describes the sweep `name` made of `runs`.
-    pub(crate) fn of(name: &str, runs: &[(&RunRecord, Figures)]) -> Self {
+    pub(crate) fn of(name: &str, runs: &[Entry<'_>]) -> Self {
         let data: BTreeSet<String> = runs
             .iter()
-            .map(|(run, _)| match &run.spec.data {
+            .map(|e| match &e.run.spec.data {
                 DataSpec::Cifar10 => "CIFAR-10".to_owned(),
                 DataSpec::Synthetic { train, test, seed } => {
                     format!("synthetic data ({train} train / {test} test images, seed {seed})")
                 }
             })
             .collect();
-        let epochs: BTreeSet<u32> = runs.iter().map(|(run, _)| run.spec.train.epochs).collect();
-        let count = |o: Outcome| runs.iter().filter(|(_, f)| f.outcome == o).count();
+        let epochs: BTreeSet<u32> = runs.iter().map(|e| e.run.spec.train.epochs).collect();
+        let count = |o: Outcome| runs.iter().filter(|e| e.figures.outcome == o).count();
         Context {
             name: name.to_owned(),
             data: data.into_iter().collect(),
@@ -158,8 +162,29 @@ fn acc_cell(cell: Option<&Cell>) -> String {
     out
 }
 
-/// Table 1 in Markdown.
-pub(crate) fn table1(ctx: &Context, rows: &[Table1Row]) -> String {
+/// A condition's leading cells in Markdown: each value as `runs.csv` writes it, `none` for an
+/// unset one.
+fn condition_cells(condition: &[SettingValue]) -> Vec<String> {
+    condition.iter().map(|v| Some(v.text()).filter(|t| !t.is_empty()).unwrap_or_else(|| "none".to_owned())).collect()
+}
+
+/// The sentence saying which settings split the rows; nothing when only architecture, depth
+/// and seed vary.
+fn grouping_note(varying: &Varying, what: &str) -> String {
+    if varying.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = varying.names.iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        "Grouped by condition: besides architecture and depth the {what} differ in {}, so each row holds the runs \
+         (seeds, repeats) of one value of {}; the paper's figures are beside every row they apply to.\n\n",
+        names.join(", "),
+        if names.len() == 1 { "it" } else { "these" },
+    )
+}
+
+/// Table 1 in Markdown: a row per condition (`varying`'s values) and depth.
+pub(crate) fn table1(ctx: &Context, varying: &Varying, rows: &[Table1Row]) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Table 1 — size, cost and accuracy (sweep `{}`)\n", ctx.name);
     let _ = writeln!(md, "{}", ctx.describe());
@@ -168,7 +193,9 @@ pub(crate) fn table1(ctx: &Context, rows: &[Table1Row]) -> String {
         "Paper: the published figures of Park & Han, Table 1 (CIFAR-10, 300 epochs, mean of three runs); \
          the paper's \"Ours\" is `grid`.\n"
     );
-    let mut header = vec!["layers".to_owned()];
+    md.push_str(&grouping_note(varying, "jobs"));
+    let mut header = varying.names.clone();
+    header.push("layers".to_owned());
     header.extend(Arch::ALL.iter().map(|a| format!("params {a}")));
     header.push("params (paper)".to_owned());
     for a in Arch::ALL {
@@ -185,7 +212,8 @@ pub(crate) fn table1(ctx: &Context, rows: &[Table1Row]) -> String {
         let ours = |f: fn(&Cell) -> Option<u64>, a: Arch| {
             row.cells[arch_index(a)].as_ref().and_then(f).map_or_else(|| NONE.to_owned(), si)
         };
-        let mut out = vec![row.depth.to_string()];
+        let mut out = condition_cells(&row.condition);
+        out.push(row.depth.to_string());
         out.extend(Arch::ALL.map(|a| ours(|c| c.params, a)));
         out.push(paper.map_or(NONE, |p| p.params).to_owned());
         for a in Arch::ALL {
@@ -209,8 +237,9 @@ pub(crate) fn table1(ctx: &Context, rows: &[Table1Row]) -> String {
     md
 }
 
-/// Table 2 in Markdown.
-pub(crate) fn table2(ctx: &Context, rows: &[Table2Row]) -> String {
+/// Table 2 in Markdown: a row per analysed condition (`varying`'s values), depth and
+/// architecture.
+pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Table 2 — gradient distribution (sweep `{}`)\n", ctx.name);
     let _ = writeln!(md, "{}", ctx.describe());
@@ -223,8 +252,9 @@ pub(crate) fn table2(ctx: &Context, rows: &[Table2Row]) -> String {
         md.push_str("No completed run of this sweep has a gradient analysis.\n");
         return md;
     }
-    let mut header: Vec<String> =
-        ["model", "runs", "total gradients", "(paper)", "std", "(paper)"].map(String::from).into();
+    md.push_str(&grouping_note(varying, "analysed jobs"));
+    let mut header = varying.names.clone();
+    header.extend(["model", "runs", "total gradients", "(paper)", "std", "(paper)"].map(String::from));
     for e in EPS_NAMES {
         header.extend([format!("vanished < {e}"), "(paper)".to_owned()]);
     }
@@ -232,14 +262,15 @@ pub(crate) fn table2(ctx: &Context, rows: &[Table2Row]) -> String {
     push_row(&mut md, &vec!["---".to_owned(); header.len()]);
     for row in rows {
         let paper = PAPER_TABLE2.iter().find(|p| p.arch == row.arch && p.depth == row.depth);
-        let mut out = vec![
+        let mut out = condition_cells(&row.condition);
+        out.extend([
             format!("{}-{}", row.arch, row.depth),
             row.runs.to_string(),
             format!("{:.2e}", row.total_gradients),
             paper.map_or(NONE, |p| p.total_gradients).to_owned(),
             format!("{:.2e}", row.std),
             paper.map_or(NONE, |p| p.std).to_owned(),
-        ];
+        ]);
         for (i, pct) in row.vanished_pct.iter().enumerate() {
             out.push(format!("{pct:.2}%"));
             out.push(paper.map_or(NONE, |p| p.vanished[i]).to_owned());

@@ -4,26 +4,35 @@
 //! ours.
 //!
 //! Rules, applied the same way in every file:
+//! - Runs are grouped by *condition*: architecture, depth and every other setting in which the
+//!   sweep's jobs differ ([`crate::condition`]), never by seed or repeat (what is averaged
+//!   over) nor by execution settings. When only architecture, depth and seed vary, the tables
+//!   have the paper's shape; otherwise each varying setting is a leading column, named as in
+//!   the sweep file, and each of its values its own row (Table 2 also groups on the analysis's
+//!   settings, among the analysed jobs).
 //! - Accuracy is the worker's `final_test_acc` (the last epoch's test accuracy, in percent),
 //!   never the best epoch's. A cell's accuracy is the mean over its *completed* runs (every
-//!   seed and repeat of that architecture and depth) with the sample standard deviation (n - 1;
-//!   empty when fewer than two runs completed).
+//!   seed and repeat of that condition, architecture and depth) with the sample standard
+//!   deviation (n - 1; empty when fewer than two runs completed).
 //! - A diverged run is counted in its own `diverged_<arch>` column and is never averaged in.
 //!   (The paper prints 10.00 for deep VGG: a diverged network predicts one class, i.e. chance;
 //!   we report the divergence instead of inventing a number.) Failed runs are counted in
 //!   `failed_<arch>`, pending and running ones in `pending_<arch>`; neither is averaged in.
 //! - Params and FLOPs come from the results (completed or diverged runs); the runs of one cell
-//!   must agree on them. A cell whose architecture has no run at that depth is empty
+//!   (condition, architecture, depth) must agree on them. A cell whose architecture has no run at that depth is empty
 //!   throughout, counts included; an architecture with runs but no result has empty params,
 //!   FLOPs and accuracy and its counts filled in.
-//! - Table 2 averages, over the completed runs of an (architecture, depth) that carry a
-//!   gradient analysis, the total gradient count, the gradient std and the vanished ratios;
+//! - Table 2 averages, over the completed runs of a (condition, architecture, depth) that carry
+//!   a gradient analysis, the total gradient count, the gradient std and the vanished ratios;
 //!   the ratios are written in percent (`vanished_lt_1e-4_pct`), as the paper prints them.
-//! - Rows are in a fixed order (depth, then vgg, resnet, grid, then seed, repeat, job id) and
-//!   every average is summed in that order, so recomputing table 1 from `runs.csv` with
-//!   [`mean_std`] gives the same numbers.
+//! - Rows are in a fixed order (Table 1's condition, sorted by its values with numbers by value,
+//!   then depth, then vgg, resnet, grid, then seed, repeat, job id) and every average is summed
+//!   in that order, so recomputing a table's cell from the matching rows of `runs.csv` with
+//!   [`mean_std`] gives the same numbers. A condition's values are written as `runs.csv` writes
+//!   the same settings, so its rows match a table's by text.
 
 mod aggregate;
+mod csv_files;
 mod extract;
 mod markdown;
 #[cfg(test)]
@@ -32,14 +41,14 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use gridsweep_proto::job::{Arch, DataSpec, JobSpec};
-use gridsweep_proto::result::{EPSILON_NAMES as EPS_NAMES, EPSILONS, TrainResult};
+use gridsweep_proto::job::{Arch, JobSpec};
+use gridsweep_proto::result::{EPSILON_NAMES as EPS_NAMES, TrainResult};
 pub use gridsweep_proto::v1::{FailureKind, JobState};
 
+use crate::condition::{Grouping, SettingValue};
 use crate::files::{OutputError, create_dir, write_output};
 use serde::{Deserialize, Serialize};
 
-use aggregate::{Table1Row, Table2Row};
 use extract::Figures;
 
 /// One job of a sweep and what became of it.
@@ -126,17 +135,40 @@ pub fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(mean), Some((ss / (n - 1.0)).sqrt()))
 }
 
+/// One run as the tables see it: the record, what was read from its result, and its
+/// conditions.
+pub(crate) struct Entry<'a> {
+    /// The run.
+    pub run: &'a RunRecord,
+    /// Its outcome and figures.
+    pub figures: Figures,
+    /// Its values of Table 1's varying settings (empty in the paper's shape).
+    pub condition: Vec<SettingValue>,
+    /// Its values of Table 2's varying settings (meaningful for analysed runs only).
+    pub grad_condition: Vec<SettingValue>,
+}
+
 /// Writes `table1.csv`, `table2.csv`, `runs.csv`, `table1.md`, `table2.md` and `runs.jsonl`
 /// (every run record with the worker's whole result: epoch curves, gradient histograms) for the sweep
 /// `sweep_name` into `out_dir` (created if missing), each through a temporary file renamed into
 /// place. Every result is read before anything is written, so a bad result leaves the
 /// directory as it was.
 pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Result<TablesSummary, TablesError> {
-    let mut read: Vec<(&RunRecord, Figures)> =
-        runs.iter().map(|run| extract::figures(run).map(|f| (run, f))).collect::<Result<_, _>>()?;
-    read.sort_by(|(a, _), (b, _)| run_order(a).cmp(&run_order(b)));
+    let grouping = Grouping::of(runs.iter().map(|r| &r.spec));
+    let mut read: Vec<Entry<'_>> = runs
+        .iter()
+        .map(|run| {
+            Ok(Entry {
+                run,
+                figures: extract::figures(run)?,
+                condition: grouping.table1.key(&run.spec),
+                grad_condition: grouping.table2.key(&run.spec),
+            })
+        })
+        .collect::<Result<_, TablesError>>()?;
+    read.sort_by(|a, b| run_order(a).cmp(&run_order(b)));
 
-    let table1 = aggregate::table1(&read)?;
+    let table1 = aggregate::table1(&read, &grouping.table1)?;
     let table2 = aggregate::table2(&read);
     let context = markdown::Context::of(sweep_name, &read);
 
@@ -148,14 +180,14 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
         files.push(path);
         Ok(())
     };
-    put("table1.csv", table1_csv(&out_dir.join("table1.csv"), &table1)?)?;
-    put("table2.csv", table2_csv(&out_dir.join("table2.csv"), &table2)?)?;
-    put("runs.csv", runs_csv(&out_dir.join("runs.csv"), &read)?)?;
-    put("table1.md", markdown::table1(&context, &table1).into_bytes())?;
-    put("table2.md", markdown::table2(&context, &table2).into_bytes())?;
+    put("table1.csv", csv_files::table1(&out_dir.join("table1.csv"), &grouping.table1, &table1)?)?;
+    put("table2.csv", csv_files::table2(&out_dir.join("table2.csv"), &grouping.table2, &table2)?)?;
+    put("runs.csv", csv_files::runs(&out_dir.join("runs.csv"), &read)?)?;
+    put("table1.md", markdown::table1(&context, &grouping.table1, &table1).into_bytes())?;
+    put("table2.md", markdown::table2(&context, &grouping.table2, &table2).into_bytes())?;
     put("runs.jsonl", runs_jsonl(&read)?)?;
 
-    let count = |o: extract::Outcome| read.iter().filter(|(_, f)| f.outcome == o).count();
+    let count = |o: extract::Outcome| read.iter().filter(|e| e.figures.outcome == o).count();
     Ok(TablesSummary {
         files,
         completed: count(extract::Outcome::Completed),
@@ -167,9 +199,9 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
 
 /// One JSON line per run, in table order. A record that cannot be serialised is an error
 /// naming its job, never a line left out.
-fn runs_jsonl(read: &[(&RunRecord, Figures)]) -> Result<Vec<u8>, TablesError> {
+fn runs_jsonl(read: &[Entry<'_>]) -> Result<Vec<u8>, TablesError> {
     let mut out = Vec::new();
-    for (run, _) in read {
+    for Entry { run, .. } in read {
         let line = serde_json::to_string(run).map_err(|e| TablesError::Inconsistent {
             job_id: run.job_id.clone(),
             problem: format!("cannot write its runs.jsonl record: {e}"),
@@ -180,10 +212,11 @@ fn runs_jsonl(read: &[(&RunRecord, Figures)]) -> Result<Vec<u8>, TablesError> {
     Ok(out)
 }
 
-/// The order of rows in every file: depth, architecture (vgg, resnet, grid), seed, repeat, id.
-fn run_order(run: &RunRecord) -> (u32, Arch, u64, u32, &str) {
-    let t = &run.spec.train;
-    (t.depth, t.arch, t.seed, run.spec.repeat, &run.job_id)
+/// The order of rows in every file: Table 1's condition, depth, architecture (vgg, resnet,
+/// grid), seed, repeat, id.
+fn run_order<'a>(e: &'a Entry<'_>) -> (&'a [SettingValue], u32, Arch, u64, u32, &'a str) {
+    let t = &e.run.spec.train;
+    (&e.condition, t.depth, t.arch, t.seed, e.run.spec.repeat, &e.run.job_id)
 }
 
 /// The column of `arch` in the per-architecture arrays (Arch::ALL's order).
@@ -198,179 +231,4 @@ fn arch_index(arch: Arch) -> usize {
 /// An optional value as a CSV cell: empty when absent.
 fn cell<T: fmt::Display>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// Formats `rows` under `header` as CSV (the writer checks that every row has the header's
-/// length); `path` only names the file in errors.
-fn csv_bytes(path: &Path, header: &[String], rows: Vec<Vec<String>>) -> Result<Vec<u8>, TablesError> {
-    let csv_err = |source| TablesError::Csv { path: path.to_owned(), source };
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(header).map_err(csv_err)?;
-    for row in rows {
-        writer.write_record(&row).map_err(csv_err)?;
-    }
-    writer.into_inner().map_err(|e| OutputError::Write { path: path.to_owned(), source: e.into_error() }.into())
-}
-
-/// `table1.csv`: one row per depth; see the module documentation for the rules.
-fn table1_csv(path: &Path, rows: &[Table1Row]) -> Result<Vec<u8>, TablesError> {
-    let archs = Arch::ALL.map(Arch::name);
-    let mut header = vec!["depth".to_owned()];
-    header.extend(archs.iter().map(|a| format!("params_{a}")));
-    header.extend(archs.iter().map(|a| format!("flops_{a}")));
-    for a in archs {
-        for col in ["acc_mean", "acc_std", "n", "diverged", "failed", "pending"] {
-            header.push(format!("{col}_{a}"));
-        }
-    }
-    let rows = rows
-        .iter()
-        .map(|row| {
-            let mut out = vec![row.depth.to_string()];
-            out.extend(row.cells.iter().map(|c| cell(c.as_ref().and_then(|c| c.params))));
-            out.extend(row.cells.iter().map(|c| cell(c.as_ref().and_then(|c| c.flops))));
-            for c in &row.cells {
-                match c {
-                    Some(c) => {
-                        let (mean, std) = mean_std(&c.accs);
-                        out.extend([cell(mean), cell(std), c.accs.len().to_string()]);
-                        out.extend([c.diverged, c.failed, c.pending].map(|k| k.to_string()));
-                    }
-                    None => out.extend(std::iter::repeat_n(String::new(), 6)),
-                }
-            }
-            out
-        })
-        .collect();
-    csv_bytes(path, &header, rows)
-}
-
-/// `table2.csv`: one row per analysed (architecture, depth); ratios in percent.
-fn table2_csv(path: &Path, rows: &[Table2Row]) -> Result<Vec<u8>, TablesError> {
-    let mut header: Vec<String> = ["arch", "depth", "runs", "total_gradients", "std"].map(String::from).into();
-    header.extend(EPS_NAMES.iter().map(|e| format!("vanished_lt_{e}_pct")));
-    let rows = rows
-        .iter()
-        .map(|r| {
-            let mut out =
-                vec![r.arch.name().to_owned(), r.depth.to_string(), r.runs.to_string(), r.total_gradients.to_string()];
-            out.push(r.std.to_string());
-            out.extend(r.vanished_pct.iter().map(f64::to_string));
-            out
-        })
-        .collect();
-    csv_bytes(path, &header, rows)
-}
-
-/// `runs.csv`: one row per job, with its settings, its state and its figures.
-fn runs_csv(path: &Path, runs: &[(&RunRecord, Figures)]) -> Result<Vec<u8>, TablesError> {
-    let mut header: Vec<String> = [
-        "job_id",
-        "arch",
-        "depth",
-        "seed",
-        "repeat",
-        "epochs",
-        "batch_size",
-        "lr",
-        "momentum",
-        "nesterov",
-        "weight_decay",
-        "lr_milestones",
-        "lr_gamma",
-        "warmup_epochs",
-        "crop_padding",
-        "flip",
-        "train_subset",
-        "test_subset",
-        "eval_batch_size",
-        "analysis",
-        "analysis_batch_size",
-        "analysis_bn_train_mode",
-        "data",
-        "data_train",
-        "data_test",
-        "data_seed",
-        "state",
-        "attempts",
-        "worker",
-        "final_test_acc",
-        "best_test_acc",
-        "best_epoch",
-        "epochs_run",
-        "params",
-        "flops",
-        "train_seconds",
-        "device",
-        "device_name",
-        "grad_total_gradients",
-        "grad_std",
-    ]
-    .map(String::from)
-    .into();
-    header.extend(EPS_NAMES.iter().map(|e| format!("vanished_lt_{e}_pct")));
-    header.extend(["error", "spec"].map(String::from));
-
-    let mut rows = Vec::with_capacity(runs.len());
-    for (run, f) in runs {
-        let t = &run.spec.train;
-        let analysis = run.spec.analysis.as_ref();
-        let (data, data_train, data_test, data_seed) = match &run.spec.data {
-            DataSpec::Cifar10 => ("cifar10", None, None, None),
-            DataSpec::Synthetic { train, test, seed } => ("synthetic", Some(*train), Some(*test), Some(*seed)),
-        };
-        let milestones = t.lr_milestones.iter().map(f64::to_string).collect::<Vec<_>>().join(";");
-        let spec = serde_json::to_string(&run.spec)
-            .map_err(|e| TablesError::Inconsistent { job_id: run.job_id.clone(), problem: e.to_string() })?;
-        let grad = f.grad.as_ref();
-        let mut row = vec![
-            run.job_id.clone(),
-            t.arch.name().to_owned(),
-            t.depth.to_string(),
-            t.seed.to_string(),
-            run.spec.repeat.to_string(),
-            t.epochs.to_string(),
-            t.batch_size.to_string(),
-            t.lr.to_string(),
-            t.momentum.to_string(),
-            t.nesterov.to_string(),
-            t.weight_decay.to_string(),
-            milestones,
-            t.lr_gamma.to_string(),
-            t.warmup_epochs.to_string(),
-            t.crop_padding.to_string(),
-            t.flip.to_string(),
-            cell(t.train_subset),
-            cell(t.test_subset),
-            t.eval_batch_size.to_string(),
-            analysis.is_some().to_string(),
-            cell(analysis.map(|a| a.batch_size)),
-            cell(analysis.map(|a| a.bn_train_mode)),
-            data.to_owned(),
-            cell(data_train),
-            cell(data_test),
-            cell(data_seed),
-            run.state.name().to_owned(),
-            run.attempts.to_string(),
-            run.worker.clone().unwrap_or_default(),
-            cell(f.final_test_acc),
-            cell(f.best_test_acc),
-            cell(f.best_epoch),
-            cell(f.epochs_run),
-            cell(f.params),
-            cell(f.flops),
-            cell(f.train_seconds),
-            f.device.clone().unwrap_or_default(),
-            f.device_name.clone().unwrap_or_default(),
-            cell(grad.map(|g| g.total_gradients)),
-            cell(grad.map(|g| g.std)),
-        ];
-        for i in 0..EPSILONS.len() {
-            row.push(cell(grad.map(|g| g.vanished[i] * 100.0)));
-        }
-        row.push(run.error.clone().unwrap_or_default());
-        row.push(spec);
-        rows.push(row);
-    }
-    csv_bytes(path, &header, rows)
 }

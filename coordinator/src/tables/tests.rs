@@ -1,6 +1,6 @@
 //! Tests of the tables on a fabricated sweep: 2 depths x 3 architectures x 3 seeds with one
 //! diverged, one failed and one pending run, checked against hand-computed means and sample
-//! standard deviations.
+//! standard deviations. Sweeps that vary more than that are in `conditions`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,6 +10,8 @@ use gridsweep_proto::result::RunStatus;
 use serde_json::{Value, json};
 
 use super::*;
+
+mod conditions;
 
 /// A worker's result JSON, shaped as `TrainResult` serialises.
 fn result(spec: &JobSpec, status: &str, acc: f64, params: u64, flops: u64, grad: Option<Value>) -> Value {
