@@ -1,13 +1,29 @@
 //! The sweep's ETA from the throughput observed so far. Work is measured in the scheduler's cost
-//! units (`JobSpec::cost`, the same model that orders the queue); two rates are learned from the
-//! state: seconds per unit, from the reported epochs (training and evaluation), and seconds of
-//! overhead per job (loading data, checkpoints, the gradient analysis: the part of the time
-//! workers held a job that no epoch accounts for), from the jobs that have ended. The remaining
-//! work, spread over the live workers, gives the ETA; the longest remaining job bounds it below.
+//! units (`JobSpec::cost`, the same model that orders the queue), plus, for a job with a
+//! gradient analysis, one forward and backward pass over its test images (what the analysis
+//! does) in the same units. Two rates are learned from the state: seconds per unit, from the
+//! reported epochs (training and evaluation), and seconds of overhead per job (loading data,
+//! checkpoints: the part of the time workers held a job that neither its epochs nor its
+//! analysis account for), from the jobs that have ended. The remaining work, spread over the
+//! live workers, gives the ETA; the longest remaining job bounds it below. A running job's time
+//! since its last epoch is taken off its remaining work, so the ETA counts down between reports.
 
+use gridsweep_proto::job::JobSpec;
 use gridsweep_proto::v1::JobState;
 
 use crate::store::JobRow;
+
+/// The gradient analysis's work in cost units: a forward and backward pass over the test images
+/// at the model's per-image cost (0 for a job without one).
+fn analysis_units(spec: &JobSpec) -> f64 {
+    match spec.analysis {
+        Some(_) => {
+            let n = f64::from(spec.train.depth.saturating_sub(2)) / 6.0;
+            (n + 0.5) * spec.test_images() as f64
+        }
+        None => 0.0,
+    }
+}
 
 /// Seconds until every job of `jobs` has ended, with `workers` taking jobs in parallel; None
 /// until an epoch has been reported (nothing to learn from yet).
@@ -29,15 +45,20 @@ pub fn sweep_eta(jobs: &[JobRow], workers: usize) -> Option<f64> {
     let overhead = if ended.is_empty() {
         0.0
     } else {
-        ended.iter().map(|j| (j.busy_seconds - j.epoch_seconds).max(0.0)).sum::<f64>() / ended.len() as f64
+        let extra = |j: &&JobRow| (j.busy_seconds - j.epoch_seconds - per_unit * analysis_units(&j.spec)).max(0.0);
+        ended.iter().map(extra).sum::<f64>() / ended.len() as f64
     };
     let mut remaining = 0.0;
     let mut longest: f64 = 0.0;
     for j in jobs {
+        let epochs_left = per_unit * units(j) * (1.0 - fraction(j));
         let left = match j.state {
-            JobState::Pending => per_unit * units(j) * (1.0 - fraction(j)) + overhead,
-            // A running job has paid part of its overhead; count half of it.
-            JobState::Running => per_unit * units(j) * (1.0 - fraction(j)) + overhead / 2.0,
+            JobState::Pending => epochs_left + per_unit * analysis_units(&j.spec) + overhead,
+            // A running job has paid part of its overhead (count half) and is into its next epoch.
+            JobState::Running => {
+                let into_epoch = j.since_progress.unwrap_or(0.0).max(0.0);
+                (epochs_left - into_epoch).max(0.0) + per_unit * analysis_units(&j.spec) + overhead / 2.0
+            }
             _ => continue,
         };
         remaining += left;
@@ -66,6 +87,7 @@ mod tests {
             secs_per_epoch: None,
             epoch_seconds: secs,
             busy_seconds: busy,
+            since_progress: None,
             attempts: 1,
             error: None,
             error_kind: FailureKind::Job,
@@ -98,5 +120,24 @@ mod tests {
         assert!((sweep_eta(&jobs, 2).unwrap() - 7.75).abs() < 1e-9);
         // Ten workers: the longest job bounds it.
         assert!((sweep_eta(&jobs, 10).unwrap() - 5.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_analysis_is_work_and_a_running_job_counts_down() {
+        use gridsweep_proto::job::AnalysisConfig;
+        // Depth 26 analysed on a 50-image test subset: 4.5 x 50 = 225 units.
+        let mut done = job(26, JobState::Completed, 2, 9.0, 13.25);
+        let mut next = job(26, JobState::Pending, 0, 0.0, 0.0);
+        for j in [&mut done, &mut next] {
+            j.spec.analysis = Some(AnalysisConfig::default());
+            j.spec.train.test_subset = Some(50);
+        }
+        // 0.01 s/unit; the analysis of `done` took 2.25 s, so its overhead is 13.25 - 9 - 2.25 = 2.
+        let mut running = job(8, JobState::Running, 1, 1.5, 2.0);
+        running.since_progress = Some(1.0);
+        let jobs = [done, next, running];
+        // Pending: 9 + 2.25 + 2 = 13.25; running: (1.5 - 1.0) + 0 + 1 = 1.5.
+        let eta = sweep_eta(&jobs, 1).unwrap();
+        assert!((eta - 14.75).abs() < 1e-9, "{eta}");
     }
 }

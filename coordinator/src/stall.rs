@@ -78,6 +78,7 @@ mod tests {
             secs_per_epoch: None,
             epoch_seconds: 0.0,
             busy_seconds: 0.0,
+            since_progress: None,
             attempts: 0,
             error: None,
             error_kind: FailureKind::Job,

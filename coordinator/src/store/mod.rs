@@ -172,6 +172,9 @@ pub struct JobRow {
     /// Wall seconds workers have held the job, over all attempts (a running one up to now):
     /// epochs plus per-job overhead (data loading, checkpoints, the gradient analysis).
     pub busy_seconds: f64,
+    /// For a running job: seconds since its current attempt last made progress (its last
+    /// reported epoch, or its start).
+    pub since_progress: Option<f64>,
     /// Grants so far.
     pub attempts: u32,
     /// Last error.
@@ -855,7 +858,10 @@ impl Store {
             .prepare(
                 "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error, result,
                  error_kind, failures, max_attempts,
-                 (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id)
+                 (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id),
+                 (SELECT ?1 - MAX(a.started_at, COALESCE(
+                    (SELECT MAX(e.reported_at) FROM epochs e WHERE e.job = a.job AND e.attempt = a.attempt), 0))
+                  FROM attempts a WHERE a.token = jobs.token AND jobs.state = 'running')
                  FROM jobs WHERE active = 1 ORDER BY seq",
             )
             .map_err(&sql)?;
@@ -873,13 +879,26 @@ impl Store {
                     r.get::<_, Option<String>>(8)?,
                     r.get::<_, Option<String>>(9)?,
                     (r.get::<_, Option<String>>(10)?, r.get::<_, i64>(11)?, r.get::<_, i64>(12)?, r.get::<_, f64>(13)?),
+                    r.get::<_, Option<f64>>(14)?,
                 ))
             })
             .map_err(&sql)?;
         let mut jobs = Vec::new();
         for row in rows {
-            let (id, spec, state, worker, epoch, test_acc, secs, attempts, error, result, (kind, failures, max, busy)) =
-                row.map_err(&sql)?;
+            let (
+                id,
+                spec,
+                state,
+                worker,
+                epoch,
+                test_acc,
+                secs,
+                attempts,
+                error,
+                result,
+                (kind, failures, max, busy),
+                since,
+            ) = row.map_err(&sql)?;
             let error_kind = match kind {
                 None => FailureKind::Job,
                 Some(k) => FailureKind::from_name(&k)
@@ -906,6 +925,7 @@ impl Store {
                 secs_per_epoch: (epoch > 0).then(|| secs / epoch as f64),
                 epoch_seconds: secs,
                 busy_seconds: busy,
+                since_progress: since,
                 attempts: attempts as u32,
                 error,
                 error_kind,
