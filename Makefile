@@ -5,7 +5,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: libtorch build build-debug data demo test lint clean
+.PHONY: libtorch build build-debug data demo test test-gpu lint clean
 
 # PyPI's torch==2.11.0 into the user cache, linked at .libtorch (idempotent, fast when done).
 libtorch:
@@ -28,6 +28,10 @@ build-debug: libtorch
 
 test: build-debug data
 	$(CARGO) test --workspace
+
+# The CUDA tests (ignored by `make test`): on a machine with a GPU.
+test-gpu: build-debug
+	$(CARGO) test -p gridsweep-worker --test cuda -- --ignored
 
 lint: libtorch
 	$(CARGO) fmt --all --check

@@ -1,5 +1,6 @@
-//! The CUDA paths, run when a CUDA device is visible (each test says so and returns at once
-//! otherwise): training with both grid executions, the speed switches recorded, the packed
+//! The CUDA paths. Every test here is ignored by default, so that a machine without a GPU shows
+//! them as ignored rather than passed; on a GPU machine `make test-gpu` (or `cargo test -p
+//! gridsweep-worker --test cuda -- --ignored`) runs them, and there each fails without a device: training with both grid executions, the speed switches recorded, the packed
 //! optimizer equal to the per-parameter one, a checkpoint written on the GPU resumed on the CPU,
 //! and `worker bench --compare` on the GPU. (The fp64 equivalence of the wavefront and of
 //! channels-last runs on the GPU too, in tests/equivalence.rs.)
@@ -21,18 +22,19 @@ use common::{options, small, tmp};
 /// libtorch's generator is process-wide: these tests take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The GPU, or `None` (and a note) without one.
-fn gpu(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Device)> {
-    if !tch::Cuda::is_available() {
-        eprintln!("{test}: no CUDA device visible; skipped");
-        return None;
-    }
-    Some((SERIAL.lock().unwrap_or_else(|e| e.into_inner()), Device::Cuda(0)))
+/// Why the tests are ignored unless asked for.
+const NEEDS_GPU: &str = "needs a CUDA device: run `make test-gpu` on a GPU machine";
+
+/// The GPU (and this test's turn); a test asked for without one fails, naming why.
+fn gpu(test: &str) -> (std::sync::MutexGuard<'static, ()>, Device) {
+    assert!(tch::Cuda::is_available(), "{test}: no CUDA device visible ({NEEDS_GPU})");
+    (SERIAL.lock().unwrap_or_else(|e| e.into_inner()), Device::Cuda(0))
 }
 
 #[test]
+#[ignore = "needs a CUDA device: run `make test-gpu` on a GPU machine"]
 fn grid_trains_on_the_gpu_both_ways_and_records_how() {
-    let Some((_serial, device)) = gpu("grid_trains_on_the_gpu_both_ways_and_records_how") else { return };
+    let (_serial, device) = gpu("grid_trains_on_the_gpu_both_ways_and_records_how");
     let dir = data::synth::write(&tmp("train"), 256, 128, 3).unwrap();
     let data = data::load(&dir, device).unwrap();
     let cfg = small(Arch::Grid, 26, 2);
@@ -58,8 +60,9 @@ fn grid_trains_on_the_gpu_both_ways_and_records_how() {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: run `make test-gpu` on a GPU machine"]
 fn a_checkpoint_written_on_the_gpu_resumes_on_the_cpu() {
-    let Some((_serial, device)) = gpu("a_checkpoint_written_on_the_gpu_resumes_on_the_cpu") else { return };
+    let (_serial, device) = gpu("a_checkpoint_written_on_the_gpu_resumes_on_the_cpu");
     let dir = data::synth::write(&tmp("resume-data"), 128, 64, 3).unwrap();
     let ck = tmp("resume-ck");
     let cfg = small(Arch::Resnet, 8, 2);
@@ -73,8 +76,9 @@ fn a_checkpoint_written_on_the_gpu_resumes_on_the_cpu() {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: run `make test-gpu` on a GPU machine"]
 fn the_packed_update_equals_the_per_parameter_one_on_the_gpu() {
-    let Some((_serial, device)) = gpu("the_packed_update_equals_the_per_parameter_one_on_the_gpu") else { return };
+    let (_serial, device) = gpu("the_packed_update_equals_the_per_parameter_one_on_the_gpu");
     let spec = ModelSpec::new(Arch::Resnet, 8).unwrap();
     let make = || {
         tch::manual_seed(1);
@@ -108,8 +112,9 @@ fn the_packed_update_equals_the_per_parameter_one_on_the_gpu() {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: run `make test-gpu` on a GPU machine"]
 fn bench_compare_runs_on_the_gpu() {
-    let Some((_serial, _)) = gpu("bench_compare_runs_on_the_gpu") else { return };
+    let (_serial, _) = gpu("bench_compare_runs_on_the_gpu");
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
         .args([
             "bench",
