@@ -3,13 +3,13 @@
 //! gradient analysis. The runs arrive in the files' order, and every average is summed in that
 //! order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gridsweep_proto::job::Arch;
 
 use gridsweep_proto::result::EPSILONS;
 
-use super::extract::{Figures, Outcome};
+use super::extract::{Figures, Outcome, Protocol};
 use super::{Entry, RunRecord, TablesError, arch_index, mean_std};
 use crate::condition::{SettingValue, Varying};
 
@@ -59,6 +59,8 @@ pub(crate) struct Table2Row {
     pub std: f64,
     /// Mean vanished ratios at EPSILONS, in percent.
     pub vanished_pct: [f64; 4],
+    /// The protocols the row's runs were analysed with (one, unless they differ).
+    pub protocols: Vec<Protocol>,
 }
 
 /// Records `value` (from `run`, in the condition labelled `condition`) as the cell's `field`,
@@ -151,6 +153,7 @@ pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
                 total_gradients: mean(grads.iter().map(|g| g.total_gradients as f64).collect()),
                 std: mean(grads.iter().map(|g| g.std).collect()),
                 vanished_pct,
+                protocols: grads.iter().map(|g| g.protocol.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
             }
         })
         .collect()

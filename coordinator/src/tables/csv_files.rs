@@ -9,6 +9,7 @@ use gridsweep_proto::job::{Arch, DataSpec};
 use gridsweep_proto::result::EPSILONS;
 
 use super::aggregate::{Table1Row, Table2Row};
+use super::extract::Protocol;
 use super::{EPS_NAMES, Entry, TablesError, cell, mean_std};
 use crate::condition::{SettingValue, Varying};
 use crate::files::OutputError;
@@ -72,6 +73,7 @@ pub(super) fn table2(path: &Path, varying: &Varying, rows: &[Table2Row]) -> Resu
     let mut header = varying.names.clone();
     header.extend(["arch", "depth", "runs", "total_gradients", "std"].map(String::from));
     header.extend(EPS_NAMES.iter().map(|e| format!("vanished_lt_{e}_pct")));
+    header.extend(PROTOCOL_COLUMNS.map(String::from));
     let rows = rows
         .iter()
         .map(|r| {
@@ -79,10 +81,36 @@ pub(super) fn table2(path: &Path, varying: &Varying, rows: &[Table2Row]) -> Resu
             out.extend([r.arch.name().to_owned(), r.depth.to_string(), r.runs.to_string()]);
             out.extend([r.total_gradients.to_string(), r.std.to_string()]);
             out.extend(r.vanished_pct.iter().map(f64::to_string));
+            out.extend(protocol_cells(&r.protocols));
             out
         })
         .collect();
     csv_bytes(path, &header, rows)
+}
+
+/// Table 2's protocol columns: how the row's gradients were taken.
+const PROTOCOL_COLUMNS: [&str; 5] =
+    ["protocol_bn_mode", "protocol_loss", "protocol_batch_size", "protocol_batches", "protocol_split"];
+
+/// The protocol cells of a Table 2 row: each field's value, or its values joined with `;` when
+/// the row's runs were analysed differently.
+fn protocol_cells(protocols: &[Protocol]) -> [String; 5] {
+    let join = |f: &dyn Fn(&Protocol) -> String| {
+        let mut values: Vec<String> = Vec::new();
+        for v in protocols.iter().map(f) {
+            if !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        values.join(";")
+    };
+    [
+        join(&|p| p.bn_mode().to_owned()),
+        Protocol::LOSS.to_owned(),
+        join(&|p| p.batch_size.to_string()),
+        join(&|p| p.batches.to_string()),
+        join(&|p| p.split()),
+    ]
 }
 
 /// The settings columns of `runs.csv`, named as in the sweep file (the data set's and the

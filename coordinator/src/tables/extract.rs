@@ -29,6 +29,38 @@ pub(crate) struct GradFigures {
     pub std: f64,
     /// Fractions with |g| below each of `EPSILONS`.
     pub vanished: [f64; 4],
+    /// How the gradients were taken.
+    pub protocol: Protocol,
+}
+
+/// How a gradient analysis was run: what the numbers of Table 2 mean. The paper does not say;
+/// `table2.md` and `table2.csv` write it beside the numbers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Protocol {
+    /// Batch norm in training mode (batch statistics) rather than evaluation mode (running
+    /// statistics).
+    pub bn_train_mode: bool,
+    /// Images per gradient.
+    pub batch_size: i64,
+    /// Gradients (batches) taken.
+    pub batches: u64,
+    /// Images of the test split used (the first N).
+    pub test_images: i64,
+}
+
+impl Protocol {
+    /// `eval` or `train`.
+    pub fn bn_mode(&self) -> &'static str {
+        if self.bn_train_mode { "train" } else { "eval" }
+    }
+
+    /// The loss the gradients are of: the worker's cross-entropy, averaged over each batch.
+    pub const LOSS: &'static str = "mean cross-entropy per batch";
+
+    /// The split, as a cell: `test[:N]`.
+    pub fn split(&self) -> String {
+        format!("test[:{}]", self.test_images)
+    }
 }
 
 /// What the tables read from one run; everything but the outcome is None without a result.
@@ -116,6 +148,12 @@ pub(crate) fn figures(run: &RunRecord) -> Result<Figures, TablesError> {
             total_gradients: g.total_gradients,
             std: g.std,
             vanished: g.vanished_ratios(),
+            protocol: Protocol {
+                bn_train_mode: g.config.bn_train_mode,
+                batch_size: g.config.batch_size,
+                batches: g.batches,
+                test_images: r.data.test_images,
+            },
         }),
     })
 }

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use gridsweep_proto::job::{Arch, DataSpec};
 
 use super::aggregate::{Cell, Table1Row, Table2Row};
-use super::extract::Outcome;
+use super::extract::{Outcome, Protocol};
 use super::{EPS_NAMES, Entry, arch_index, mean_std};
 use crate::condition::{SettingValue, Varying};
 
@@ -283,6 +283,39 @@ pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> St
          gradient elements. vanished < eps: percentage of gradient elements with |g| < eps (the paper's \
          eq. 9). — : not in the paper.\n",
     );
+    md.push_str(&protocol_note(rows));
+    md
+}
+
+/// How the gradients of Table 2 were taken, which the paper does not state: the loss, the batch
+/// size and count, the split, and batch norm's mode (evaluation: the running statistics of
+/// training, the network as it is used; training: each batch's own statistics, as in training).
+fn protocol_note(rows: &[Table2Row]) -> String {
+    let describe = |p: &Protocol| {
+        format!(
+            "{} batches of {} images from the test split ({}), gradients of the {}, batch norm in {}",
+            p.batches,
+            p.batch_size,
+            p.split(),
+            Protocol::LOSS,
+            if p.bn_train_mode {
+                "training mode (each batch's statistics)"
+            } else {
+                "evaluation mode (running statistics)"
+            },
+        )
+    };
+    let all: BTreeSet<&Protocol> = rows.iter().flat_map(|r| &r.protocols).collect();
+    let mut md = String::from("\nProtocol (not stated in the paper; ours, per run): ");
+    if all.len() == 1 {
+        let _ = writeln!(md, "{}.", all.iter().map(|p| describe(p)).collect::<String>());
+        return md;
+    }
+    md.push_str("it differs between rows:\n\n");
+    for r in rows {
+        let ps: Vec<String> = r.protocols.iter().map(describe).collect();
+        let _ = writeln!(md, "- {}-{}: {}", r.arch, r.depth, ps.join("; or "));
+    }
     md
 }
 

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::*;
 
 mod conditions;
+mod protocol;
 
 /// A worker's result JSON, shaped as `TrainResult` serialises.
 fn result(spec: &JobSpec, status: &str, acc: f64, params: u64, flops: u64, grad: Option<Value>) -> Value {
