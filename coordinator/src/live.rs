@@ -38,10 +38,15 @@ pub enum LiveError {
 
 /// How often `epochs.csv` is rewritten at most while epochs arrive.
 const EPOCHS_EVERY: Duration = Duration::from_secs(2);
+/// How often the tables are rewritten at most as jobs end, in a sweep of more than
+/// `SMALL_SWEEP` jobs (each rewrite reads every result).
+const TABLES_EVERY: Duration = Duration::from_secs(10);
+/// Sweeps up to this many jobs get their tables rewritten at every job's end.
+const SMALL_SWEEP: usize = 200;
 
 /// The sweep's runs as the tables want them, from the state database.
 pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
-    let (jobs, _) = store.snapshot()?;
+    let (jobs, _) = store.snapshot_with_results()?;
     Ok(jobs
         .into_iter()
         .map(|j| RunRecord {
@@ -58,7 +63,8 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
 }
 
 /// Keeps the output directory current while a sweep runs: `epochs.csv` when epochs arrive (at
-/// most every `EPOCHS_EVERY`), the tables (with pending and running jobs counted) when jobs end.
+/// most every `EPOCHS_EVERY`), the tables (with pending and running jobs counted) when jobs end
+/// (at most every `TABLES_EVERY` in a sweep of more than `SMALL_SWEEP` jobs).
 /// Writing happens on the blocking pool; a failure is logged naming the file, and the sweep goes
 /// on (the files are written again at the next change and at the end).
 #[derive(Debug)]
@@ -73,12 +79,21 @@ pub struct Refresh {
     epochs_at: Option<Instant>,
     /// Jobs ended when the tables were last written.
     ended: Option<usize>,
+    /// When they were.
+    tables_at: Option<Instant>,
 }
 
 impl Refresh {
     /// Nothing written yet.
     pub fn new(out: &Path, sweep: &str) -> Self {
-        Refresh { out: out.to_owned(), sweep: sweep.to_owned(), epochs: None, epochs_at: None, ended: None }
+        Refresh {
+            out: out.to_owned(),
+            sweep: sweep.to_owned(),
+            epochs: None,
+            epochs_at: None,
+            ended: None,
+            tables_at: None,
+        }
     }
 
     /// Writes what `status` shows has changed since the last call.
@@ -86,7 +101,11 @@ impl Refresh {
         let epochs: u64 = status.jobs.iter().map(|j| u64::from(j.epoch)).sum();
         let ended = status.jobs.iter().filter(|j| !j.state().is_open()).count();
         let epochs_due = self.epochs != Some(epochs) && self.epochs_at.is_none_or(|t| t.elapsed() >= EPOCHS_EVERY);
-        let tables_due = self.ended != Some(ended) && ended > 0;
+        // Every result is read to write the tables: on a large sweep, not more often than
+        // TABLES_EVERY (the last job's end always writes them, at the end of `run`).
+        let tables_due = self.ended != Some(ended)
+            && ended > 0
+            && self.tables_at.is_none_or(|t| t.elapsed() >= TABLES_EVERY || status.jobs.len() <= SMALL_SWEEP);
         if !epochs_due && !tables_due {
             return;
         }
@@ -111,7 +130,7 @@ impl Refresh {
             (self.epochs, self.epochs_at) = (Some(epochs), Some(Instant::now()));
         }
         if tables_due {
-            self.ended = Some(ended);
+            (self.ended, self.tables_at) = (Some(ended), Some(Instant::now()));
         }
     }
 }

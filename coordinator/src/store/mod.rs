@@ -849,118 +849,8 @@ impl Store {
         })
     }
 
-    /// Every job (scheduling order) and worker.
-    pub fn snapshot(&self) -> Result<(Vec<JobRow>, Vec<WorkerRow>)> {
-        let sql = self.sql();
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let conn = &db.conn;
-        let mut stmt = conn
-            .prepare(
-                "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error, result,
-                 error_kind, failures, max_attempts,
-                 (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id),
-                 (SELECT ?1 - MAX(a.started_at, COALESCE(
-                    (SELECT MAX(e.reported_at) FROM epochs e WHERE e.job = a.job AND e.attempt = a.attempt), 0))
-                  FROM attempts a WHERE a.token = jobs.token AND jobs.state = 'running')
-                 FROM jobs WHERE active = 1 ORDER BY seq",
-            )
-            .map_err(&sql)?;
-        let rows = stmt
-            .query_map([now()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, Option<f64>>(5)?,
-                    r.get::<_, f64>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    (r.get::<_, Option<String>>(10)?, r.get::<_, i64>(11)?, r.get::<_, i64>(12)?, r.get::<_, f64>(13)?),
-                    r.get::<_, Option<f64>>(14)?,
-                ))
-            })
-            .map_err(&sql)?;
-        let mut jobs = Vec::new();
-        for row in rows {
-            let (
-                id,
-                spec,
-                state,
-                worker,
-                epoch,
-                test_acc,
-                secs,
-                attempts,
-                error,
-                result,
-                (kind, failures, max, busy),
-                since,
-            ) = row.map_err(&sql)?;
-            let error_kind = match kind {
-                None => FailureKind::Job,
-                Some(k) => FailureKind::from_name(&k)
-                    .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown failure kind {k:?}")))?,
-            };
-            let spec = Self::parse_spec(&id, &spec)?;
-            let state = JobState::from_name(&state)
-                .filter(|s| *s != JobState::Unspecified)
-                .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown state {state:?}")))?;
-            let result = match result {
-                Some(r) => Some(
-                    TrainResult::parse(&r)
-                        .map_err(|e| StoreError::Corrupt(format!("stored result of job {id}: {e}")))?,
-                ),
-                None => None,
-            };
-            jobs.push(JobRow {
-                id,
-                spec,
-                state,
-                worker,
-                epoch: epoch as u32,
-                test_acc,
-                secs_per_epoch: (epoch > 0).then(|| secs / epoch as f64),
-                epoch_seconds: secs,
-                busy_seconds: busy,
-                since_progress: since,
-                attempts: attempts as u32,
-                error,
-                error_kind,
-                failures: failures as u32,
-                max_attempts: max as u32,
-                result,
-            });
-        }
-        let mut stmt = conn
-            .prepare(
-                "SELECT id, name, device, last_seen, quarantined, problem, problem_at FROM workers ORDER BY registered_at",
-            )
-            .map_err(&sql)?;
-        let workers = stmt
-            .query_map([], |r| {
-                Ok(WorkerRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    device: r.get(2)?,
-                    last_seen: r.get(3)?,
-                    quarantined: r.get::<_, i64>(4)? != 0,
-                    problem: match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<f64>>(6)?) {
-                        (Some(p), Some(at)) => Some((p, at)),
-                        _ => None,
-                    },
-                })
-            })
-            .map_err(&sql)?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(&sql)?;
-        Ok((jobs, workers))
-    }
-
     /// A stored job spec.
-    fn parse_spec(id: &str, spec: &str) -> Result<JobSpec> {
+    pub(super) fn parse_spec(id: &str, spec: &str) -> Result<JobSpec> {
         serde_json::from_str(spec).map_err(|e| StoreError::Corrupt(format!("spec of job {id}: {e}")))
     }
 
@@ -972,59 +862,13 @@ impl Store {
             .optional()
             .map_err(self.sql())
     }
-
-    /// Every epoch reported for the sweep's active jobs, in sweep order then epoch order, with
-    /// the worker of the attempt that reported it.
-    pub fn epoch_log(&self) -> Result<Vec<EpochRow>> {
-        let sql = self.sql();
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stmt = db
-            .conn
-            .prepare(
-                "SELECT e.job, e.attempt, e.metrics, e.reported_at, a.worker FROM epochs e
-                 JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
-                 WHERE j.active = 1 ORDER BY j.seq, e.epoch",
-            )
-            .map_err(&sql)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<f64>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .map_err(&sql)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (job, attempt, metrics, reported_at, worker) = row.map_err(&sql)?;
-            let metrics = EpochMetrics::parse(&metrics)
-                .map_err(|e| StoreError::Corrupt(format!("stored epoch metrics of job {job}: {e}")))?;
-            out.push(EpochRow { job, attempt: attempt as u32, worker, reported_at, metrics });
-        }
-        Ok(out)
-    }
 }
 
-/// One reported epoch, as [`Store::epoch_log`] lists it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochRow {
-    /// The job.
-    pub job: String,
-    /// The attempt that reported it.
-    pub attempt: u32,
-    /// That attempt's worker.
-    pub worker: Option<String>,
-    /// When it was reported (Unix seconds; none in databases from before the column).
-    pub reported_at: Option<f64>,
-    /// The figures.
-    pub metrics: EpochMetrics,
-}
-
+mod reads;
 #[cfg(test)]
 mod tests;
+
+pub use reads::EpochRow;
 
 /// The name of the first field where two configs differ (`?` when they are equal).
 fn first_config_difference(a: &gridsweep_proto::job::TrainConfig, b: &gridsweep_proto::job::TrainConfig) -> String {

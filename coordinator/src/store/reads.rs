@@ -1,0 +1,203 @@
+//! Reads of the state that change nothing: the status snapshot (every active job and worker),
+//! the same with the jobs' results for the tables, and the epoch log for `epochs.csv`. Rows are
+//! copied out under the connection's lock and parsed after it is released, so that a large
+//! sweep's snapshot does not hold up the transitions; results are read only when asked for.
+
+use gridsweep_proto::result::{EpochMetrics, TrainResult};
+use gridsweep_proto::v1::{FailureKind, JobState};
+
+use super::{JobRow, Result, Store, StoreError, WorkerRow, now};
+
+/// The job columns of a snapshot, and what each job's attempts add: seconds held in all, and for
+/// a running job the seconds since its current attempt last made progress. The result only
+/// when `?2` is true.
+const JOBS_SQL: &str = "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error,
+     CASE WHEN ?2 THEN result END, error_kind, failures, max_attempts,
+     (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id),
+     (SELECT ?1 - MAX(a.started_at, COALESCE(
+        (SELECT MAX(e.reported_at) FROM epochs e WHERE e.job = a.job AND e.attempt = a.attempt), 0))
+      FROM attempts a WHERE a.token = jobs.token AND jobs.state = 'running')
+     FROM jobs WHERE active = 1 ORDER BY seq";
+
+/// One job row as SQLite holds it, before parsing.
+struct RawJob {
+    id: String,
+    spec: String,
+    state: String,
+    worker: Option<String>,
+    epoch: i64,
+    test_acc: Option<f64>,
+    epoch_seconds: f64,
+    attempts: i64,
+    error: Option<String>,
+    result: Option<String>,
+    error_kind: Option<String>,
+    failures: i64,
+    max_attempts: i64,
+    busy_seconds: f64,
+    since_progress: Option<f64>,
+}
+
+impl RawJob {
+    /// Reads a row of `JOBS_SQL`.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawJob {
+            id: r.get(0)?,
+            spec: r.get(1)?,
+            state: r.get(2)?,
+            worker: r.get(3)?,
+            epoch: r.get(4)?,
+            test_acc: r.get(5)?,
+            epoch_seconds: r.get(6)?,
+            attempts: r.get(7)?,
+            error: r.get(8)?,
+            result: r.get(9)?,
+            error_kind: r.get(10)?,
+            failures: r.get(11)?,
+            max_attempts: r.get(12)?,
+            busy_seconds: r.get(13)?,
+            since_progress: r.get(14)?,
+        })
+    }
+
+    /// Parses the stored documents; anything that does not parse is `Corrupt`, naming the job.
+    fn parse(self) -> Result<JobRow> {
+        let id = self.id;
+        let error_kind = match self.error_kind {
+            None => FailureKind::Job,
+            Some(k) => FailureKind::from_name(&k)
+                .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown failure kind {k:?}")))?,
+        };
+        let spec = Store::parse_spec(&id, &self.spec)?;
+        let state = JobState::from_name(&self.state)
+            .filter(|s| *s != JobState::Unspecified)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown state {:?}", self.state)))?;
+        let result = match self.result {
+            Some(r) => Some(
+                TrainResult::parse(&r).map_err(|e| StoreError::Corrupt(format!("stored result of job {id}: {e}")))?,
+            ),
+            None => None,
+        };
+        let epoch = self.epoch as u32;
+        Ok(JobRow {
+            id,
+            spec,
+            state,
+            worker: self.worker,
+            epoch,
+            test_acc: self.test_acc,
+            secs_per_epoch: (epoch > 0).then(|| self.epoch_seconds / f64::from(epoch)),
+            epoch_seconds: self.epoch_seconds,
+            busy_seconds: self.busy_seconds,
+            since_progress: self.since_progress,
+            attempts: self.attempts as u32,
+            error: self.error,
+            error_kind,
+            failures: self.failures as u32,
+            max_attempts: self.max_attempts as u32,
+            result,
+        })
+    }
+}
+
+impl Store {
+    /// Every active job (scheduling order, without results) and every worker: the status.
+    pub fn snapshot(&self) -> Result<(Vec<JobRow>, Vec<WorkerRow>)> {
+        self.rows(false)
+    }
+
+    /// As [`Store::snapshot`], with each ended job's result: what the tables read.
+    pub fn snapshot_with_results(&self) -> Result<(Vec<JobRow>, Vec<WorkerRow>)> {
+        self.rows(true)
+    }
+
+    /// The snapshot, results included when `results`.
+    fn rows(&self, results: bool) -> Result<(Vec<JobRow>, Vec<WorkerRow>)> {
+        let sql = self.sql();
+        let (raw, workers) = {
+            let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stmt = db.conn.prepare_cached(JOBS_SQL).map_err(&sql)?;
+            let raw = stmt
+                .query_map(rusqlite::params![now(), results], RawJob::read)
+                .map_err(&sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(&sql)?;
+            let mut stmt = db
+                .conn
+                .prepare_cached(
+                    "SELECT id, name, device, last_seen, quarantined, problem, problem_at FROM workers
+                     ORDER BY registered_at",
+                )
+                .map_err(&sql)?;
+            let workers = stmt
+                .query_map([], |r| {
+                    Ok(WorkerRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        device: r.get(2)?,
+                        last_seen: r.get(3)?,
+                        quarantined: r.get::<_, i64>(4)? != 0,
+                        problem: match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<f64>>(6)?) {
+                            (Some(p), Some(at)) => Some((p, at)),
+                            _ => None,
+                        },
+                    })
+                })
+                .map_err(&sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(&sql)?;
+            (raw, workers)
+        };
+        let jobs = raw.into_iter().map(RawJob::parse).collect::<Result<Vec<_>>>()?;
+        Ok((jobs, workers))
+    }
+
+    /// Every epoch reported for the sweep's active jobs, in sweep order then epoch order, with
+    /// the worker of the attempt that reported it.
+    pub fn epoch_log(&self) -> Result<Vec<EpochRow>> {
+        let sql = self.sql();
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = db
+            .conn
+            .prepare(
+                "SELECT e.job, e.attempt, e.metrics, e.reported_at, a.worker FROM epochs e
+                 JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
+                 WHERE j.active = 1 ORDER BY j.seq, e.epoch",
+            )
+            .map_err(&sql)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(&sql)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (job, attempt, metrics, reported_at, worker) = row.map_err(&sql)?;
+            let metrics = EpochMetrics::parse(&metrics)
+                .map_err(|e| StoreError::Corrupt(format!("stored epoch metrics of job {job}: {e}")))?;
+            out.push(EpochRow { job, attempt: attempt as u32, worker, reported_at, metrics });
+        }
+        Ok(out)
+    }
+}
+
+/// One reported epoch, as [`Store::epoch_log`] lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRow {
+    /// The job.
+    pub job: String,
+    /// The attempt that reported it.
+    pub attempt: u32,
+    /// That attempt's worker.
+    pub worker: Option<String>,
+    /// When it was reported (Unix seconds; none in databases from before the column).
+    pub reported_at: Option<f64>,
+    /// The figures.
+    pub metrics: EpochMetrics,
+}
