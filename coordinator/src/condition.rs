@@ -1,6 +1,7 @@
 //! Experimental conditions: what the runs of one table cell share. A job's *condition* is its
 //! resolved settings without its seed and repeat (what is averaged over) and without the
-//! execution settings that change speed, not the experiment (`eval_batch_size` here; the
+//! execution settings that change speed or bitwise reproducibility, not the experiment
+//! (`eval_batch_size` and `deterministic` here; the
 //! worker's `--grid-exec`, `--memory-format` and TF32 are in its result's environment).
 //! Architecture and depth are part of every condition and have their own columns; the other
 //! settings that differ between the runs of a sweep are its *varying settings*, each of which
@@ -15,8 +16,9 @@ use std::cmp::Ordering;
 use gridsweep_proto::job::{DataSpec, JobSpec};
 use serde_json::Value;
 
-/// Settings that are never grouped on: averaged over (seed) or speed only (eval batch size).
-const NOT_GROUPED: [&str; 4] = ["seed", "eval_batch_size", "arch", "depth"];
+/// Settings that are never grouped on: averaged over (seed), speed only (eval batch size),
+/// bit-for-bit reproducibility only (deterministic), or columns of their own (arch, depth).
+const NOT_GROUPED: [&str; 5] = ["seed", "eval_batch_size", "deterministic", "arch", "depth"];
 
 /// One setting's value, comparable: numbers by value, everything else by its text.
 #[derive(Clone, Debug, PartialEq)]

@@ -187,6 +187,11 @@ pub struct TrainConfig {
     /// Batch size for evaluation (does not change the numbers, only speed and memory).
     #[serde(default = "defaults::eval_batch_size")]
     pub eval_batch_size: i64,
+    /// Deterministic algorithms on CUDA (cuDNN's deterministic kernels, benchmark mode off,
+    /// cuBLAS with a fixed workspace): the same seed gives the same bits on the same GPU model
+    /// and software, at some cost in speed. CPU training is deterministic either way.
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 /// Default values, for serde.
@@ -265,6 +270,7 @@ impl TrainConfig {
             train_subset: None,
             test_subset: None,
             eval_batch_size: defaults::eval_batch_size(),
+            deterministic: false,
         }
     }
 
@@ -395,7 +401,12 @@ impl JobSpec {
     /// in declaration order, shortest round-trip floats), the same on every machine and run.
     pub fn id(&self) -> String {
         use sha2::{Digest, Sha256};
-        let json = serde_json::to_string(self).unwrap_or_default();
+        let mut json = serde_json::to_string(self).unwrap_or_default();
+        // Settings added after the first release are hashed only when they differ from their
+        // default, so that the jobs of existing sweeps keep their ids (and their results).
+        for default in ADDED_AT_DEFAULT {
+            json = json.replacen(default, "", 1);
+        }
         let digest = Sha256::digest(json.as_bytes());
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
@@ -427,6 +438,10 @@ impl JobSpec {
         cap(full, self.train.test_subset)
     }
 }
+
+/// Settings added to `TrainConfig` after the first release, as they serialise at their default
+/// (`serde_json`'s compact form): left out of the text a job id hashes.
+const ADDED_AT_DEFAULT: [&str; 1] = [",\"deterministic\":false"];
 
 /// Images in CIFAR-10's training split.
 pub const CIFAR10_TRAIN: u64 = 50_000;
@@ -492,6 +507,26 @@ mod tests {
         job.data = DataSpec::Synthetic { train: 512, test: 256, seed: 0 };
         assert_eq!((job.train_images(), job.test_images()), (512, 256));
         assert_eq!(job.cost(), 4.5 * 300.0 * 512.0);
+    }
+
+    #[test]
+    fn a_later_setting_at_its_default_keeps_the_jobs_id() {
+        let job = JobSpec {
+            train: TrainConfig::paper(Arch::Grid, 26, 42),
+            analysis: None,
+            data: DataSpec::Cifar10,
+            repeat: 0,
+        };
+        // The id as hashed before `deterministic` existed (the spec's JSON without it).
+        let before = {
+            use sha2::{Digest, Sha256};
+            let json = serde_json::to_string(&job).unwrap_or_default().replace(",\"deterministic\":false", "");
+            assert!(!json.contains("deterministic"));
+            Sha256::digest(json.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        assert_eq!(job.id(), before);
+        let strict = JobSpec { train: TrainConfig { deterministic: true, ..job.train.clone() }, ..job.clone() };
+        assert_ne!(strict.id(), job.id(), "a deterministic job is another job");
     }
 
     #[test]

@@ -374,3 +374,18 @@ fn the_format_example_in_the_readme_is_valid() {
     assert_eq!(sweep.jobs.len(), 34);
     assert_eq!(sweep.jobs.iter().filter(|j| j.analysis.is_some()).count(), 6);
 }
+
+#[test]
+fn deterministic_runs_are_asked_for_in_the_base_or_on_an_axis() {
+    let base = ok(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  deterministic: true\n"));
+    assert!(base.jobs.iter().all(|j| j.train.deterministic));
+    let axis = ok(&BASE.replace("  seed: [1]\n", "  seed: [1]\n  deterministic: [false, true]\n"));
+    assert_eq!(axis.jobs.len(), 12);
+    assert_eq!(axis.jobs.iter().filter(|j| j.train.deterministic).count(), 6);
+    // The default leaves the jobs (and their ids) as they were before the setting existed.
+    let plain = ok(BASE);
+    let same: Vec<&JobSpec> = axis.jobs.iter().filter(|j| !j.train.deterministic).collect();
+    assert_eq!(ids(&plain), same.iter().map(|j| j.id()).collect::<Vec<_>>());
+    let e = err(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  deterministic: maybe\n"));
+    assert!(e.starts_with("sweeps/x.yaml:6:") && e.contains("train.deterministic"), "{e}");
+}

@@ -229,7 +229,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         checkpoint_dir: Some(job_dir.clone()),
         resume: true,
         grad_analysis: spec.analysis.clone(),
-        deterministic: false,
+        deterministic: spec.train.deterministic,
         stop_after: None,
         cancel: Some(cancel.clone()),
         speed: cfg.speed,

@@ -107,6 +107,8 @@ impl JobArgs {
             train_subset: self.train_subset,
             test_subset: self.test_subset,
             eval_batch_size: self.eval_batch_size,
+            // `worker train --deterministic` sets it; other commands train as fast as they can.
+            deterministic: false,
         }
     }
 }

@@ -55,6 +55,22 @@ pub fn tf32() -> bool {
     unsafe { at_float32_precision(at_global_context(), BACKEND_CUDA, OP_CONV) == PRECISION_TF32 }
 }
 
+/// cuBLAS's workspace setting for reproducible results, which cuBLAS reads when CUDA starts.
+pub const CUBLAS_WORKSPACE: (&str, &str) = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+
+/// Sets `CUBLAS_WORKSPACE_CONFIG` (unless the user did) so that a job asking for deterministic
+/// algorithms gets deterministic cuBLAS too: it must be in the environment before CUDA starts,
+/// and a worker cannot know before then whether a job will ask. The cost is a fixed workspace
+/// of 8 x 4 MiB per stream for cuBLAS. Call before any other thread starts.
+pub fn prepare_cublas_determinism() {
+    let (name, value) = CUBLAS_WORKSPACE;
+    if std::env::var_os(name).is_none() {
+        // SAFETY: called at the start of `main`, before any thread is spawned, so nothing reads
+        // the environment concurrently.
+        unsafe { std::env::set_var(name, value) };
+    }
+}
+
 /// Selects deterministic algorithms (and deterministic cuDNN) for the whole process, or goes
 /// back to libtorch's defaults. Operations without a deterministic implementation warn instead
 /// of failing.

@@ -194,8 +194,8 @@ struct TrainArgs {
     /// Batch norm in training mode during the analysis.
     #[arg(long)]
     grad_bn_train: bool,
-    /// Deterministic algorithms (on CUDA also no cuDNN benchmark; set CUBLAS_WORKSPACE_CONFIG=:4096:8
-    /// in the environment for deterministic cuBLAS).
+    /// Deterministic algorithms (on CUDA also no cuDNN benchmark, and cuBLAS with the fixed
+    /// workspace the worker sets in CUBLAS_WORKSPACE_CONFIG at start).
     #[arg(long)]
     deterministic: bool,
     /// Stop after N epochs in this session, leaving a checkpoint (status "stopped").
@@ -215,6 +215,7 @@ fn bad_input(e: impl std::fmt::Display) -> Failure {
 
 fn main() -> ExitCode {
     worker::alloc::tune_for_training();
+    worker::context::prepare_cublas_determinism();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
@@ -481,7 +482,7 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
 }
 
 fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
-    let cfg = args.job.config();
+    let cfg = gridsweep_proto::job::TrainConfig { deterministic: args.deterministic, ..args.job.config() };
     cfg.validate().map_err(bad_input)?;
     let device = parse_device(&args.device).map_err(bad_input)?;
     if let Some(t) = args.threads {

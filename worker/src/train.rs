@@ -102,10 +102,12 @@ pub fn train(
     let started = Instant::now();
     cfg.validate()?;
     let device = opts.device;
-    crate::context::set_deterministic(opts.deterministic);
+    // The job's setting, or the caller's (`worker train --deterministic`).
+    let deterministic = opts.deterministic || cfg.deterministic;
+    crate::context::set_deterministic(deterministic);
     crate::context::set_tf32(opts.speed.tf32);
     if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(!opts.deterministic);
+        tch::Cuda::cudnn_set_benchmark(!deterministic);
     }
     let train_set = cfg.train_subset.map_or_else(|| data.train.take(i64::MAX), |n| data.train.take(n));
     let test_set = cfg.test_subset.map_or_else(|| data.test.take(i64::MAX), |n| data.test.take(n));
@@ -248,7 +250,7 @@ pub fn train(
             train_images: train_set.len(),
             test_images: test_set.len(),
         },
-        environment: environment(device, opts.deterministic, opts.speed),
+        environment: environment(device, deterministic, opts.speed),
         grad_analysis,
     })
 }

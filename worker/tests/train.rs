@@ -75,6 +75,23 @@ fn same_seed_gives_identical_metrics_and_resume_equals_one_run() {
 }
 
 #[test]
+fn a_deterministic_job_is_recorded_as_one_and_repeats_exactly() {
+    let _serial = serial();
+    tch::set_num_threads(2);
+    let data = data::load(&synth("strict", 200, 100), Device::Cpu).unwrap();
+    let cfg = gridsweep_proto::job::TrainConfig { deterministic: true, ..small(Arch::Resnet, 8, 1) };
+    // Options that do not ask for it: the job's setting alone does.
+    let free = || common::options(Device::Cpu, None, false, None);
+    let a = train::train(&cfg, &data, &free(), &mut |_| {}).unwrap();
+    let b = train::train(&cfg, &data, &free(), &mut |_| {}).unwrap();
+    assert!(a.environment.deterministic && a.config.deterministic, "{:?}", a.environment);
+    assert_eq!(numbers(&a.epochs), numbers(&b.epochs));
+    assert!(worker::context::deterministic(), "libtorch's switch stays as the last job set it");
+    let plain = train::train(&small(Arch::Resnet, 8, 1), &data, &free(), &mut |_| {}).unwrap();
+    assert!(!plain.environment.deterministic && !worker::context::deterministic(), "and off again after");
+}
+
+#[test]
 fn a_diverging_run_is_a_result() {
     let _serial = serial();
     let data = data::load(&synth("div", 100, 50), Device::Cpu).unwrap();
