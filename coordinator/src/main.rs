@@ -266,6 +266,9 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
         }
         Command::Retry { jobs, state, connect, client } => retry(jobs, state, connect, client).await,
         Command::Tables { state, out } => {
+            if !state.join("state.db").is_file() {
+                return Err((2, format!("{}: not a gridsweep state directory (no state.db)", state.display())));
+            }
             let t = run::write_tables(&state, &out).map_err(|e| (1, e.to_string()))?;
             for f in &t.files {
                 println!("{}", f.display());

@@ -101,6 +101,10 @@ async fn failed_jobs_rerun_on_a_stopped_state_and_with_retry_failed() {
     assert!(text(&again).contains(&format!("left alone, not failed: {a} (pending)")), "{}", text(&again));
     let not_state = run("coordinator", &["retry", "--state", dir.to_str().unwrap()]);
     assert_eq!(not_state.status.code(), Some(2), "{}", text(&not_state));
+    let typo = dir.join("no-such-state");
+    let tables = run("coordinator", &["tables", "--state", typo.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(tables.status.code(), Some(2), "{}", text(&tables));
+    assert!(!typo.exists(), "nothing created where the state was expected");
 
     // B is still failed; --retry-failed takes it too, and a real worker runs both.
     let done = run_sweep(&file, &state, &out, 1, &["--retry-failed"]);
