@@ -1,7 +1,14 @@
 //! libtorch's process-wide switches that `tch` does not wrap, on `at::globalContext()`:
 //! deterministic algorithms (`setDeterministicAlgorithms`, `setDeterministicCuDNN`) and the
-//! precision of fp32 convolutions and matrix products on CUDA (`setFloat32Precision`; libtorch
-//! lets cuDNN convolutions use TF32 by default). They are plain non-virtual C++ member functions
+//! precision of fp32 convolutions and matrix products on CUDA (libtorch lets cuDNN convolutions
+//! use TF32 by default, matrix products not).
+//!
+//! libtorch 2.11 keeps TF32 in two generations of flags: the legacy ones (`allow_tf32_cudnn`,
+//! the matmul precision) and the new per-backend, per-operator table (`float32Precision`). Its
+//! legacy getters check that both agree and throw ("a mix of the legacy and new APIs")
+//! otherwise; setting only the new table for conv and RNN, as this file once did, leaves
+//! `allowTF32CuDNN()` throwing for whoever asks. So the switches go through the legacy setters,
+//! which write both generations, and a test reads every getter after each setting. They are plain non-virtual C++ member functions
 //! of `at::Context`, exported by `libtorch_cpu.so`; under the Itanium C++ ABI such a call is a C
 //! call with `this` first (enum class arguments are passed as their `int`), which is how they are
 //! declared here. Signatures and enum values are those of ATen/Context.h in torch 2.11.
@@ -17,10 +24,21 @@ unsafe extern "C" {
     fn at_deterministic_algorithms(ctx: *const c_void) -> bool;
     #[link_name = "_ZN2at7Context21setDeterministicCuDNNEb"]
     fn at_set_deterministic_cudnn(ctx: *mut c_void, enabled: bool);
-    #[link_name = "_ZN2at7Context19setFloat32PrecisionENS_14Float32BackendENS_9Float32OpENS_16Float32PrecisionE"]
-    fn at_set_float32_precision(ctx: *mut c_void, backend: i32, op: i32, precision: i32);
+    #[link_name = "_ZN2at7Context17setAllowTF32CuDNNEb"]
+    fn at_set_allow_tf32_cudnn(ctx: *mut c_void, allowed: bool);
+    #[link_name = "_ZN2at7Context18setAllowTF32CuBLASEb"]
+    fn at_set_allow_tf32_cublas(ctx: *mut c_void, allowed: bool);
     #[link_name = "_ZNK2at7Context16float32PrecisionENS_14Float32BackendENS_9Float32OpE"]
     fn at_float32_precision(ctx: *const c_void, backend: i32, op: i32) -> i32;
+    /// `allowTF32CuDNN(std::optional<Float32Op>)`: a `std::optional` of an enum is trivially
+    /// copyable and fits a register, and all-zero bytes are `std::nullopt` whatever the enum's
+    /// width, so `0` asks the legacy question (no operator), the one that checks consistency.
+    #[link_name = "_ZNK2at7Context14allowTF32CuDNNESt8optionalINS_9Float32OpEE"]
+    fn at_allow_tf32_cudnn(ctx: *const c_void, op: u64) -> bool;
+    #[link_name = "_ZNK2at7Context15allowTF32CuBLASEv"]
+    fn at_allow_tf32_cublas(ctx: *const c_void) -> bool;
+    #[link_name = "_ZNK2at7Context22float32MatmulPrecisionEv"]
+    fn at_float32_matmul_precision(ctx: *const c_void) -> i32;
 }
 
 /// `at::Float32Backend::CUDA`.
@@ -29,23 +47,45 @@ const BACKEND_CUDA: i32 = 1;
 const OP_CONV: i32 = 1;
 /// `at::Float32Op::RNN`.
 const OP_RNN: i32 = 2;
-/// `at::Float32Precision::IEEE`.
-const PRECISION_IEEE: i32 = 1;
+/// `at::Float32Op::MATMUL`.
+const OP_MATMUL: i32 = 3;
 /// `at::Float32Precision::TF32`.
 const PRECISION_TF32: i32 = 2;
 
-/// Lets cuDNN's fp32 convolutions (and RNNs, set alike so that libtorch's legacy
-/// `allowTF32CuDNN()` stays consistent) use TF32 tensor cores (10-bit mantissa: faster on Ampere
-/// and later, less exact), or keeps them IEEE fp32. Matrix products keep libtorch's default
-/// (IEEE; the nets' only one is the 64x10 classifier). No effect on the CPU.
+/// Lets cuDNN's fp32 convolutions (and RNNs: libtorch's legacy switch sets both) use TF32 tensor
+/// cores (10-bit mantissa: faster on Ampere and later, less exact), or keeps them IEEE fp32.
+/// Matrix products keep libtorch's default (IEEE; the nets' only one is the 64x10 classifier).
+/// No effect on the CPU.
 pub fn set_tf32(enabled: bool) {
-    let p = if enabled { PRECISION_TF32 } else { PRECISION_IEEE };
-    // SAFETY: as for `set_deterministic`; the enums are `int`-sized enum classes and the values
-    // are valid members.
+    // SAFETY: as for `set_deterministic`: the process-wide context and a bool.
+    unsafe { at_set_allow_tf32_cudnn(at_global_context(), enabled) }
+}
+
+/// Lets cuBLAS's fp32 matrix products use TF32 (libtorch's matmul precision `high`), or keeps
+/// them IEEE (`highest`, libtorch's default). No effect on the CPU.
+pub fn set_matmul_tf32(enabled: bool) {
+    // SAFETY: as above.
+    unsafe { at_set_allow_tf32_cublas(at_global_context(), enabled) }
+}
+
+/// Every TF32 flag libtorch has, read through every getter, legacy and new: (legacy cuDNN,
+/// new CUDA conv, new CUDA RNN, legacy cuBLAS, new CUDA matmul, legacy matmul precision as
+/// libtorch numbers it: 0 highest, 1 high, 2 medium). The legacy getters throw when the two
+/// generations disagree, which would end this process: the test below asks them all.
+pub fn tf32_flags() -> (bool, bool, bool, bool, bool, i32) {
+    // SAFETY: const getters of the process-wide context; the enum arguments are valid members,
+    // and 0 is `std::nullopt` (see the declaration).
     unsafe {
         let ctx = at_global_context();
-        at_set_float32_precision(ctx, BACKEND_CUDA, OP_CONV, p);
-        at_set_float32_precision(ctx, BACKEND_CUDA, OP_RNN, p);
+        let new = |op| at_float32_precision(ctx, BACKEND_CUDA, op) == PRECISION_TF32;
+        (
+            at_allow_tf32_cudnn(ctx, 0),
+            new(OP_CONV),
+            new(OP_RNN),
+            at_allow_tf32_cublas(ctx),
+            new(OP_MATMUL),
+            at_float32_matmul_precision(ctx),
+        )
     }
 }
 
@@ -103,12 +143,21 @@ mod tests {
     }
 
     #[test]
-    fn tf32_is_libtorchs_default_and_round_trips() {
-        // Nothing else in this test binary touches the precision switch.
-        assert!(tf32(), "libtorch 2.11 lets cuDNN convolutions use TF32 by default");
-        set_tf32(false);
-        assert!(!tf32());
+    fn tf32_switches_keep_every_getter_consistent() {
+        // Nothing else in this test binary touches the precision switches.
+        assert_eq!(tf32_flags(), (true, true, true, false, false, 0), "libtorch 2.11's defaults");
+        for conv in [false, true] {
+            for matmul in [false, true] {
+                set_tf32(conv);
+                set_matmul_tf32(matmul);
+                // Every getter, legacy and new: a mix of the two generations would throw here.
+                let flags = tf32_flags();
+                assert_eq!(flags, (conv, conv, conv, matmul, matmul, i32::from(matmul)), "conv {conv} matmul {matmul}");
+                assert_eq!(tf32(), conv);
+            }
+        }
         set_tf32(true);
-        assert!(tf32());
+        set_matmul_tf32(false);
+        assert_eq!(tf32_flags(), (true, true, true, false, false, 0), "back to the defaults");
     }
 }
