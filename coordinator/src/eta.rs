@@ -17,10 +17,7 @@ use crate::store::JobRow;
 /// at the model's per-image cost (0 for a job without one).
 fn analysis_units(spec: &JobSpec) -> f64 {
     match spec.analysis {
-        Some(_) => {
-            let n = f64::from(spec.train.depth.saturating_sub(2)) / 6.0;
-            (n + 0.5) * spec.test_images() as f64
-        }
+        Some(_) => spec.units_per_image() * spec.test_images() as f64,
         None => 0.0,
     }
 }

@@ -2,6 +2,7 @@
 //! (what people plot while a 300-epoch sweep runs), rewritten atomically from the state; `run`
 //! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use crate::condition::Varying;
 use crate::files::{OutputError, create_dir, write_output};
 use crate::server::Shared;
 use crate::store::{EpochRow, JobRow, Store, StoreError};
-use crate::tables::{self, RunRecord};
+use crate::tables::{self, RunRecord, TablesError, cell, csv_bytes};
 
 /// The file's name in the output directory.
 pub const EPOCHS_CSV: &str = "epochs.csv";
@@ -26,14 +27,9 @@ pub enum LiveError {
     /// Writing the file.
     #[error(transparent)]
     Output(#[from] OutputError),
-    /// Formatting a row.
-    #[error("cannot format {}: {source}", path.display())]
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: csv::Error,
-    },
+    /// Formatting the file.
+    #[error(transparent)]
+    Tables(#[from] TablesError),
 }
 
 /// How often `epochs.csv` is rewritten at most while epochs arrive.
@@ -139,8 +135,7 @@ impl Refresh {
 pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
     let (jobs, _) = store.snapshot()?;
     let log = store.epoch_log()?;
-    let path = out.join(EPOCHS_CSV);
-    let bytes = epochs_csv(&jobs, &log).map_err(|source| LiveError::Csv { path: path.clone(), source })?;
+    let bytes = epochs_csv(&out.join(EPOCHS_CSV), &jobs, &log)?;
     create_dir(out)?;
     Ok(write_output(out, EPOCHS_CSV, &bytes)?)
 }
@@ -148,38 +143,46 @@ pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
 /// The CSV: job id, arch, depth, seed, repeat, each setting that varies between the sweep's
 /// jobs (named as in the sweep file), then the epoch's figures (`epoch_lr`: the learning rate
 /// the schedule used in that epoch, apart from the `lr` setting), its worker and attempt.
-/// Missing figures (a non-finite loss) are empty cells.
-pub fn epochs_csv(jobs: &[JobRow], log: &[EpochRow]) -> Result<Vec<u8>, csv::Error> {
+/// Missing figures (a non-finite loss) are empty cells; `path` only names the file in errors.
+pub fn epochs_csv(path: &Path, jobs: &[JobRow], log: &[EpochRow]) -> Result<Vec<u8>, TablesError> {
     let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
-    let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = ["job_id", "arch", "depth", "seed", "repeat"].map(String::from).into();
     header.extend(varying.names.iter().cloned());
     header.extend(
         ["epoch", "epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "worker", "attempt"]
             .map(String::from),
     );
-    w.write_record(&header)?;
-    let cell = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    for row in log {
-        let Some(job) = jobs.iter().find(|j| j.id == row.job) else { continue };
-        let (t, m) = (&job.spec.train, &row.metrics);
-        let mut record = vec![row.job.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
-        record.push(job.spec.repeat.to_string());
-        record.extend(varying.key(&job.spec).iter().map(|v| v.text()));
-        record.extend([
-            m.epoch.to_string(),
-            m.lr.to_string(),
-            cell(m.train_loss),
-            m.train_acc.to_string(),
-            cell(m.test_loss),
-            m.test_acc.to_string(),
-            m.seconds.to_string(),
-            row.worker.clone().unwrap_or_default(),
-            row.attempt.to_string(),
-        ]);
-        w.write_record(&record)?;
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+    // Each job's leading cells, once: a long sweep has hundreds of epochs per job.
+    let leading: HashMap<&str, Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let t = &j.spec.train;
+            let mut cells = vec![j.id.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
+            cells.push(j.spec.repeat.to_string());
+            cells.extend(varying.key(&j.spec).iter().map(|v| v.text()));
+            (j.id.as_str(), cells)
+        })
+        .collect();
+    let rows = log
+        .iter()
+        .filter_map(|row| {
+            let mut record = leading.get(row.job.as_str())?.clone();
+            let m = &row.metrics;
+            record.extend([
+                m.epoch.to_string(),
+                m.lr.to_string(),
+                cell(m.train_loss),
+                m.train_acc.to_string(),
+                cell(m.test_loss),
+                m.test_acc.to_string(),
+                m.seconds.to_string(),
+                row.worker.clone().unwrap_or_default(),
+                row.attempt.to_string(),
+            ]);
+            Some(record)
+        })
+        .collect();
+    csv_bytes(path, &header, rows)
 }
 
 #[cfg(test)]

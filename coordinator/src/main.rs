@@ -266,10 +266,10 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
         }
         Command::Retry { jobs, state, connect, client } => retry(jobs, state, connect, client).await,
         Command::Tables { state, out } => {
-            if !state.join("state.db").is_file() {
-                return Err((2, format!("{}: not a gridsweep state directory (no state.db)", state.display())));
-            }
-            let t = run::write_tables(&state, &out).map_err(|e| (1, e.to_string()))?;
+            let t = run::write_tables(&state, &out).map_err(|e| match e {
+                RunError::Store(StoreError::NotAState(_)) => (2, e.to_string()),
+                e => (1, e.to_string()),
+            })?;
             for f in &t.files {
                 println!("{}", f.display());
             }
@@ -325,10 +325,10 @@ async fn retry(
 ) -> Result<(), (u8, String)> {
     let (retried, not_failed) = match state {
         Some(dir) => {
-            if !dir.join("state.db").is_file() {
-                return Err((2, format!("{}: not a gridsweep state directory (no state.db)", dir.display())));
-            }
-            let store = Store::open(&dir).map_err(|e| (1, e.to_string()))?;
+            let store = Store::open_existing(&dir).map_err(|e| match e {
+                StoreError::NotAState(_) => (2, e.to_string()),
+                e => (1, e.to_string()),
+            })?;
             match store.retry_failed(&jobs) {
                 Ok(o) => (o.retried, o.not_failed.into_iter().map(|(id, s)| format!("{id} ({s})")).collect()),
                 Err(e @ StoreError::UnknownJob(_)) => return Err((2, format!("{e} in {}", dir.display()))),

@@ -135,7 +135,7 @@ pub use crate::live::records;
 /// Writes the tables of the state in `state_dir` to `out`, then `epochs.csv`, the plots and
 /// the report.
 pub fn write_tables(state_dir: &Path, out: &Path) -> Result<TablesSummary, RunError> {
-    let store = Store::open(state_dir)?;
+    let store = Store::open_existing(state_dir)?;
     let name = store.sweep_name()?.unwrap_or_else(|| "sweep".to_owned());
     let runs = records(&store)?;
     let tables = tables::write_tables(&runs, &name, out)?;

@@ -33,7 +33,9 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Status {
         match e {
-            StoreError::UnknownWorker(_) | StoreError::UnknownJob(_) => Status::not_found(e.to_string()),
+            StoreError::UnknownWorker(_) | StoreError::UnknownJob(_) | StoreError::NotAState(_) => {
+                Status::not_found(e.to_string())
+            }
             StoreError::StaleLease { .. } => Status::failed_precondition(e.to_string()),
             StoreError::Quarantined(_) => Status::permission_denied(e.to_string()),
             StoreError::BadReport { .. } => Status::invalid_argument(e.to_string()),

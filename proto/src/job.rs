@@ -327,6 +327,14 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The first setting (by its serialised name) in which `self` and `other` differ; None
+    /// when they are equal. Names the field when a checkpoint or a result does not fit its job.
+    pub fn first_difference(&self, other: &TrainConfig) -> Option<String> {
+        let (a, b) = (serde_json::to_value(self).ok()?, serde_json::to_value(other).ok()?);
+        let (a, b) = (a.as_object()?, b.as_object()?);
+        a.iter().find(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone())
+    }
+
     /// The epoch (0-based) at which each milestone takes effect: round(fraction x epochs).
     pub fn milestone_epochs(&self) -> Vec<u32> {
         self.lr_milestones.iter().map(|f| (f * f64::from(self.epochs)).round() as u32).collect()
@@ -414,8 +422,13 @@ impl JobSpec {
     /// Expected cost, for scheduling longest-first: proportional to FLOPs per image (linear in
     /// the blocks per stage, n = (depth - 2) / 6, plus the stem and head) x epochs x images.
     pub fn cost(&self) -> f64 {
-        let n = f64::from(self.train.depth.saturating_sub(2)) / 6.0;
-        (n + 0.5) * f64::from(self.train.epochs) * self.train_images() as f64
+        self.units_per_image() * f64::from(self.train.epochs) * self.train_images() as f64
+    }
+
+    /// The cost model's work for one image through the network (forward and backward): the
+    /// blocks per stage, n = (depth - 2) / 6, plus 0.5 for the stem and head.
+    pub fn units_per_image(&self) -> f64 {
+        f64::from(self.train.depth.saturating_sub(2)) / 6.0 + 0.5
     }
 
     /// Training images per epoch: the data set's training split (CIFAR-10: 50,000), capped by

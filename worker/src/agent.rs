@@ -401,7 +401,8 @@ async fn report_failure(client: &mut Client, worker: &str, job: &str, token: u64
     .await;
     match f.kind {
         FailureKind::Job => JobEnd::Done,
-        FailureKind::DeviceLost if is_sticky_cuda_error(&f.message) => JobEnd::DeviceLost(f.message),
+        // Only a sticky CUDA error is classified so (`Failure::of_training`).
+        FailureKind::DeviceLost => JobEnd::DeviceLost(f.message),
         _ => JobEnd::Setback,
     }
 }

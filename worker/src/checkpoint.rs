@@ -153,13 +153,6 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     Ok(Some(Checkpoint { meta, model, momentum }))
 }
 
-/// The first setting in which two configs differ, by their JSON fields.
-pub fn first_difference(a: &TrainConfig, b: &TrainConfig) -> Option<String> {
-    let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
-    let (a, b) = (a.as_object()?, b.as_object()?);
-    a.iter().find(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,7 +129,7 @@ pub fn train(
         && let Some(ck) = checkpoint::load(dir)?
     {
         let path = dir.join(checkpoint::FILE);
-        if let Some(field) = checkpoint::first_difference(&ck.meta.config, cfg) {
+        if let Some(field) = ck.meta.config.first_difference(cfg) {
             return Err(CheckpointError::ConfigMismatch { path, field }.into());
         }
         let mut vars = vs.variables();

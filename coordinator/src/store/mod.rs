@@ -36,6 +36,9 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A directory given as a state that holds none (no `state.db`).
+    #[error("{}: not a gridsweep state directory (no state.db)", .0.display())]
+    NotAState(PathBuf),
     /// A worker id the coordinator does not know.
     #[error("unknown worker {0}: register again")]
     UnknownWorker(String),
@@ -341,6 +344,15 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         let db = Db { conn, open: false, batch: 0, leading: false, committed: 0, failed: None };
         Ok(Store { db: Mutex::new(db), committed: Condvar::new(), arriving: AtomicUsize::new(0), path, checkpoint_dir })
+    }
+
+    /// Opens the state under `dir`, which must already hold one: for commands that read or
+    /// mend a sweep's state, where a mistyped path must not become a new, empty state.
+    pub fn open_existing(dir: &Path) -> Result<Store> {
+        if !dir.join("state.db").is_file() {
+            return Err(StoreError::NotAState(dir.to_owned()));
+        }
+        Store::open(dir)
     }
 
     /// Where uploaded checkpoints go.
@@ -716,7 +728,7 @@ impl Store {
                 tx.query_row_c("SELECT spec FROM jobs WHERE id = ?1", [job], |r| r.get(0)).optional().map_err(&sql)?;
             let spec = Self::parse_spec(job, &spec.ok_or_else(|| StoreError::UnknownJob(job.to_owned()))?)?;
             if result.config != spec.train {
-                let field = first_config_difference(&result.config, &spec.train);
+                let field = result.config.first_difference(&spec.train).unwrap_or_else(|| "?".to_owned());
                 return Err(bad(format!("result field `config.{field}` differs from the job's settings")));
             }
             let t = match Self::end_attempt(tx, worker, job, token, state.name(), None, &sql)? {
@@ -869,13 +881,3 @@ mod reads;
 mod tests;
 
 pub use reads::EpochRow;
-
-/// The name of the first field where two configs differ (`?` when they are equal).
-fn first_config_difference(a: &gridsweep_proto::job::TrainConfig, b: &gridsweep_proto::job::TrainConfig) -> String {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
-        (serde_json::to_value(a), serde_json::to_value(b))
-    else {
-        return "?".to_owned();
-    };
-    a.iter().find(|(k, v)| b.get(*k) != Some(*v)).map_or_else(|| "?".to_owned(), |(k, _)| k.clone())
-}

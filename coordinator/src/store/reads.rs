@@ -156,17 +156,17 @@ impl Store {
     /// the worker of the attempt that reported it.
     pub fn epoch_log(&self) -> Result<Vec<EpochRow>> {
         let sql = self.sql();
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stmt = db
-            .conn
-            .prepare(
-                "SELECT e.job, e.attempt, e.metrics, e.reported_at, a.worker FROM epochs e
-                 JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
-                 WHERE j.active = 1 ORDER BY j.seq, e.epoch",
-            )
-            .map_err(&sql)?;
-        let rows = stmt
-            .query_map([], |r| {
+        let raw = {
+            let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stmt = db
+                .conn
+                .prepare_cached(
+                    "SELECT e.job, e.attempt, e.metrics, e.reported_at, a.worker FROM epochs e
+                     JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
+                     WHERE j.active = 1 ORDER BY j.seq, e.epoch",
+                )
+                .map_err(&sql)?;
+            stmt.query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
@@ -175,15 +175,17 @@ impl Store {
                     r.get::<_, Option<String>>(4)?,
                 ))
             })
-            .map_err(&sql)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (job, attempt, metrics, reported_at, worker) = row.map_err(&sql)?;
-            let metrics = EpochMetrics::parse(&metrics)
-                .map_err(|e| StoreError::Corrupt(format!("stored epoch metrics of job {job}: {e}")))?;
-            out.push(EpochRow { job, attempt: attempt as u32, worker, reported_at, metrics });
-        }
-        Ok(out)
+            .map_err(&sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&sql)?
+        };
+        raw.into_iter()
+            .map(|(job, attempt, metrics, reported_at, worker)| {
+                let metrics = EpochMetrics::parse(&metrics)
+                    .map_err(|e| StoreError::Corrupt(format!("stored epoch metrics of job {job}: {e}")))?;
+                Ok(EpochRow { job, attempt: attempt as u32, worker, reported_at, metrics })
+            })
+            .collect()
     }
 }
 

@@ -16,7 +16,7 @@ use crate::files::OutputError;
 
 /// Formats `rows` under `header` as CSV (the writer checks that every row has the header's
 /// length); `path` only names the file in errors.
-fn csv_bytes(path: &Path, header: &[String], rows: Vec<Vec<String>>) -> Result<Vec<u8>, TablesError> {
+pub(crate) fn csv_bytes(path: &Path, header: &[String], rows: Vec<Vec<String>>) -> Result<Vec<u8>, TablesError> {
     let csv_err = |source| TablesError::Csv { path: path.to_owned(), source };
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(header).map_err(csv_err)?;

@@ -33,6 +33,8 @@
 
 mod aggregate;
 mod csv_files;
+
+pub(crate) use csv_files::csv_bytes;
 mod extract;
 mod markdown;
 #[cfg(test)]
@@ -229,6 +231,6 @@ fn arch_index(arch: Arch) -> usize {
 }
 
 /// An optional value as a CSV cell: empty when absent.
-fn cell<T: fmt::Display>(value: Option<T>) -> String {
+pub(crate) fn cell<T: fmt::Display>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }

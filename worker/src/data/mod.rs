@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 /// The folder name of the binary set inside a data directory.
-pub const SET_DIR: &str = "cifar-10-batches-bin";
+pub use gridsweep_proto::cifar::SET_DIR;
 /// Training files, in order.
 pub const TRAIN_FILES: [&str; 5] =
     ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
@@ -143,10 +143,9 @@ pub struct Dataset {
     pub dir: PathBuf,
 }
 
-/// `dir` itself when it holds the files, else `dir/cifar-10-batches-bin`.
-pub fn resolve_dir(dir: &Path) -> PathBuf {
-    if dir.join(TEST_FILE).exists() || !dir.join(SET_DIR).exists() { dir.to_owned() } else { dir.join(SET_DIR) }
-}
+/// `dir` itself when it holds the files, else `dir/cifar-10-batches-bin` (as the coordinator
+/// resolves its `--data`).
+pub use gridsweep_proto::cifar::resolve_dir;
 
 /// Loads the set in `dir` (or `dir/cifar-10-batches-bin`) onto `device`. The real set's files
 /// must each hold exactly 10,000 records; a synthetic set (with its marker) any positive number.
