@@ -12,7 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(p) => config.protoc_executable(p),
         None => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
     };
+    // The descriptor set the coordinator's reflection service serves.
+    let descriptors = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("gridsweep_descriptor.bin");
     tonic_prost_build::configure()
+        .file_descriptor_set_path(descriptors)
         // Job states and failure kinds go into runs.jsonl by name.
         .type_attribute(
             "gridsweep.v1.JobState",

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use coordinator::display;
 use coordinator::forecast::Forecast;
+use coordinator::http::{HttpAddr, HttpError, StoredError, serve_stored};
 use coordinator::run::{self, LocalWorkers, RunError, RunOptions, RunTls};
 use coordinator::store::{Store, StoreError};
 use gridsweep_proto::auth::{TOKEN_ENV, read_token};
@@ -94,6 +95,25 @@ enum Command {
         /// Give the jobs that failed in an earlier run a fresh attempt budget before serving.
         #[arg(long)]
         retry_failed: bool,
+        /// Serve the dashboard and Prometheus /metrics on this address, or `off`. A non-loopback
+        /// address needs the token (a login form, or `Authorization: Bearer`). Default: the
+        /// first free port of 127.0.0.1:8080 to 8089.
+        #[arg(long)]
+        http: Option<HttpAddr>,
+    },
+    /// Serve the dashboard of a stored sweep (stopped, finished, or run by another process),
+    /// read-only.
+    Dashboard {
+        /// The state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// The address. A non-loopback address needs the token.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// File holding the token the dashboard requires on a non-loopback address (else
+        /// GRIDSWEEP_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Print the jobs a sweep file expands to, without running anything, with each job's
     /// expected device time (relative cost units without --calibration) and the total.
@@ -198,6 +218,7 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             out,
             fifo,
             retry_failed,
+            http,
         } => {
             let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
             if !listen.ip().is_loopback() && token.is_none() {
@@ -226,6 +247,7 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
                 token,
                 tls,
                 retry_failed,
+                http: http.unwrap_or(HttpAddr::Default),
             };
             match run::run(opts, shutdown_signal()).await {
                 Ok(o) => {
@@ -241,7 +263,9 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
                     }
                     Ok(())
                 }
-                Err(e @ (RunError::Sweep(_) | RunError::Data(_))) => Err((2, e.to_string())),
+                Err(e @ (RunError::Sweep(_) | RunError::Data(_) | RunError::Http(HttpError::NeedsToken(_)))) => {
+                    Err((2, e.to_string()))
+                }
                 Err(e @ RunError::Interrupted) => Err((130, e.to_string())),
                 Err(e) => Err((1, e.to_string())),
             }
@@ -263,6 +287,15 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
             let token = client.token().map_err(|e| (2, e))?;
             let tls = client.tls().map_err(|e| (2, e))?;
             status(connect, watch, json, token, tls).await.map_err(|e| (1, e))
+        }
+        Command::Dashboard { state, http, token_file } => {
+            let token = read_token(token_file.as_deref()).map_err(|e| (2, e.to_string()))?;
+            serve_stored(&state, http, token, shutdown_signal()).await.map_err(|e| match e {
+                StoredError::Store(StoreError::NotAState(_))
+                | StoredError::NoSweep(_)
+                | StoredError::Http(HttpError::NeedsToken(_)) => (2, e.to_string()),
+                e => (1, e.to_string()),
+            })
         }
         Command::Retry { jobs, state, connect, client } => retry(jobs, state, connect, client).await,
         Command::Tables { state, out } => {

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gridsweep_proto::v1 as pb;
 use tokio::net::TcpListener;
 
 use crate::display;
+use crate::http::{self, Dashboard, HttpAddr, HttpError};
 use crate::live;
 use crate::server::{Shared, serve};
 use crate::store::{Store, StoreError};
@@ -70,6 +70,8 @@ pub struct RunOptions {
     pub tls: Option<RunTls>,
     /// Give jobs that failed in an earlier run a fresh attempt budget before serving.
     pub retry_failed: bool,
+    /// Where to serve the dashboard and `/metrics`, if anywhere.
+    pub http: HttpAddr,
 }
 
 /// The coordinator's TLS identity.
@@ -112,6 +114,9 @@ pub enum RunError {
     /// The TLS identity.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The dashboard's address.
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// Stopped by a signal before the sweep finished; the state is consistent and resumable.
     #[error("interrupted; the state is saved, run the same command again to resume")]
     Interrupted,
@@ -242,6 +247,24 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     let addr = listener.local_addr().map_err(|e| RunError::Serve { addr: opts.listen, message: e.to_string() })?;
     println!("coordinator listening on {addr}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let http_listener = match opts.http {
+        HttpAddr::On(at) => Some(http::bind(at, opts.token.as_deref()).await?),
+        HttpAddr::Default => Some(http::bind_default().await?),
+        HttpAddr::Off => None,
+    };
+    let (http_stop, http) = match http_listener {
+        Some(http_listener) => {
+            let bound = http_listener.local_addr().map_err(|e| RunError::Serve { addr, message: e.to_string() })?;
+            println!("dashboard on http://{bound}/ (metrics at /metrics)");
+            let dashboard = Dashboard::new(shared.clone(), http::required_token(bound, opts.token.as_deref()), true);
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(http::serve(http_listener, dashboard, async {
+                let _ = rx.await;
+            }));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
     let server = tokio::spawn(serve(listener, shared.clone(), async {
         let _ = stop_rx.await;
     }));
@@ -252,8 +275,8 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         workers = start_local_workers(&opts, data_dir.as_deref(), &state_dir, addr)?;
     }
     let interrupted = watch(&shared, &mut status, &mut workers, &out_dir, shutdown).await?;
+    shared.drain().await;
     if interrupted {
-        shared.stopping.store(true, Ordering::SeqCst);
         println!("stopping: running jobs are released at their workers' next heartbeat");
         // Keep serving until the workers have given their jobs back (a heartbeat comes every
         // TTL/3), or for one TTL at most; what is still running then expires later as usual.
@@ -266,6 +289,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         stop_workers(&mut workers, Duration::from_secs(15));
         let _ = stop_tx.send(());
         close(server).await;
+        close_http(http_stop, http).await;
         return Err(RunError::Interrupted);
     }
     let runs = records(&shared.store)?;
@@ -275,6 +299,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     stop_workers(&mut workers, Duration::from_secs(30));
     let _ = stop_tx.send(());
     close(server).await;
+    close_http(http_stop, http).await;
     Ok(RunOutcome { new_jobs, known_jobs, tables, out_dir })
 }
 
@@ -287,6 +312,21 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 async fn close(server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>) {
     if tokio::time::timeout(CLOSE_GRACE, server).await.is_err() {
         tracing::info!("clients still connected after {CLOSE_GRACE:?}; closing anyway");
+    }
+}
+
+/// Stops the dashboard, waiting for it at most `CLOSE_GRACE`.
+async fn close_http(
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+) {
+    if let Some(stop) = stop {
+        let _ = stop.send(());
+    }
+    if let Some(task) = task
+        && tokio::time::timeout(CLOSE_GRACE, task).await.is_err()
+    {
+        tracing::info!("dashboard clients still connected after {CLOSE_GRACE:?}; closing anyway");
     }
 }
 

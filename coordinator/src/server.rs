@@ -18,10 +18,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
+use crate::metrics::{Metrics, RecordRpcs};
 use crate::stall;
-use crate::store::{Grant, Store, StoreError, StoredCheckpoint, now};
+use crate::store::{Grant, JobRow, Store, StoreError, StoredCheckpoint, WorkerRow, now};
 
 /// The result type of every rpc handler.
 type RpcResult<T> = Result<Response<T>, Status>;
@@ -70,6 +75,10 @@ pub struct Shared {
     pub token: Option<String>,
     /// Serve TLS with this identity, when set.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The standard gRPC health service's statuses: SERVING until the coordinator drains.
+    pub health: HealthReporter,
 }
 
 impl Shared {
@@ -83,6 +92,8 @@ impl Shared {
         token: Option<String>,
         tls: Option<tonic::transport::ServerTlsConfig>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        store.record_commits(metrics.store_commits());
         Shared {
             store,
             sweep_name,
@@ -94,7 +105,17 @@ impl Shared {
             stopping: AtomicBool::new(false),
             token,
             tls,
+            metrics,
+            health: HealthReporter::new(),
         }
+    }
+
+    /// Starts draining: heartbeats answer "stop", pulls get nothing, and the health service
+    /// answers NOT_SERVING (so a load balancer or probe stops sending new work here).
+    pub async fn drain(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.health.set_service_status("", ServingStatus::NotServing).await;
+        self.health.set_not_serving::<CoordinatorServer<CoordinatorService>>().await;
     }
 
     /// Records a state change.
@@ -108,6 +129,7 @@ impl Shared {
         for (job, worker) in &expired {
             tracing::warn!(job = %job, worker = %worker, "lease expired (no heartbeat); job pending again");
         }
+        self.metrics.leases_expired(expired.len());
         if !expired.is_empty() {
             self.job_available.notify_waiters();
             self.bump();
@@ -118,19 +140,24 @@ impl Shared {
     /// The sweep's status message.
     pub fn status(&self) -> Result<pb::SweepStatus, StoreError> {
         let (jobs, workers) = self.store.snapshot()?;
+        Ok(self.status_of(&jobs, &workers))
+    }
+
+    /// The status message of a snapshot of the store.
+    pub fn status_of(&self, jobs: &[JobRow], workers: &[WorkerRow]) -> pb::SweepStatus {
         let t = now();
         let finished = jobs.iter().all(|j| !j.state.is_open());
         let ttl = self.lease_ttl.as_secs_f64();
-        let stalled = stall::explain(&jobs, &workers, t, ttl);
+        let stalled = stall::explain(jobs, workers, t, ttl);
         let live = workers.iter().filter(|w| stall::is_live(w, t, ttl)).count();
-        let eta_s = if finished { None } else { crate::eta::sweep_eta(&jobs, live) };
-        Ok(pb::SweepStatus {
+        let eta_s = if finished { None } else { crate::eta::sweep_eta(jobs, live) };
+        pb::SweepStatus {
             sweep_name: self.sweep_name.clone(),
             finished,
             stalled,
             eta_s,
             jobs: jobs
-                .into_iter()
+                .iter()
                 .map(|j| {
                     let total = j.spec.train.epochs;
                     let eta_s = match (j.state, j.secs_per_epoch) {
@@ -138,18 +165,18 @@ impl Shared {
                         _ => None,
                     };
                     pb::JobStatus {
-                        job_id: j.id,
+                        job_id: j.id.clone(),
                         arch: j.spec.train.arch.name().to_owned(),
                         depth: j.spec.train.depth,
                         seed: j.spec.train.seed,
                         state: j.state.into(),
-                        worker_id: j.worker.unwrap_or_default(),
+                        worker_id: j.worker.clone().unwrap_or_default(),
                         epoch: j.epoch,
                         epochs_total: total,
                         test_acc: j.test_acc,
                         eta_s,
                         attempts: j.attempts,
-                        error: j.error.unwrap_or_default(),
+                        error: j.error.clone().unwrap_or_default(),
                         error_kind: j.error_kind.into(),
                         failures: j.failures,
                         max_attempts: j.max_attempts,
@@ -157,20 +184,20 @@ impl Shared {
                 })
                 .collect(),
             workers: workers
-                .into_iter()
+                .iter()
                 .map(|w| {
-                    let problem = stall::recent_problem(&w, t, self.lease_ttl.as_secs_f64()).unwrap_or_default();
+                    let problem = stall::recent_problem(w, t, ttl).unwrap_or_default();
                     pb::WorkerStatus {
-                        worker_id: w.id,
-                        name: w.name,
-                        device: w.device,
+                        worker_id: w.id.clone(),
+                        name: w.name.clone(),
+                        device: w.device.clone(),
                         last_seen_s: (t - w.last_seen).max(0.0),
                         quarantined: w.quarantined,
                         problem,
                     }
                 })
                 .collect(),
-        })
+        }
     }
 }
 
@@ -265,6 +292,7 @@ impl Coordinator for CoordinatorService {
         let reported = epochs.clone();
         blocking(&self.shared, move |store| store.heartbeat(&worker, &job, token, &reported, ttl)).await?;
         if !epochs.is_empty() {
+            self.shared.metrics.epochs_reported(epochs.len());
             self.shared.bump();
         }
         let stopping = self.shared.stopping.load(Ordering::SeqCst);
@@ -389,6 +417,15 @@ impl Coordinator for CoordinatorService {
         let out = blocking(&self.shared, move |store| store.fail(&worker, &job, token, &error, kind)).await?;
         if out.accepted {
             tracing::warn!(job = %r.job_id, worker = %r.worker_id, kind = kind.name(), error = %r.error, "{}", out.reason);
+            let metrics = &self.shared.metrics;
+            metrics.failed(kind.name());
+            if out.will_retry {
+                metrics.retried("failure", 1);
+            }
+            if out.quarantined {
+                tracing::warn!(worker = %r.worker_id, "worker quarantined after consecutive failed jobs");
+                metrics.quarantined();
+            }
             self.shared.job_available.notify_waiters();
             self.shared.bump();
         }
@@ -416,6 +453,7 @@ impl Coordinator for CoordinatorService {
         let out = blocking(&self.shared, move |store| store.retry_failed(&ids)).await?;
         if !out.retried.is_empty() {
             tracing::info!(jobs = ?out.retried, "failed jobs put back in the queue");
+            self.shared.metrics.retried("command", out.retried.len());
             self.shared.job_available.notify_waiters();
             self.shared.bump();
         }
@@ -500,10 +538,28 @@ pub async fn serve(
     let svc = CoordinatorServer::new(CoordinatorService { shared: shared.clone() })
         .max_decoding_message_size(8 << 20)
         .max_encoding_message_size(8 << 20);
-    let svc = tonic::service::interceptor::InterceptedService::new(
-        svc,
-        gridsweep_proto::auth::RequireToken::new(shared.token.as_deref()),
-    );
+    let require_token = gridsweep_proto::auth::RequireToken::new(shared.token.as_deref());
+    let svc = InterceptedService::new(svc, require_token.clone());
+    // Health answers without a token, so that probes need no secret; reflection (the schema)
+    // needs one, like every other call.
+    shared.health.set_serving::<CoordinatorServer<CoordinatorService>>().await;
+    let health = HealthServer::new(HealthService::from_health_reporter(shared.health.clone()));
+    let reflection = |e: tonic_reflection::server::Error| {
+        // The descriptor set is compiled in: it cannot fail to decode in a tested build.
+        tracing::error!("reflection service: {e}");
+    };
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(reflection)
+        .ok()
+        .map(|r| InterceptedService::new(r, require_token.clone()));
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(reflection)
+        .ok()
+        .map(|r| InterceptedService::new(r, require_token));
     // Small gRPC frames on a connection without TCP_NODELAY wait ~40 ms for delayed ACKs.
     let incoming = TcpListenerStream::new(listener).map(|conn| {
         if let Ok(c) = &conn {
@@ -511,7 +567,7 @@ pub async fn serve(
         }
         conn
     });
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder().layer(RecordRpcs::new(shared.metrics.clone()));
     if let Some(tls) = shared.tls.clone() {
         builder = match builder.tls_config(tls) {
             Ok(b) => b,
@@ -521,7 +577,13 @@ pub async fn serve(
             }
         };
     }
-    let out = builder.add_service(svc).serve_with_incoming_shutdown(incoming, shutdown).await;
+    let out = builder
+        .add_service(svc)
+        .add_service(health)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
     reaper.abort();
     out
 }

@@ -19,6 +19,9 @@ pub mod result;
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("gridsweep.v1");
+
+    /// The encoded `FileDescriptorSet` of the `.proto` files, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gridsweep_descriptor");
 }
 
 /// The protocol version this build speaks; bumped on any incompatible change to the `.proto`.

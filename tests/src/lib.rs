@@ -64,6 +64,9 @@ pub fn run_sweep(sweep: &Path, state: &Path, out: &Path, workers: u32, extra: &[
     let (sweep, state, out, workers) =
         (sweep.to_string_lossy(), state.to_string_lossy(), out.to_string_lossy(), workers.to_string());
     let mut args = vec!["run", &sweep, "--listen", "127.0.0.1:0", "--state", &state, "--out", &out];
+    if !extra.contains(&"--http") {
+        args.extend(["--http", "127.0.0.1:0"]);
+    }
     args.extend(["--local-workers", &workers, "--worker-device", "cpu"]);
     args.extend(extra);
     run("coordinator", &args)
@@ -77,10 +80,21 @@ pub fn start_coordinator(sweep: &Path, extra: &[&str]) -> (Proc, String) {
 
 /// Like `start_coordinator`, on a given address (to restart a coordinator where it was).
 pub fn start_coordinator_on(sweep: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
+    let (proc, url, _) = start_coordinator_with_dashboard(sweep, listen, extra);
+    (proc, url)
+}
+
+/// Starts `coordinator run SWEEP` on `listen` with `extra` flags (the dashboard on an ephemeral
+/// loopback port unless `extra` has `--http`) and returns it with its gRPC URL and its
+/// dashboard's URL (none with `--http off`), read from what it prints.
+pub fn start_coordinator_with_dashboard(sweep: &Path, listen: &str, extra: &[&str]) -> (Proc, String, Option<String>) {
+    let http: &[&str] = if extra.contains(&"--http") { &[] } else { &["--http", "127.0.0.1:0"] };
+    let http_off = extra.windows(2).any(|w| w == ["--http", "off"]);
     let mut child = Command::new(bin("coordinator"))
         .arg("run")
         .arg(sweep)
         .args(["--listen", listen])
+        .args(http)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -90,15 +104,23 @@ pub fn start_coordinator_on(sweep: &Path, listen: &str, extra: &[&str]) -> (Proc
     let proc = Proc { child };
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
+    let (mut grpc, mut dashboard) = (None, None);
     loop {
         line.clear();
         let n = reader.read_line(&mut line).expect("read coordinator stdout");
         assert!(n > 0, "coordinator exited before listening");
         if let Some(addr) = line.trim().strip_prefix("coordinator listening on ") {
-            let url = format!("http://{addr}");
+            grpc = Some(format!("http://{addr}"));
+        }
+        if let Some(rest) = line.trim().strip_prefix("dashboard on ") {
+            dashboard = rest.split_whitespace().next().map(|u| u.trim_end_matches('/').to_owned());
+        }
+        if let Some(url) = grpc.clone()
+            && (http_off || dashboard.is_some())
+        {
             // Keep draining stdout so the coordinator never blocks on a full pipe.
             std::thread::spawn(move || for _ in reader.lines() {});
-            return (proc, url);
+            return (proc, url, dashboard);
         }
     }
 }

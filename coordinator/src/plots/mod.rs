@@ -161,14 +161,20 @@ fn draw_all(runs: &[RunRecord]) -> Result<Vec<(&'static Plot, Drawn)>, PlotError
 
 /// Every plot with what it holds for `runs`, or why it is skipped, without writing anything.
 pub fn plot_index(runs: &[RunRecord]) -> Result<Vec<PlotInfo>, PlotError> {
+    Ok(render_plots(runs)?.into_iter().map(|(info, _)| info).collect())
+}
+
+/// Every plot drawn in memory, with its description and its SVG (none when skipped, the reason
+/// in `skipped`): what the dashboard's plots page shows.
+pub fn render_plots(runs: &[RunRecord]) -> Result<Vec<(PlotInfo, Option<String>)>, PlotError> {
     Ok(draw_all(runs)?
         .into_iter()
         .map(|(plot, drawn)| {
-            let (note, skipped) = match drawn {
-                Drawn::Svg { note, .. } => (note, None),
-                Drawn::Skipped(why) => (String::new(), Some(why)),
+            let (note, skipped, svg) = match drawn {
+                Drawn::Svg { svg, note } => (note, None, Some(svg)),
+                Drawn::Skipped(why) => (String::new(), Some(why), None),
             };
-            PlotInfo { file: plot.file, title: plot.title, caption: plot.caption, note, skipped }
+            (PlotInfo { file: plot.file, title: plot.title, caption: plot.caption, note, skipped }, svg)
         })
         .collect())
 }

@@ -7,11 +7,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use gridsweep_proto::job::JobSpec;
 use gridsweep_proto::result::{EpochMetrics, RunStatus, TrainResult};
 use gridsweep_proto::v1::{FailureKind, JobState};
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A worker whose last this-many jobs failed gets no more.
@@ -118,6 +119,8 @@ pub struct ReportOutcome {
     pub reason: String,
     /// For failures: the job is pending again.
     pub will_retry: bool,
+    /// For failures: this one put the worker in quarantine.
+    pub quarantined: bool,
 }
 
 /// A checkpoint file kept for a job.
@@ -149,6 +152,7 @@ impl ReportOutcome {
             accepted: false,
             reason: format!("attempt already ended ({outcome}); nothing changed"),
             will_retry: false,
+            quarantined: false,
         }
     }
 }
@@ -242,6 +246,8 @@ pub struct Store {
     path: PathBuf,
     /// Where checkpoints are kept.
     checkpoint_dir: PathBuf,
+    /// Where commit latencies go, once the metrics are attached.
+    commit_latency: OnceLock<Histogram>,
 }
 
 const SCHEMA: &str = r#"
@@ -343,7 +349,14 @@ impl Store {
         migrate(&conn).map_err(sql)?;
         conn.set_prepared_statement_cache_capacity(64);
         let db = Db { conn, open: false, batch: 0, leading: false, committed: 0, failed: None };
-        Ok(Store { db: Mutex::new(db), committed: Condvar::new(), arriving: AtomicUsize::new(0), path, checkpoint_dir })
+        Ok(Store {
+            db: Mutex::new(db),
+            committed: Condvar::new(),
+            arriving: AtomicUsize::new(0),
+            path,
+            checkpoint_dir,
+            commit_latency: OnceLock::new(),
+        })
     }
 
     /// Opens the state under `dir`, which must already hold one: for commands that read or
@@ -353,6 +366,11 @@ impl Store {
             return Err(StoreError::NotAState(dir.to_owned()));
         }
         Store::open(dir)
+    }
+
+    /// Records the seconds each group commit takes in `histogram` from now on.
+    pub fn record_commits(&self, histogram: Histogram) {
+        let _ = self.commit_latency.set(histogram);
     }
 
     /// Where uploaded checkpoints go.
@@ -395,7 +413,11 @@ impl Store {
                 std::thread::yield_now();
                 db = self.db.lock().unwrap_or_else(|e| e.into_inner());
             }
+            let started = std::time::Instant::now();
             let commit = db.conn.execute_batch("COMMIT");
+            if let Some(h) = self.commit_latency.get() {
+                h.observe(started.elapsed().as_secs_f64());
+            }
             if let Err(e) = &commit {
                 let _ = db.conn.execute_batch("ROLLBACK");
                 db.failed = Some((batch, e.to_string()));
@@ -743,7 +765,7 @@ impl Store {
             .map_err(&sql)?;
             tx.execute_c("UPDATE workers SET consecutive_failures = 0, problem = NULL WHERE id = ?1", [worker])
                 .map_err(&sql)?;
-            Ok(ReportOutcome { accepted: true, reason: state.name().to_owned(), will_retry: false })
+            Ok(ReportOutcome { accepted: true, reason: state.name().to_owned(), will_retry: false, quarantined: false })
         })
     }
 
@@ -773,7 +795,7 @@ impl Store {
                 )
                 .map_err(&sql)?;
                 let reason = format!("{} failure, not the job's: pending again, no attempt used", kind.name());
-                return Ok(ReportOutcome { accepted: true, reason, will_retry: true });
+                return Ok(ReportOutcome { accepted: true, reason, will_retry: true, quarantined: false });
             }
             let (failures, max): (i64, i64) = tx
                 .query_row_c("SELECT failures + 1, max_attempts FROM jobs WHERE id = ?1", [job], |r| {
@@ -788,18 +810,29 @@ impl Store {
                 params![job, failures, if retry { "pending" } else { "failed" }, error, retry, worker, t],
             )
             .map_err(&sql)?;
+            let was_quarantined: bool = tx
+                .query_row_c("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0))
+                .map_err(&sql)?;
             tx.execute_c(
                 "UPDATE workers SET consecutive_failures = consecutive_failures + 1,
                  quarantined = CASE WHEN consecutive_failures + 1 >= ?2 THEN 1 ELSE quarantined END WHERE id = ?1",
                 params![worker, QUARANTINE_AFTER],
             )
             .map_err(&sql)?;
+            let quarantined: bool = tx
+                .query_row_c("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0))
+                .map_err(&sql)?;
             let reason = if retry {
                 format!("failure {failures} of {max}; will retry")
             } else {
                 format!("failed after {failures} attempts")
             };
-            Ok(ReportOutcome { accepted: true, reason, will_retry: retry })
+            Ok(ReportOutcome {
+                accepted: true,
+                reason,
+                will_retry: retry,
+                quarantined: quarantined && !was_quarantined,
+            })
         })
     }
 
@@ -876,8 +909,10 @@ impl Store {
     }
 }
 
+mod detail;
 mod reads;
 #[cfg(test)]
 mod tests;
 
+pub use detail::{AttemptRow, DetailEpoch, JobDetail};
 pub use reads::EpochRow;

@@ -11,16 +11,26 @@ use super::{JobRow, Result, Store, StoreError, WorkerRow, now};
 /// The job columns of a snapshot, and what each job's attempts add: seconds held in all, and for
 /// a running job the seconds since its current attempt last made progress. The result only
 /// when `?2` is true.
-const JOBS_SQL: &str = "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error,
+macro_rules! jobs_select {
+    () => {
+        "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error,
      CASE WHEN ?2 THEN result END, error_kind, failures, max_attempts,
      (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id),
      (SELECT ?1 - MAX(a.started_at, COALESCE(
         (SELECT MAX(e.reported_at) FROM epochs e WHERE e.job = a.job AND e.attempt = a.attempt), 0))
       FROM attempts a WHERE a.token = jobs.token AND jobs.state = 'running')
-     FROM jobs WHERE active = 1 ORDER BY seq";
+     FROM jobs"
+    };
+}
+
+/// Every active job, in scheduling order.
+const JOBS_SQL: &str = concat!(jobs_select!(), " WHERE active = 1 ORDER BY seq");
+
+/// One job by id (`?3`), active or not.
+pub(super) const JOB_SQL: &str = concat!(jobs_select!(), " WHERE id = ?3");
 
 /// One job row as SQLite holds it, before parsing.
-struct RawJob {
+pub(super) struct RawJob {
     id: String,
     spec: String,
     state: String,
@@ -40,7 +50,7 @@ struct RawJob {
 
 impl RawJob {
     /// Reads a row of `JOBS_SQL`.
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(RawJob {
             id: r.get(0)?,
             spec: r.get(1)?,
@@ -61,7 +71,7 @@ impl RawJob {
     }
 
     /// Parses the stored documents; anything that does not parse is `Corrupt`, naming the job.
-    fn parse(self) -> Result<JobRow> {
+    pub(super) fn parse(self) -> Result<JobRow> {
         let id = self.id;
         let error_kind = match self.error_kind {
             None => FailureKind::Job,

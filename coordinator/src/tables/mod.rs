@@ -150,12 +150,22 @@ pub(crate) struct Entry<'a> {
     pub grad_condition: Vec<SettingValue>,
 }
 
-/// Writes `table1.csv`, `table2.csv`, `runs.csv`, `table1.md`, `table2.md` and `runs.jsonl`
-/// (every run record with the worker's whole result: epoch curves, gradient histograms) for the sweep
-/// `sweep_name` into `out_dir` (created if missing), each through a temporary file renamed into
-/// place. Every result is read before anything is written, so a bad result leaves the
-/// directory as it was.
-pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Result<TablesSummary, TablesError> {
+/// The runs read, ordered and aggregated: what every table file is written from.
+struct Prepared<'a> {
+    /// How the runs are grouped beyond architecture and depth.
+    grouping: Grouping,
+    /// The runs with their figures, in table order.
+    read: Vec<Entry<'a>>,
+    /// Table 1's rows.
+    table1: Vec<aggregate::Table1Row>,
+    /// Table 2's rows.
+    table2: Vec<aggregate::Table2Row>,
+    /// What the Markdown versions say about the sweep.
+    context: markdown::Context,
+}
+
+/// Reads every result and aggregates the tables.
+fn prepare<'a>(runs: &'a [RunRecord], sweep_name: &str) -> Result<Prepared<'a>, TablesError> {
     let grouping = Grouping::of(runs.iter().map(|r| &r.spec));
     let mut read: Vec<Entry<'_>> = runs
         .iter()
@@ -169,10 +179,29 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
         })
         .collect::<Result<_, TablesError>>()?;
     read.sort_by(|a, b| run_order(a).cmp(&run_order(b)));
-
     let table1 = aggregate::table1(&read, &grouping.table1)?;
     let table2 = aggregate::table2(&read);
     let context = markdown::Context::of(sweep_name, &read);
+    Ok(Prepared { grouping, read, table1, table2, context })
+}
+
+/// `table1.md` and `table2.md` as `write_tables` writes them (ours beside the paper's figures),
+/// in memory: what the dashboard shows while the sweep runs.
+pub fn render_markdown(runs: &[RunRecord], sweep_name: &str) -> Result<(String, String), TablesError> {
+    let p = prepare(runs, sweep_name)?;
+    Ok((
+        markdown::table1(&p.context, &p.grouping.table1, &p.table1),
+        markdown::table2(&p.context, &p.grouping.table2, &p.table2),
+    ))
+}
+
+/// Writes `table1.csv`, `table2.csv`, `runs.csv`, `table1.md`, `table2.md` and `runs.jsonl`
+/// (every run record with the worker's whole result: epoch curves, gradient histograms) for the sweep
+/// `sweep_name` into `out_dir` (created if missing), each through a temporary file renamed into
+/// place. Every result is read before anything is written, so a bad result leaves the
+/// directory as it was.
+pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Result<TablesSummary, TablesError> {
+    let Prepared { grouping, read, table1, table2, context } = prepare(runs, sweep_name)?;
 
     create_dir(out_dir)?;
     let mut files = Vec::new();
