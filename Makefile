@@ -5,7 +5,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: libtorch build build-debug data demo test test-gpu lint clean
+.PHONY: libtorch build build-debug data browser-deps demo test test-gpu lint clean
 
 # PyPI's torch==2.11.0 into the user cache, linked at .libtorch (idempotent, fast when done).
 libtorch:
@@ -26,7 +26,11 @@ CIFAR_SOURCE ?= npm
 build-debug: libtorch
 	$(CARGO) build --workspace --bins
 
-test: build-debug data
+# Chromium and playwright-core for the dashboard's browser test (tests/tests/dashboard.rs).
+browser-deps:
+	@scripts/browser-deps.sh
+
+test: build-debug data browser-deps
 	$(CARGO) test --workspace
 
 # The CUDA tests (ignored by `make test`): on a machine with a GPU.
