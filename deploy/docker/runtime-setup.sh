@@ -20,5 +20,6 @@ if ((${#packages[@]})); then
     rm -rf /var/lib/apt/lists/*
 fi
 groupadd --gid 10001 gridsweep
-useradd --uid 10001 --gid 10001 --no-log-init --home-dir /var/lib/gridsweep --create-home \
+useradd --uid 10001 --gid 10001 --no-log-init --home-dir /var/lib/gridsweep --no-create-home \
     --shell /usr/sbin/nologin gridsweep
+install -d -o 10001 -g 10001 -m 0755 /var/lib/gridsweep
