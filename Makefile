@@ -5,7 +5,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: libtorch build build-debug data browser-deps demo test test-gpu lint clean
+.PHONY: libtorch build build-debug data browser-deps demo test test-gpu lint deploy-check clean
 
 # PyPI's torch==2.11.0 into the user cache, linked at .libtorch (idempotent, fast when done).
 libtorch:
@@ -40,6 +40,11 @@ test-gpu: build-debug
 lint: libtorch
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# deploy/ (manifests, batch scripts, Dockerfiles, image staging) as far as this machine allows;
+# not part of `make test`. Stages the images' contents from target/release when built.
+deploy-check:
+	scripts/deploy-check.sh
 
 clean:
 	$(CARGO) clean
