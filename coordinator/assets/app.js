@@ -363,3 +363,6 @@ function listen() {
 
 draw();
 listen();
+// The sweep page also shows clocks (seconds since each worker's heartbeat), which move when the
+// state does not: redraw it every few seconds as well.
+if (current.name === 'sweep') setInterval(draw, 5000);

@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 pub use grpc::RecordRpcs;
 
 use crate::stall;
-use crate::store::{JobRow, WorkerRow, now};
+use crate::store::{WorkerRow, now};
 use gridsweep_proto::v1::JobState;
 
 /// A label set with one `state` label.
@@ -164,11 +164,16 @@ impl Metrics {
         self.rpc_seconds.get_or_create(&MethodLabel { method: method.to_owned() }).observe(elapsed.as_secs_f64());
     }
 
-    /// The text exposition, with the state gauges set from `jobs` and `workers` (a lease TTL of
-    /// `ttl_s` tells live workers from quiet ones).
-    pub fn encode(&self, jobs: &[JobRow], workers: &[WorkerRow], ttl_s: f64) -> Result<String, std::fmt::Error> {
+    /// The text exposition, with the state gauges set from the counts of jobs by state and from
+    /// `workers` (a lease TTL of `ttl_s` tells live workers from quiet ones).
+    pub fn encode(
+        &self,
+        jobs: &[(JobState, usize)],
+        workers: &[WorkerRow],
+        ttl_s: f64,
+    ) -> Result<String, std::fmt::Error> {
         for state in [JobState::Pending, JobState::Running, JobState::Completed, JobState::Diverged, JobState::Failed] {
-            let n = jobs.iter().filter(|j| j.state == state).count();
+            let n = jobs.iter().filter(|(s, _)| *s == state).map(|(_, n)| n).sum::<usize>();
             self.jobs.get_or_create(&StateLabel { state: state.name().to_owned() }).set(n as i64);
         }
         let t = now();

@@ -2,7 +2,8 @@
 //! full, the tables as they fill and the plots; and Prometheus `/metrics`. Store reads run on the
 //! blocking pool, never on the runtime's threads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gridsweep_proto::job::JobSpec;
 use gridsweep_proto::result::EpochMetrics;
-use gridsweep_proto::v1::{self as pb, JobState};
+use gridsweep_proto::v1::JobState;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -98,8 +99,8 @@ struct JobView {
 }
 
 impl JobView {
-    /// The view of `j`, with the varying settings of `varying`.
-    fn of(j: &JobRow, varying: &Varying) -> JobView {
+    /// The view of `j`, with its values of the varying settings.
+    fn of(j: &JobRow, settings: Vec<String>) -> JobView {
         let t = &j.spec.train;
         JobView {
             id: j.id.clone(),
@@ -121,9 +122,44 @@ impl JobView {
             max_attempts: j.max_attempts,
             error: j.error.clone(),
             error_kind: j.error.is_some().then(|| j.error_kind.name()),
-            settings: varying.key(&j.spec).iter().map(|v| v.text()).collect(),
+            settings,
         }
     }
+}
+
+/// The sweep's varying settings and each job's values of them, worked out once per set of jobs:
+/// a job's settings never change, and reading them is the costly part of a large sweep's view.
+#[derive(Debug, Default)]
+pub struct SettingsCache {
+    /// Which set of jobs (a hash of their ids in order).
+    fingerprint: u64,
+    /// The varying settings' names.
+    names: Vec<String>,
+    /// Each job's values, by job id.
+    values: HashMap<String, Vec<String>>,
+}
+
+/// The varying settings of `jobs`, from the cache when the jobs are the same.
+fn settings_of(d: &Dashboard, jobs: &[JobRow]) -> Arc<SettingsCache> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for j in jobs {
+        j.id.hash(&mut h);
+    }
+    let fingerprint = h.finish();
+    let mut cache = d.settings.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = cache.as_ref()
+        && c.fingerprint == fingerprint
+    {
+        return c.clone();
+    }
+    let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
+    let values = match varying.is_empty() {
+        true => HashMap::new(),
+        false => jobs.iter().map(|j| (j.id.clone(), varying.key(&j.spec).iter().map(|v| v.text()).collect())).collect(),
+    };
+    let built = Arc::new(SettingsCache { fingerprint, names: varying.names, values });
+    *cache = Some(built.clone());
+    built
 }
 
 /// One worker.
@@ -178,56 +214,103 @@ struct SweepView {
     workers: Vec<WorkerView>,
 }
 
-/// `/api/sweep`.
-pub async fn sweep(State(d): State<Arc<Dashboard>>) -> Result<Json<Value>, ApiError> {
+/// Sweeps of more jobs than this have their `/api/sweep` built at most every `LARGE_EVERY`: a
+/// snapshot of many thousands of jobs costs the scheduler's CPU, and every open page shares it.
+const LARGE_SWEEP: usize = 1000;
+/// How often a large sweep's data is built at most.
+const LARGE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a build stays served while the version has not changed.
+const SAME_VERSION_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `/api/sweep` as last built: its version, when, for how many jobs, and the JSON.
+#[derive(Debug)]
+pub struct BuiltSweep {
+    /// The state version it was read at.
+    version: u64,
+    /// When it was built.
+    at: std::time::Instant,
+    /// Its number of jobs.
+    jobs: usize,
+    /// The JSON.
+    json: axum::body::Bytes,
+}
+
+/// `/api/sweep`: built again when the state changed (for a large sweep, at most every
+/// `LARGE_EVERY`) or after `SAME_VERSION_FOR`, else the last one.
+pub async fn sweep(State(d): State<Arc<Dashboard>>) -> Result<Response, ApiError> {
     let version = *d.shared.changed.borrow();
-    let (jobs, workers) = read(&d, |s| Ok(s.snapshot()?)).await?;
-    let status = d.shared.status_of(&jobs, &workers);
-    let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
+    let reusable = d.sweep.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|b| {
+        // Same version: only the clocks moved (seconds since a heartbeat), so a little while.
+        let age = b.at.elapsed();
+        let fresh = (b.version == version && age < SAME_VERSION_FOR) || (b.jobs > LARGE_SWEEP && age < LARGE_EVERY);
+        fresh.then(|| b.json.clone())
+    });
+    let json = match reusable {
+        Some(json) => json,
+        None => {
+            let (json, jobs) = build_sweep(&d, version).await?;
+            let json = axum::body::Bytes::from(json);
+            let built = BuiltSweep { version, at: std::time::Instant::now(), jobs, json: json.clone() };
+            *d.sweep.lock().unwrap_or_else(|e| e.into_inner()) = Some(built);
+            json
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// The sweep page's JSON at `version`, and its number of jobs.
+async fn build_sweep(d: &Arc<Dashboard>, version: u64) -> Result<(Vec<u8>, usize), ApiError> {
+    let (jobs, workers) = read(d, |s| Ok(s.snapshot()?)).await?;
     let t = now();
     let ttl = d.shared.lease_ttl.as_secs_f64();
+    let settings = settings_of(d, &jobs);
     let mut counts = BTreeMap::new();
     for state in [JobState::Pending, JobState::Running, JobState::Completed, JobState::Diverged, JobState::Failed] {
         counts.insert(state.name(), jobs.iter().filter(|j| j.state == state).count());
     }
-    let workers = workers
+    let mut held: HashMap<&str, Vec<String>> = HashMap::new();
+    for j in jobs.iter().filter(|j| j.state == JobState::Running) {
+        if let Some(w) = &j.worker {
+            held.entry(w.as_str()).or_default().push(j.id.clone());
+        }
+    }
+    let live = workers.iter().filter(|w| stall::is_live(w, t, ttl)).count();
+    let finished = jobs.iter().all(|j| !j.state.is_open());
+    let worker_views = workers
         .iter()
-        .zip(&status.workers)
-        .map(|(w, s): (_, &pb::WorkerStatus)| WorkerView {
+        .map(|w| WorkerView {
             id: w.id.clone(),
             name: w.name.clone(),
             device: w.device.clone(),
             slots: 1,
-            jobs: jobs
-                .iter()
-                .filter(|j| j.state == JobState::Running && j.worker.as_deref() == Some(&w.id))
-                .map(|j| j.id.clone())
-                .collect(),
-            last_seen_s: s.last_seen_s,
+            jobs: held.remove(w.id.as_str()).unwrap_or_default(),
+            last_seen_s: (t - w.last_seen).max(0.0),
             state: match (w.quarantined, stall::is_live(w, t, ttl)) {
                 (true, _) => "quarantined",
                 (false, true) => "live",
                 (false, false) => "quiet",
             },
-            problem: (!s.problem.is_empty()).then(|| s.problem.clone()),
+            problem: stall::recent_problem(w, t, ttl),
         })
         .collect();
     let view = SweepView {
         sweep: d.shared.sweep_name.clone(),
         live: d.live,
         version,
-        finished: status.finished,
-        stalled: status.stalled,
-        eta_s: status.eta_s,
+        finished,
+        stalled: stall::explain(&jobs, &workers, t, ttl),
+        eta_s: if finished { None } else { crate::eta::sweep_eta(&jobs, live) },
         draining: d.shared.stopping.load(std::sync::atomic::Ordering::SeqCst),
         counts,
         epochs_done: jobs.iter().map(|j| u64::from(j.epoch.min(j.spec.train.epochs))).sum(),
         epochs_total: jobs.iter().map(|j| u64::from(j.spec.train.epochs)).sum(),
-        settings: varying.names.clone(),
-        jobs: jobs.iter().map(|j| JobView::of(j, &varying)).collect(),
-        workers,
+        jobs: jobs.iter().map(|j| JobView::of(j, settings.values.get(&j.id).cloned().unwrap_or_default())).collect(),
+        settings: settings.names.clone(),
+        workers: worker_views,
     };
-    serde_json::to_value(view).map(Json).map_err(|e| ApiError::Internal(e.to_string()))
+    let n = view.jobs.len();
+    serde_json::to_vec(&view).map(|json| (json, n)).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// One attempt.
@@ -301,7 +384,6 @@ pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Res
     let lookup = id.clone();
     let detail = read(&d, move |s| Ok(s.job_detail(&lookup)?)).await?;
     let detail = detail.ok_or_else(|| ApiError::NotFound(format!("no job {id} in sweep {}", d.shared.sweep_name)))?;
-    let varying = Varying::of(std::iter::once(&detail.job.spec), false);
     let result = match &detail.job.result {
         Some(r) => {
             let mut v = serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -319,7 +401,7 @@ pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Res
     let view = JobDetailView {
         sweep: d.shared.sweep_name.clone(),
         version,
-        job: JobView::of(&detail.job, &varying),
+        job: JobView::of(&detail.job, Vec::new()),
         spec: detail.job.spec.clone(),
         attempts: detail.attempts.into_iter().map(AttemptView::from).collect(),
         epochs: detail
@@ -403,7 +485,7 @@ pub async fn plot_svg(State(d): State<Arc<Dashboard>>, Path(file): Path<String>)
 
 /// `/metrics`: Prometheus' text format (OpenMetrics).
 pub async fn metrics(State(d): State<Arc<Dashboard>>) -> Result<Response, ApiError> {
-    let (jobs, workers) = read(&d, |s| Ok(s.snapshot()?)).await?;
+    let (jobs, workers) = read(&d, |s| Ok(s.counts()?)).await?;
     let text = d
         .shared
         .metrics

@@ -84,6 +84,10 @@ pub struct Dashboard {
     /// Tables and plots drawn at one state version: drawing them reads every result, so it is
     /// done once per change, not once per request.
     rendered: Mutex<Option<(u64, Arc<api::Rendered>)>>,
+    /// The varying settings of the sweep's jobs, worked out once.
+    settings: Mutex<Option<Arc<api::SettingsCache>>>,
+    /// `/api/sweep` as last built, shared by every open page.
+    sweep: Mutex<Option<api::BuiltSweep>>,
     /// Set when the server stops, to end the event streams (a graceful shutdown waits for them).
     closing: watch::Sender<bool>,
 }
@@ -97,6 +101,8 @@ impl Dashboard {
             access: Access::new(token),
             live,
             rendered: Mutex::new(None),
+            settings: Mutex::new(None),
+            sweep: Mutex::new(None),
             closing: watch::channel(false).0,
         })
     }

@@ -53,17 +53,15 @@ impl Store {
     pub fn job_detail(&self, id: &str) -> Result<Option<JobDetail>> {
         let sql = self.sql();
         let (raw, attempts, epochs) = {
-            let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-            let raw = db
-                .conn
+            let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+            let raw = conn
                 .prepare_cached(JOB_SQL)
                 .map_err(&sql)?
                 .query_row(rusqlite::params![now(), true, id], RawJob::read)
                 .optional()
                 .map_err(&sql)?;
             let Some(raw) = raw else { return Ok(None) };
-            let attempts = db
-                .conn
+            let attempts = conn
                 .prepare_cached(
                     "SELECT attempt, worker, started_at, ended_at, outcome, kind, error FROM attempts
                      WHERE job = ?1 ORDER BY attempt",
@@ -83,8 +81,7 @@ impl Store {
                 .map_err(&sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(&sql)?;
-            let epochs = db
-                .conn
+            let epochs = conn
                 .prepare_cached("SELECT attempt, reported_at, metrics FROM epochs WHERE job = ?1 ORDER BY epoch")
                 .map_err(&sql)?
                 .query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<f64>>(1)?, r.get::<_, String>(2)?)))
@@ -110,9 +107,9 @@ impl Store {
     /// Whether a job `id` exists (active or not).
     pub fn has_job(&self, id: &str) -> Result<bool> {
         let sql = self.sql();
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let found: Option<i64> =
-            db.conn.query_row_c("SELECT 1 FROM jobs WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(&sql)?;
+            conn.query_row_c("SELECT 1 FROM jobs WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(&sql)?;
         Ok(found.is_some())
     }
 }
@@ -122,7 +119,7 @@ impl Store {
     /// the database, so a read-only dashboard can tell that a sweep it shows has moved on.
     pub fn data_version(&self) -> Result<i64> {
         let sql = self.sql();
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        db.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(&sql)
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(&sql)
     }
 }

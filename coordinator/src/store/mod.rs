@@ -248,6 +248,9 @@ pub struct Store {
     checkpoint_dir: PathBuf,
     /// Where commit latencies go, once the metrics are attached.
     commit_latency: OnceLock<Histogram>,
+    /// A second, read-only connection for the snapshots and the dashboard's reads: in WAL mode
+    /// a reader sees the last commit and neither waits for the transitions nor holds them up.
+    reader: Mutex<Connection>,
 }
 
 const SCHEMA: &str = r#"
@@ -348,6 +351,9 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(sql)?;
         migrate(&conn).map_err(sql)?;
         conn.set_prepared_statement_cache_capacity(64);
+        let reader = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+        reader.execute_batch("PRAGMA busy_timeout=5000;").map_err(sql)?;
+        reader.set_prepared_statement_cache_capacity(16);
         let db = Db { conn, open: false, batch: 0, leading: false, committed: 0, failed: None };
         Ok(Store {
             db: Mutex::new(db),
@@ -356,6 +362,7 @@ impl Store {
             path,
             checkpoint_dir,
             commit_latency: OnceLock::new(),
+            reader: Mutex::new(reader),
         })
     }
 

@@ -1,7 +1,9 @@
 //! Reads of the state that change nothing: the status snapshot (every active job and worker),
-//! the same with the jobs' results for the tables, and the epoch log for `epochs.csv`. Rows are
-//! copied out under the connection's lock and parsed after it is released, so that a large
-//! sweep's snapshot does not hold up the transitions; results are read only when asked for.
+//! the same with the jobs' results for the tables, the counts for the metrics, and the epoch
+//! log for `epochs.csv`. They run on the store's read-only connection (WAL: they see the last
+//! commit, and neither wait for the transitions nor hold them up); rows are copied out under
+//! that connection's lock and parsed after it is released, and results are read only when
+//! asked for.
 
 use gridsweep_proto::result::{EpochMetrics, TrainResult};
 use gridsweep_proto::v1::{FailureKind, JobState};
@@ -28,6 +30,25 @@ const JOBS_SQL: &str = concat!(jobs_select!(), " WHERE active = 1 ORDER BY seq")
 
 /// One job by id (`?3`), active or not.
 pub(super) const JOB_SQL: &str = concat!(jobs_select!(), " WHERE id = ?3");
+
+/// Every worker, oldest first.
+const WORKERS_SQL: &str =
+    "SELECT id, name, device, last_seen, quarantined, problem, problem_at FROM workers ORDER BY registered_at";
+
+/// Reads a row of `WORKERS_SQL`.
+fn read_worker(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkerRow> {
+    Ok(WorkerRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        device: r.get(2)?,
+        last_seen: r.get(3)?,
+        quarantined: r.get::<_, i64>(4)? != 0,
+        problem: match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<f64>>(6)?) {
+            (Some(p), Some(at)) => Some((p, at)),
+            _ => None,
+        },
+    })
+}
 
 /// One job row as SQLite holds it, before parsing.
 pub(super) struct RawJob {
@@ -125,40 +146,58 @@ impl Store {
     fn rows(&self, results: bool) -> Result<(Vec<JobRow>, Vec<WorkerRow>)> {
         let sql = self.sql();
         let (raw, workers) = {
-            let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-            let mut stmt = db.conn.prepare_cached(JOBS_SQL).map_err(&sql)?;
+            let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+            // One read transaction: jobs and workers as of the same commit.
+            let read = conn.unchecked_transaction().map_err(&sql)?;
+            let mut stmt = conn.prepare_cached(JOBS_SQL).map_err(&sql)?;
             let raw = stmt
                 .query_map(rusqlite::params![now(), results], RawJob::read)
                 .map_err(&sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(&sql)?;
-            let mut stmt = db
-                .conn
-                .prepare_cached(
-                    "SELECT id, name, device, last_seen, quarantined, problem, problem_at FROM workers
-                     ORDER BY registered_at",
-                )
-                .map_err(&sql)?;
+            let mut stmt = conn.prepare_cached(WORKERS_SQL).map_err(&sql)?;
             let workers = stmt
-                .query_map([], |r| {
-                    Ok(WorkerRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        device: r.get(2)?,
-                        last_seen: r.get(3)?,
-                        quarantined: r.get::<_, i64>(4)? != 0,
-                        problem: match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<f64>>(6)?) {
-                            (Some(p), Some(at)) => Some((p, at)),
-                            _ => None,
-                        },
-                    })
-                })
+                .query_map([], read_worker)
                 .map_err(&sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(&sql)?;
+            drop(stmt);
+            read.commit().map_err(&sql)?;
             (raw, workers)
         };
         let jobs = raw.into_iter().map(RawJob::parse).collect::<Result<Vec<_>>>()?;
+        Ok((jobs, workers))
+    }
+
+    /// The active jobs by state (states without jobs left out) and every worker: what the
+    /// metrics need, without reading each job.
+    pub fn counts(&self) -> Result<(Vec<(JobState, usize)>, Vec<WorkerRow>)> {
+        let sql = self.sql();
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let read = conn.unchecked_transaction().map_err(&sql)?;
+        let raw = conn
+            .prepare_cached("SELECT state, COUNT(*) FROM jobs WHERE active = 1 GROUP BY state")
+            .map_err(&sql)?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&sql)?;
+        let workers = conn
+            .prepare_cached(WORKERS_SQL)
+            .map_err(&sql)?
+            .query_map([], read_worker)
+            .map_err(&sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&sql)?;
+        read.commit().map_err(&sql)?;
+        let jobs = raw
+            .into_iter()
+            .map(|(state, n)| {
+                JobState::from_name(&state)
+                    .map(|s| (s, n as usize))
+                    .ok_or_else(|| StoreError::Corrupt(format!("a job in unknown state {state:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok((jobs, workers))
     }
 
@@ -167,9 +206,8 @@ impl Store {
     pub fn epoch_log(&self) -> Result<Vec<EpochRow>> {
         let sql = self.sql();
         let raw = {
-            let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-            let mut stmt = db
-                .conn
+            let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stmt = conn
                 .prepare_cached(
                     "SELECT e.job, e.attempt, e.metrics, e.reported_at, a.worker FROM epochs e
                      JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
