@@ -107,7 +107,13 @@ fn slurm_script_starts_the_worker_with_coordinator_token_and_gpu() {
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut cmd = Command::new("bash");
         cmd.arg(&script).args(args).env("GRIDSWEEP_WORKER_BIN", &fake).env("TMPDIR", &dir);
-        for var in ["GRIDSWEEP_COORDINATOR", "GRIDSWEEP_TOKEN_FILE", "GRIDSWEEP_DATA", "GRIDSWEEP_TLS_CA"] {
+        for var in [
+            "GRIDSWEEP_COORDINATOR",
+            "GRIDSWEEP_TOKEN_FILE",
+            "GRIDSWEEP_DATA",
+            "GRIDSWEEP_TLS_CA",
+            "GRIDSWEEP_LOG_FORMAT",
+        ] {
             cmd.env_remove(var);
         }
         cmd.envs(env.iter().copied()).output().unwrap()
@@ -135,17 +141,21 @@ fn slurm_script_starts_the_worker_with_coordinator_token_and_gpu() {
     assert_eq!(argv, expected);
     assert!(work.is_dir());
 
-    // The same from the environment, with data and a CA.
+    // The same from the environment, with data, a CA and JSON logs (the log holds JSON only).
     let env = [
         ("GRIDSWEEP_COORDINATOR", "https://head:50051"),
         ("GRIDSWEEP_TOKEN_FILE", token.to_str().unwrap()),
         ("GRIDSWEEP_DATA", "/shared/cifar"),
         ("GRIDSWEEP_TLS_CA", "/shared/ca.pem"),
+        ("GRIDSWEEP_LOG_FORMAT", "json"),
     ];
     let out = run(&[], &env);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     let argv = String::from_utf8(out.stdout).unwrap();
-    for part in ["https://head:50051\n", "--data\n/shared/cifar\n", "--tls-ca\n/shared/ca.pem\n"] {
+    for part in
+        ["https://head:50051\n", "--data\n/shared/cifar\n", "--tls-ca\n/shared/ca.pem\n", "--log-format\njson\n"]
+    {
         assert!(argv.contains(part), "{part:?} in {argv}");
     }
 

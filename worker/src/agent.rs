@@ -6,6 +6,11 @@
 //! stale lease (another worker now holds the job) drops the job; a failed or panicking job is
 //! reported as a failure and the worker goes on; SIGTERM/SIGINT stops the running job, gives
 //! its lease back and exits 0.
+//!
+//! Logging: every line about a job is inside a `job` span with the job's `job`, `attempt` and
+//! `worker` (the id the coordinator assigned) fields, also on the training thread; the other
+//! lines carry `worker` once registered. Leases, epochs and results are `info`, faults the worker
+//! rides out `warn`, failed jobs and lost results `error`, heartbeats and transfers `debug`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use gridsweep_proto::v1::{self as pb, FailureKind, pull_job_response::Outcome};
 use tch::Device;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 use crate::train::{self, EpochMetrics, Options, Status as RunStatus, TrainResult};
 use crate::{checkpoint, data};
@@ -102,13 +108,13 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
                         let (url, message) = (cfg.coordinator.clone(), s.message().to_owned());
                         return Err(AgentError::Unauthenticated { url, message });
                     }
-                    Err(s) => eprintln!("worker: registering with {}: {}", cfg.coordinator, s.message()),
+                    Err(s) => tracing::warn!("registering with {}: {}; retrying", cfg.coordinator, s.message()),
                 }
             }
             Err(e) if e.starts_with("bad coordinator URL") || e.starts_with("TLS settings") => {
                 return Err(AgentError::Refused(e));
             }
-            Err(e) => eprintln!("worker: {e}; retrying"),
+            Err(e) => tracing::warn!("{e}; retrying"),
         }
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;
@@ -122,7 +128,7 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
     std::fs::create_dir_all(&cfg.work_dir)
         .map_err(|e| AgentError::Local(format!("{}: {e}", cfg.work_dir.display())))?;
     let Some((mut client, mut worker)) = connect(&cfg, &stop).await? else { return Ok(()) };
-    eprintln!("worker {worker}: registered with {}", cfg.coordinator);
+    tracing::info!(worker = %worker, name = %cfg.name, "registered with {}", cfg.coordinator);
     let mut failures = 0;
     // Consecutive failures that were not the jobs' (no data, device): back off between them
     // instead of failing the next job at once for the same reason.
@@ -132,7 +138,17 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
         match pulled.map(|r| r.into_inner().outcome) {
             Ok(Some(Outcome::Lease(lease))) => {
                 failures = 0;
-                match run_job(&cfg, &mut client, &worker, lease, &stop).await {
+                // A root span, so that its lines show the job's fields and no chain of spans; at
+                // the error level, so that it is enabled whenever any of its lines is (a
+                // RUST_LOG of `warn` still gives the warnings their job's fields).
+                let span = tracing::error_span!(
+                    parent: None,
+                    "job",
+                    job = %lease.job_id,
+                    attempt = lease.attempt,
+                    worker = %worker,
+                );
+                match run_job(&cfg, &mut client, &worker, lease, &stop).instrument(span).await {
                     JobEnd::Done => setbacks = 0,
                     JobEnd::Setback => {
                         tokio::time::sleep(backoff(setbacks)).await;
@@ -142,7 +158,7 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
                 }
             }
             Ok(Some(Outcome::SweepFinished(_))) => {
-                eprintln!("worker {worker}: sweep finished");
+                tracing::info!(worker = %worker, "sweep finished");
                 return Ok(());
             }
             Ok(_) => {}
@@ -152,12 +168,13 @@ pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentErr
                 return Err(AgentError::Unauthenticated { url, message });
             }
             Err(s) if s.code() == Code::NotFound => {
-                eprintln!("worker {worker}: {}; registering again", s.message());
+                tracing::warn!(worker = %worker, "{}; registering again", s.message());
                 let Some((c, w)) = connect(&cfg, &stop).await? else { return Ok(()) };
+                tracing::info!(worker = %w, name = %cfg.name, "registered again with {}", cfg.coordinator);
                 (client, worker) = (c, w);
             }
             Err(s) => {
-                eprintln!("worker {worker}: pull failed: {}; retrying", s.message());
+                tracing::warn!(worker = %worker, "pull failed: {}; retrying", s.message());
                 tokio::time::sleep(backoff(failures)).await;
                 failures += 1;
             }
@@ -212,11 +229,15 @@ enum JobEnd {
 }
 
 /// Runs one leased job to its end, reporting every outcome to the coordinator (or dropping it
-/// when the lease turned stale).
+/// when the lease turned stale). Runs inside the job's span, which the training thread enters
+/// too.
 async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb::Lease, stop: &AtomicBool) -> JobEnd {
     let job = lease.job_id.clone();
     let token = lease.fencing_token;
-    eprintln!("worker {worker}: job {job} attempt {} (checkpoint epoch {})", lease.attempt, lease.checkpoint_epoch);
+    match lease.checkpoint_epoch {
+        0 => tracing::info!("leased; starting at epoch 1"),
+        e => tracing::info!("leased; resuming after epoch {e}"),
+    }
     let prepared = prepare(cfg, client, worker, &lease).await;
     let (spec, data_dir, job_dir) = match prepared {
         Ok(p) => p,
@@ -235,7 +256,9 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         speed: cfg.speed,
     };
     let train_cfg = spec.train.clone();
+    let span = tracing::Span::current();
     let thread = std::thread::Builder::new().name(format!("train-{job}")).spawn(move || {
+        let _span = span.enter();
         let epoch_tx = tx.clone();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let data = data::load(&data_dir, opts.device)
@@ -278,6 +301,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         match event {
             Some(Event::Done(r)) => break *r,
             Some(Event::Epoch(m)) => {
+                tracing::info!("{}", train::progress_line(&m, spec.train.epochs));
                 if !stale {
                     upload_checkpoint(client, worker, &job, token, m.epoch, &job_dir).await;
                 }
@@ -302,18 +326,18 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
         match client.heartbeat(hb).await {
             Ok(r) if !r.get_ref().proceed => {
                 if cancelled_by.is_none() {
-                    eprintln!("worker {worker}: job {job} cancelled: {}", r.get_ref().reason);
+                    tracing::info!("cancelled: {}", r.get_ref().reason);
                     cancelled_by = Some("cancelled by the coordinator");
                     cancel.store(true, Ordering::SeqCst);
                 }
             }
-            Ok(_) => {}
+            Ok(_) => tracing::debug!("heartbeat: lease renewed"),
             Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound) => {
-                eprintln!("worker {worker}: job {job}: {}; dropping it", s.message());
+                tracing::warn!("{}; dropping the job", s.message());
                 stale = true;
                 cancel.store(true, Ordering::SeqCst);
             }
-            Err(s) => eprintln!("worker {worker}: heartbeat for job {job} failed: {}; training on", s.message()),
+            Err(s) => tracing::warn!("heartbeat failed: {}; training on", s.message()),
         }
     };
     if stale {
@@ -335,16 +359,19 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
             })
             .await
             {
-                Ok(resp) => {
-                    eprintln!("worker {worker}: job {job} {:?} (accepted: {})", r.status, resp.get_ref().accepted)
-                }
-                Err(s) => eprintln!("worker {worker}: job {job}: result not delivered: {}", s.message()),
+                Ok(resp) if resp.get_ref().accepted => tracing::info!(
+                    "{:?} (accepted: true), final test accuracy {}",
+                    r.status,
+                    r.final_test_acc.map_or_else(|| "-".to_owned(), |a| format!("{a:.2}%"))
+                ),
+                Ok(resp) => tracing::warn!("{:?} (accepted: false): {}", r.status, resp.get_ref().reason),
+                Err(s) => tracing::error!("result not delivered: {}", s.message()),
             }
         }
         Ok(_) => {
             let req = pb::ReleaseJobRequest { worker_id: worker.to_owned(), job_id: job.clone(), fencing_token: token };
             let _ = client.release_job(req).await;
-            eprintln!("worker {worker}: job {job} stopped ({}), lease released", cancelled_by.unwrap_or("stopped"));
+            tracing::info!("stopped ({}), lease released", cancelled_by.unwrap_or("stopped"));
         }
         Err(f) => return report_failure(client, worker, &job, token, f).await,
     }
@@ -385,7 +412,7 @@ fn is_transient(s: &Status) -> bool {
 
 /// Reports a failure with its kind; says how the job ended for this worker.
 async fn report_failure(client: &mut Client, worker: &str, job: &str, token: u64, f: Failure) -> JobEnd {
-    eprintln!("worker {worker}: job {job} failed ({}): {}", f.kind.name(), f.message);
+    tracing::error!("failed ({}): {}", f.kind.name(), f.message);
     let req = pb::FailJobRequest {
         worker_id: worker.to_owned(),
         job_id: job.to_owned(),
@@ -425,6 +452,7 @@ async fn prepare(
             let dest = cfg.work_dir.join(format!("synthetic-{train}-{test}-{seed}"));
             if data::load(&dest, Device::Cpu).is_err() {
                 data::synth::write(&dest, *train, *test, *seed).map_err(|e| local(e.to_string()))?;
+                tracing::debug!("synthetic set written to {}", dest.display());
             }
             dest
         }
@@ -445,6 +473,7 @@ async fn prepare(
     let _ = std::fs::remove_file(&checkpoint);
     if lease.checkpoint_epoch > 0 {
         download_checkpoint(client, worker, lease, &checkpoint).await.map_err(transfer)?;
+        tracing::debug!("checkpoint of epoch {} downloaded", lease.checkpoint_epoch);
     }
     Ok((spec, data_dir, job_dir))
 }
@@ -501,14 +530,16 @@ async fn upload_checkpoint(client: &mut Client, worker: &str, job: &str, token: 
     // A read error ends the stream without the sha256, so the coordinator discards the upload.
     let sent = client.upload_checkpoint(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
     if let Ok(Err(e)) = reader.await {
-        eprintln!("worker {worker}: checkpoint upload for job {job} epoch {epoch}: {e}");
+        tracing::warn!("checkpoint upload for epoch {epoch}: {e}");
     } else if let Err(s) = sent {
-        eprintln!("worker {worker}: checkpoint upload for job {job} epoch {epoch} failed: {}", s.message());
+        tracing::warn!("checkpoint upload for epoch {epoch} failed: {}", s.message());
+    } else {
+        tracing::debug!("checkpoint of epoch {epoch} uploaded");
     }
 }
 
 async fn fetch_data(client: &mut Client, worker: &str, dest: &Path) -> Result<(), String> {
-    eprintln!("worker {worker}: fetching CIFAR-10 from the coordinator into {}", dest.display());
+    tracing::info!("fetching CIFAR-10 from the coordinator into {}", dest.display());
     std::fs::create_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     let mut stream = client
         .fetch_data(pb::FetchDataRequest { worker_id: worker.to_owned() })

@@ -1,9 +1,9 @@
-//! Command-line pieces shared by the worker's subcommands: device parsing and the flags of a
-//! training job, turned into a `TrainConfig`.
+//! Command-line pieces shared by the worker's subcommands: device parsing, the flags of a
+//! training job (turned into a `TrainConfig`) and the log format.
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tch::Device;
 
 use crate::models::Arch;
@@ -27,6 +27,28 @@ pub fn parse_device(s: &str) -> Result<Device, String> {
             Some(Ok(i)) => cuda(i),
             _ => Err(format!("device {s}: expected cpu, cuda, cuda:N or auto")),
         },
+    }
+}
+
+/// How log lines are written on stderr (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines: timestamp, level, the job's fields, the message (coloured on a
+    /// terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `message`, `target`, and the fields of
+    /// the event and of the span it is in (a job's `job`, `attempt` and `worker`) side by side.
+    Json,
+}
+
+impl LogFormat {
+    /// The flag's value, to pass on to child processes.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
     }
 }
 

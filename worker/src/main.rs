@@ -1,5 +1,6 @@
-//! `worker`: the command-line entry point. Parses flags and calls the library; bad input exits
-//! with status 2 and a message, never a panic.
+//! `worker`: the command-line entry point. Parses flags, sets up logging and calls the library;
+//! bad input exits with status 2 and a message, never a panic. Results (JSON, reports) go to
+//! stdout; progress and diagnostics are log lines on stderr (`--log-format`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 use gridsweep_proto::client::ClientFlags;
 use worker::calibrate::{self, Settings};
-use worker::cli::{DataArgs, JobArgs, parse_device};
+use worker::cli::{DataArgs, JobArgs, LogFormat, parse_device};
 use worker::data::{self, fetch};
 use worker::devices::DeviceReport;
 use worker::gradstats::GradConfig;
@@ -23,8 +24,13 @@ use worker::train::{self, Options};
 /// The gridsweep worker. With `--coordinator URL` (and no subcommand) it joins a sweep: it
 /// registers, pulls jobs, trains them and reports until the sweep is finished.
 #[derive(Debug, Parser)]
-#[command(version, about, args_conflicts_with_subcommands = true)]
+#[command(version, about)]
 struct Cli {
+    /// Log lines on stderr (leases, epochs, results, errors; each with a timestamp and a level)
+    /// as text, or as one JSON object per line for machines, where a job's lines carry `job`,
+    /// `attempt` and `worker` fields. Which lines: RUST_LOG (default `warn,worker=info`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -216,17 +222,45 @@ fn bad_input(e: impl std::fmt::Display) -> Failure {
 fn main() -> ExitCode {
     worker::alloc::tune_for_training();
     worker::context::prepare_cublas_determinism();
-    match run(Cli::parse()) {
+    let cli = parse_cli();
+    worker::logging::init(cli.log_format);
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
-            eprintln!("error: {message}");
+            // The reason for a failing exit is shown even when RUST_LOG silences errors.
+            if tracing::enabled!(tracing::Level::ERROR) {
+                tracing::error!("{message}");
+            } else {
+                eprintln!("error: {message}");
+            }
             ExitCode::from(code)
         }
     }
 }
 
+/// Parses the command line: `--log-format` goes anywhere, the sweep participant's flags only
+/// without a subcommand (a clap error, exit 2, otherwise).
+fn parse_cli() -> Cli {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    if let Some((name, _)) = matches.subcommand() {
+        let given = |id: &&clap::Id| {
+            id.as_str() != "log_format" && matches.value_source(id.as_str()) == Some(ValueSource::CommandLine)
+        };
+        if let Some(id) = matches.ids().find(given) {
+            let flag = command.get_arguments().find(|a| a.get_id() == id).and_then(clap::Arg::get_long);
+            let flag = flag.map_or_else(|| id.to_string(), |l| format!("--{l}"));
+            let message = format!("the subcommand '{name}' cannot be used with '{flag}'");
+            command.error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
-    let Some(command) = cli.command else { return agent_cmd(cli.agent) };
+    let Some(command) = cli.command else { return agent_cmd(cli.agent, cli.log_format) };
     match command {
         Command::Devices { json } => {
             let report = DeviceReport::probe();
@@ -237,15 +271,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print_report(json, &report, &report.to_text())
         }
         Command::Data(DataCommand::Fetch { dest, source }) => {
-            fetch::fetch(&dest, source, &mut |line| eprintln!("{line}")).map_err(bad_input)?;
+            fetch::fetch(&dest, source, &mut |line| tracing::info!("{line}")).map_err(bad_input)?;
             Ok(())
         }
         Command::Data(DataCommand::Synth { dest, train, test, seed }) => {
             let dir = data::synth::write(&dest, train, test, seed).map_err(bad_input)?;
-            eprintln!("{}: synthetic set, {train} training and {test} test images", dir.display());
+            tracing::info!("{}: synthetic set, {train} training and {test} test images", dir.display());
             Ok(())
         }
-        Command::Train(args) => train_cmd(*args),
+        Command::Train(args) => train_cmd(*args, cli.log_format),
         Command::Bench {
             arch,
             calibrate,
@@ -306,11 +340,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// `bench --calibrate`: measures the models of `what` (a sweep file or a comma list), printing a
-/// line per model on stderr as it goes, and writes the calibration to `out`.
+/// `bench --calibrate`: measures the models of `what` (a sweep file or a comma list), logging a
+/// line per model as it goes, and writes the calibration to `out`.
 fn calibrate_cmd(what: &str, batch: i64, eval_batch: i64, settings: Settings, out: &Path) -> Result<(), Failure> {
     let targets = calibrate::targets(what, batch, eval_batch).map_err(bad_input)?;
-    eprintln!(
+    tracing::info!(
         "calibrating {} model(s) on {}: {} warm-up and {} timed steps, {} evaluation batches each",
         targets.len(),
         format!("{:?}", settings.device).to_lowercase(),
@@ -319,7 +353,7 @@ fn calibrate_cmd(what: &str, batch: i64, eval_batch: i64, settings: Settings, ou
         settings.eval_batches
     );
     let cal = calibrate::calibrate_to(&targets, settings, out, &mut |e| {
-        eprintln!(
+        tracing::info!(
             "{:<6} {:>4}  batch {:>4}: train {:>9.1} img/s   eval (batch {}) {:>9.1} img/s",
             e.arch.name(),
             e.depth,
@@ -335,12 +369,13 @@ fn calibrate_cmd(what: &str, batch: i64, eval_batch: i64, settings: Settings, ou
         }
         other => bad_input(other),
     })?;
-    eprintln!("{}: {} entries ({}, {})", out.display(), cal.entries.len(), cal.device_name, cal.libtorch_version);
+    tracing::info!("{}: {} entries ({}, {})", out.display(), cal.entries.len(), cal.device_name, cal.libtorch_version);
     Ok(())
 }
 
-/// Joins a sweep; with `--slots K > 1`, runs K worker processes of this binary.
-fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
+/// Joins a sweep; with `--slots K > 1`, runs K worker processes of this binary (logging in
+/// `log_format` too).
+fn agent_cmd(args: AgentArgs, log_format: LogFormat) -> Result<(), Failure> {
     let Some(url) = args.coordinator.clone() else {
         return Err(bad_input("nothing to do: give a subcommand (see --help) or --coordinator URL"));
     };
@@ -349,7 +384,7 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         return Err(bad_input("--slots must be at least 1"));
     }
     if args.slots > 1 {
-        return run_slots(&args);
+        return run_slots(&args, log_format);
     }
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
@@ -376,7 +411,7 @@ fn agent_cmd(args: AgentArgs) -> Result<(), Failure> {
         let flag = stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            eprintln!("worker: signal received; stopping the running job and giving its lease back");
+            tracing::info!("signal received; stopping the running job and giving its lease back");
             flag.store(true, Ordering::SeqCst);
         });
         worker::agent::run(cfg, stop).await.map_err(|e| match e {
@@ -415,10 +450,11 @@ const SLOT_RESTARTS: u32 = 3;
 /// `--slots K`: K child workers with one slot each (one process per job keeps libtorch's global
 /// generator, and so each job's determinism, to itself). Signals are passed on; a child that
 /// exits because its CUDA context broke is started again (up to `SLOT_RESTARTS` times).
-fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
+fn run_slots(args: &AgentArgs, log_format: LogFormat) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure(1, format!("locating this binary: {e}")))?;
     let spawn = |k: u32| {
         let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("--log-format").arg(log_format.name());
         cmd.arg("--coordinator").arg(args.coordinator.as_deref().unwrap_or_default());
         cmd.arg("--device").arg(&args.device).arg("--work-dir").arg(args.work_dir.join(format!("slot-{k}")));
         if let Some(d) = &args.data {
@@ -463,15 +499,19 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
                         && restarts < SLOT_RESTARTS
                         && !stopping.load(Ordering::SeqCst) =>
                 {
-                    eprintln!(
-                        "worker: slot {k} lost its CUDA context; starting it again ({} of {SLOT_RESTARTS})",
+                    tracing::warn!(
+                        "slot {k} lost its CUDA context; starting it again ({} of {SLOT_RESTARTS})",
                         restarts + 1
                     );
                     let child = spawn(k)?;
                     pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child.id() as i32);
                     still.push((k, child, restarts + 1));
                 }
-                Ok(Some(status)) => failed += u32::from(!status.success()),
+                Ok(Some(status)) if status.success() => tracing::debug!("slot {k} exited"),
+                Ok(Some(status)) => {
+                    tracing::error!("slot {k}'s worker failed ({status})");
+                    failed += 1;
+                }
                 Err(_) => failed += 1,
             }
         }
@@ -481,7 +521,7 @@ fn run_slots(args: &AgentArgs) -> Result<(), Failure> {
     if failed > 0 { Err(Failure(1, format!("{failed} of {} worker slots failed", args.slots))) } else { Ok(()) }
 }
 
-fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
+fn train_cmd(args: TrainArgs, log_format: LogFormat) -> Result<(), Failure> {
     let cfg = gridsweep_proto::job::TrainConfig { deterministic: args.deterministic, ..args.job.config() };
     cfg.validate().map_err(bad_input)?;
     let device = parse_device(&args.device).map_err(bad_input)?;
@@ -497,7 +537,7 @@ fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
     };
     let t = std::time::Instant::now();
     let data = data::load(&dir, device).map_err(bad_input)?;
-    eprintln!(
+    tracing::info!(
         "data: {} ({}; {} training, {} test images) loaded in {:.2}s",
         data.dir.display(),
         if data.synthetic { "synthetic" } else { "CIFAR-10" },
@@ -518,31 +558,23 @@ fn train_cmd(args: TrainArgs) -> Result<(), Failure> {
         speed: args.speed.resolve(device),
     };
     let total = cfg.epochs;
-    let tty = std::io::stderr().is_terminal();
+    // A progress bar for a person watching text lines, not in files or JSON.
+    let bar = log_format == LogFormat::Text && std::io::stderr().is_terminal();
     let result = train::train(&cfg, &data, &opts, &mut |m| {
-        let line = format!(
-            "epoch {:>4}/{total}  lr {:.4}  train loss {} acc {:6.2}%  test loss {} acc {:6.2}%  {:6.1}s  {:7.0} img/s",
-            m.epoch,
-            m.lr,
-            m.train_loss.map_or_else(|| "   nan".to_owned(), |l| format!("{l:.4}")),
-            m.train_acc,
-            m.test_loss.map_or_else(|| "   nan".to_owned(), |l| format!("{l:.4}")),
-            m.test_acc,
-            m.seconds,
-            m.images_per_s,
-        );
-        if tty {
+        let line = train::progress_line(m, total);
+        if bar {
             let done = (m.epoch * 30 / total.max(1)) as usize;
-            eprintln!("{line}  [{}{}]", "#".repeat(done), ".".repeat(30 - done));
+            tracing::info!("{line}  [{}{}]", "#".repeat(done), ".".repeat(30 - done));
         } else {
-            eprintln!("{line}");
+            tracing::info!("{line}");
         }
     })
     .map_err(|e| match e {
         train::TrainError::Torch(t) => Failure(1, format!("libtorch: {t}")),
         other => bad_input(other),
     })?;
-    eprintln!("status: {:?}, final test accuracy {:?}", result.status, result.final_test_acc);
+    let accuracy = result.final_test_acc.map_or_else(|| "-".to_owned(), |a| format!("{a:.2}%"));
+    tracing::info!("status: {:?}, final test accuracy {accuracy}", result.status);
     match &args.out {
         Some(path) => {
             let json = serde_json::to_string_pretty(&result).map_err(|e| Failure(1, e.to_string()))?;

@@ -282,3 +282,20 @@ pub fn environment(device: Device, deterministic: bool, speed: Speed) -> Environ
         tf32: Some(device.is_cuda() && speed.tf32),
     }
 }
+
+/// An epoch's metrics on one line, in aligned columns, for the log: `epoch    3/300  lr 0.1000
+/// train loss 1.2345 acc  55.10%  test loss 1.3456 acc  52.30%    12.3s     4200 img/s`.
+pub fn progress_line(m: &EpochMetrics, epochs: u32) -> String {
+    let loss = |l: Option<f64>| l.map_or_else(|| "   nan".to_owned(), |l| format!("{l:.4}"));
+    format!(
+        "epoch {:>4}/{epochs}  lr {:.4}  train loss {} acc {:6.2}%  test loss {} acc {:6.2}%  {:6.1}s  {:7.0} img/s",
+        m.epoch,
+        m.lr,
+        loss(m.train_loss),
+        m.train_acc,
+        loss(m.test_loss),
+        m.test_acc,
+        m.seconds,
+        m.images_per_s,
+    )
+}
