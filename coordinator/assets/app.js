@@ -85,7 +85,7 @@ for (const a of document.querySelectorAll('nav a')) {
 async function drawSweep() {
   const s = await getJSON('/api/sweep');
   const ended = (s.counts.completed || 0) + (s.counts.diverged || 0) + (s.counts.failed || 0);
-  const total = s.jobs.length;
+  const total = Object.values(s.counts).reduce((a, b) => a + b, 0);
   const pct = s.epochs_total > 0 ? (100 * s.epochs_done) / s.epochs_total : 0;
   let status = s.finished ? 'finished' : s.draining ? 'stopping' : s.stalled ? 'stalled' : s.live ? 'running' : 'stopped';
   const parts = [
@@ -109,9 +109,8 @@ async function drawSweep() {
       el('td', {}, w.jobs.map((j) => el('a', { href: `/jobs/${encodeURIComponent(j)}` }, j, ' '))),
       el('td', { class: 'num' }, `${fmtSecs(w.last_seen_s)} ago`), el('td', {}, stateBadge(w.state)),
       el('td', { class: 'err' }, w.problem || '')))));
-  const running = s.jobs.filter((j) => j.state === 'running');
-  parts.push(el('h2', {}, `Running (${running.length})`));
-  parts.push(jobTable(running, s.settings, false));
+  parts.push(el('h2', {}, `Running (${s.running.length})`));
+  parts.push(jobTable(s.running, s.settings, false));
   view.replaceChildren(...parts);
   return s.version;
 }
@@ -161,7 +160,7 @@ function jobTable(jobs, settings, sortable, sort, onSort) {
 const MAX_ROWS = 2000;
 
 async function drawJobs() {
-  const s = await getJSON('/api/sweep');
+  const s = await getJSON('/api/jobs');
   const params = new URLSearchParams(location.search);
   const cols = columnsWith(s.settings);
   const sort = { key: params.get('sort') || '', desc: params.get('desc') === '1' };

@@ -6,8 +6,8 @@
 //! p99 latency of PullJob, and the coordinator's resident memory before and after, for
 //! N = 1, 16, 64 (or the counts given as arguments).
 //!
-//! With `--http`, each count runs twice in alternation, side by side (off, on, off, on): once
-//! without the dashboard and once with it served and busy, a client on its own thread polling
+//! With `--http`, each count runs three times in alternation, side by side (off, on, off, on, ...):
+//! without the dashboard, then with it served and busy, a client on its own thread polling
 //! `/api/sweep` every 250 ms (what an open page does at most, the event stream's throttle),
 //! `/metrics` every second, and holding the event stream open; then the ratio of the medians.
 //!
@@ -225,7 +225,7 @@ fn main() {
             continue;
         }
         let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..2 {
+        for _ in 0..3 {
             let r = rt.block_on(run_once(total, n, false));
             print_row(n, "off", &r);
             off.push(r.jobs_per_s);

@@ -21,8 +21,8 @@ use gridsweep_proto::v1::{GetStatusRequest, RetryJobsRequest};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Log lines on stderr as text, or as one JSON object per line for machines. Which lines:
-    /// RUST_LOG (default `warn`); job events carry a `job` field with the job id.
+    /// Log lines on stderr as text, or as one JSON object per line for machines (local workers
+    /// then log JSON too). Which lines: RUST_LOG (default `warn`); job events carry a `job` field.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -192,7 +192,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, cli.log_format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
             eprintln!("error: {message}");
@@ -201,7 +201,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), (u8, String)> {
+async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), (u8, String)> {
     match command {
         Command::Run {
             sweep,
@@ -248,6 +248,7 @@ async fn dispatch(command: Command) -> Result<(), (u8, String)> {
                 tls,
                 retry_failed,
                 http: http.unwrap_or(HttpAddr::Default),
+                worker_log_json: log_format == LogFormat::Json,
             };
             match run::run(opts, shutdown_signal()).await {
                 Ok(o) => {

@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub retry_failed: bool,
     /// Where to serve the dashboard and `/metrics`, if anywhere.
     pub http: HttpAddr,
+    /// Local workers log JSON lines (the coordinator's own `--log-format json`).
+    pub worker_log_json: bool,
 }
 
 /// The coordinator's TLS identity.
@@ -494,6 +496,9 @@ fn start_local_workers(
         let mut cmd = Command::new(&bin);
         cmd.arg("--coordinator").arg(&url).arg("--device").arg(device);
         cmd.arg("--work-dir").arg(dir.join(format!("local-{k}")));
+        if opts.worker_log_json {
+            cmd.arg("--log-format").arg("json");
+        }
         if device == "cpu" || device == "auto" {
             cmd.arg("--threads").arg(threads.to_string());
         }

@@ -319,7 +319,7 @@ async fn dashboard_off_loopback_needs_the_token() {
     assert_eq!(page.status, 401);
     assert!(page.body.contains("needs the sweep&#39;s token"), "{}", page.body);
     assert!(page.body.contains("name=\"next\" value=\"/jobs\""), "{}", page.body);
-    for path in ["/api/sweep", "/metrics", "/api/events", "/api/jobs/x"] {
+    for path in ["/api/sweep", "/api/jobs", "/metrics", "/api/events", "/api/jobs/x"] {
         let a = get(s.http, path, &[]).await;
         assert_eq!(a.status, 401, "{path}");
         assert!(a.body.contains("needs the sweep's token"), "{path}: {}", a.body);
@@ -330,7 +330,8 @@ async fn dashboard_off_loopback_needs_the_token() {
     assert_eq!(get(s.http, &format!("/api/sweep?token={TOKEN}"), &[]).await.status, 401);
 
     let bearer = format!("Bearer {TOKEN}");
-    let ok = get(s.http, "/api/sweep", &[("Authorization", &bearer)]).await;
+    assert_eq!(get(s.http, "/api/sweep", &[("Authorization", &bearer)]).await.status, 200);
+    let ok = get(s.http, "/api/jobs", &[("Authorization", &bearer)]).await;
     assert_eq!(ok.status, 200);
     let v: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
     let mut listed: Vec<String> =

@@ -38,7 +38,7 @@ try {
   let job = null;
   for (let i = 0; i < 600 && !job; i++) {
     const s = await (await page.request.get(`${base}/api/sweep`)).json();
-    job = s.jobs.find((j) => j.state === 'running' && j.epoch + 1 < j.epochs_total);
+    job = s.running.find((j) => j.epoch + 1 < j.epochs_total);
     if (!job) await page.waitForTimeout(100);
   }
   if (!job) fail('no job was running with an epoch to go');

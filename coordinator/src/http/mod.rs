@@ -5,7 +5,8 @@
 //! alone, read-only, over a stopped or finished sweep's state. Every page, script and style,
 //! and the vendored charting library, is compiled into the binary: it works with no network.
 //!
-//! Map: `pages` (the HTML shell and 404s), `api` (JSON, tables, plots, metrics), `events`
+//! Map: `pages` (the HTML shell and 404s), `sweep` (the sweep's and the job list's JSON), `api`
+//! (one job, tables, plots, metrics), `events`
 //! (SSE), `auth` (token login for non-loopback addresses), `assets` (embedded files), `stored`
 //! (`coordinator dashboard` over a stored state).
 
@@ -15,6 +16,7 @@ mod auth;
 mod events;
 mod pages;
 mod stored;
+mod sweep;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -85,9 +87,9 @@ pub struct Dashboard {
     /// done once per change, not once per request.
     rendered: Mutex<Option<(u64, Arc<api::Rendered>)>>,
     /// The varying settings of the sweep's jobs, worked out once.
-    settings: Mutex<Option<Arc<api::SettingsCache>>>,
-    /// `/api/sweep` as last built, shared by every open page.
-    sweep: Mutex<Option<api::BuiltSweep>>,
+    settings: Mutex<Option<Arc<sweep::SettingsCache>>>,
+    /// The last snapshot of the store and what was built from it, shared by every open page.
+    snapshot: Mutex<Option<Arc<sweep::Snapshot>>>,
     /// Set when the server stops, to end the event streams (a graceful shutdown waits for them).
     closing: watch::Sender<bool>,
 }
@@ -102,7 +104,7 @@ impl Dashboard {
             live,
             rendered: Mutex::new(None),
             settings: Mutex::new(None),
-            sweep: Mutex::new(None),
+            snapshot: Mutex::new(None),
             closing: watch::channel(false).0,
         })
     }
@@ -164,7 +166,8 @@ fn router(d: Arc<Dashboard>) -> Router {
         .route("/tables", get(pages::shell))
         .route("/plots", get(pages::shell))
         .route("/plots/{file}", get(api::plot_svg))
-        .route("/api/sweep", get(api::sweep))
+        .route("/api/sweep", get(sweep::sweep))
+        .route("/api/jobs", get(sweep::jobs))
         .route("/api/jobs/{id}", get(api::job))
         .route("/api/tables", get(api::tables))
         .route("/api/plots", get(api::plots))

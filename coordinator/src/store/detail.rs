@@ -57,7 +57,7 @@ impl Store {
             let raw = conn
                 .prepare_cached(JOB_SQL)
                 .map_err(&sql)?
-                .query_row(rusqlite::params![now(), true, id], RawJob::read)
+                .query_row(rusqlite::params![now(), true, true, id], RawJob::read)
                 .optional()
                 .map_err(&sql)?;
             let Some(raw) = raw else { return Ok(None) };
@@ -90,7 +90,7 @@ impl Store {
                 .map_err(&sql)?;
             (raw, attempts, epochs)
         };
-        let job = raw.parse()?;
+        let job = raw.parse(self)?;
         let epochs = epochs
             .into_iter()
             .map(|(attempt, reported_at, m)| {

@@ -6,7 +6,8 @@
 //! an expired or released lease puts a running job back to `pending` without using an attempt.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use gridsweep_proto::job::JobSpec;
@@ -251,6 +252,10 @@ pub struct Store {
     /// A second, read-only connection for the snapshots and the dashboard's reads: in WAL mode
     /// a reader sees the last commit and neither waits for the transitions nor holds them up.
     reader: Mutex<Connection>,
+    /// Every job's spec, parsed once: snapshots then read the rest of each row only.
+    specs: Mutex<HashMap<String, JobSpec>>,
+    /// `specs` holds every active job's spec (cleared when jobs are added).
+    specs_complete: AtomicBool,
 }
 
 const SCHEMA: &str = r#"
@@ -266,6 +271,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     checkpoint_epoch INTEGER NOT NULL DEFAULT 0, error TEXT, result TEXT, updated_at REAL NOT NULL,
     active INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, active, cost DESC, seq);
+CREATE INDEX IF NOT EXISTS jobs_order ON jobs (active, seq);
 CREATE TABLE IF NOT EXISTS attempts (
     job TEXT NOT NULL, attempt INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE, worker TEXT NOT NULL,
     started_at REAL NOT NULL, ended_at REAL, outcome TEXT, error TEXT, PRIMARY KEY (job, attempt));
@@ -363,6 +369,8 @@ impl Store {
             checkpoint_dir,
             commit_latency: OnceLock::new(),
             reader: Mutex::new(reader),
+            specs: Mutex::new(HashMap::new()),
+            specs_complete: AtomicBool::new(false),
         })
     }
 
@@ -446,6 +454,7 @@ impl Store {
     /// Returns (new jobs, jobs already known).
     pub fn add_sweep(&self, name: &str, source: &str, jobs: &[JobSpec], max_attempts: u32) -> Result<(usize, usize)> {
         let sql = self.sql();
+        self.specs_complete.store(false, Ordering::SeqCst);
         self.tx(|tx| {
             let t = now();
             tx.execute_c(

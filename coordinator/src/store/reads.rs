@@ -8,14 +8,17 @@
 use gridsweep_proto::result::{EpochMetrics, TrainResult};
 use gridsweep_proto::v1::{FailureKind, JobState};
 
-use super::{JobRow, Result, Store, StoreError, WorkerRow, now};
+use gridsweep_proto::job::JobSpec;
+
+use super::{Cached, JobRow, Result, Store, StoreError, WorkerRow, now};
 
 /// The job columns of a snapshot, and what each job's attempts add: seconds held in all, and for
 /// a running job the seconds since its current attempt last made progress. The result only
-/// when `?2` is true.
+/// when `?2` is true, the spec only when `?3` is (the store keeps parsed specs: a job's spec
+/// never changes, its id being a hash of it).
 macro_rules! jobs_select {
     () => {
-        "SELECT id, spec, state, worker, epoch, test_acc, epoch_seconds, attempts, error,
+        "SELECT id, CASE WHEN ?3 THEN spec END, state, worker, epoch, test_acc, epoch_seconds, attempts, error,
      CASE WHEN ?2 THEN result END, error_kind, failures, max_attempts,
      (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id),
      (SELECT ?1 - MAX(a.started_at, COALESCE(
@@ -28,8 +31,8 @@ macro_rules! jobs_select {
 /// Every active job, in scheduling order.
 const JOBS_SQL: &str = concat!(jobs_select!(), " WHERE active = 1 ORDER BY seq");
 
-/// One job by id (`?3`), active or not.
-pub(super) const JOB_SQL: &str = concat!(jobs_select!(), " WHERE id = ?3");
+/// One job by id (`?4`), active or not.
+pub(super) const JOB_SQL: &str = concat!(jobs_select!(), " WHERE id = ?4");
 
 /// Every worker, oldest first.
 const WORKERS_SQL: &str =
@@ -53,7 +56,7 @@ fn read_worker(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkerRow> {
 /// One job row as SQLite holds it, before parsing.
 pub(super) struct RawJob {
     id: String,
-    spec: String,
+    spec: Option<String>,
     state: String,
     worker: Option<String>,
     epoch: i64,
@@ -92,14 +95,14 @@ impl RawJob {
     }
 
     /// Parses the stored documents; anything that does not parse is `Corrupt`, naming the job.
-    pub(super) fn parse(self) -> Result<JobRow> {
+    pub(super) fn parse(self, store: &Store) -> Result<JobRow> {
+        let spec = store.spec_of(&self.id, self.spec.as_deref())?;
         let id = self.id;
         let error_kind = match self.error_kind {
             None => FailureKind::Job,
             Some(k) => FailureKind::from_name(&k)
                 .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown failure kind {k:?}")))?,
         };
-        let spec = Store::parse_spec(&id, &self.spec)?;
         let state = JobState::from_name(&self.state)
             .filter(|s| *s != JobState::Unspecified)
             .ok_or_else(|| StoreError::Corrupt(format!("job {id}: unknown state {:?}", self.state)))?;
@@ -150,8 +153,9 @@ impl Store {
             // One read transaction: jobs and workers as of the same commit.
             let read = conn.unchecked_transaction().map_err(&sql)?;
             let mut stmt = conn.prepare_cached(JOBS_SQL).map_err(&sql)?;
+            let with_specs = !self.specs_complete.load(std::sync::atomic::Ordering::SeqCst);
             let raw = stmt
-                .query_map(rusqlite::params![now(), results], RawJob::read)
+                .query_map(rusqlite::params![now(), results, with_specs], RawJob::read)
                 .map_err(&sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(&sql)?;
@@ -165,8 +169,29 @@ impl Store {
             read.commit().map_err(&sql)?;
             (raw, workers)
         };
-        let jobs = raw.into_iter().map(RawJob::parse).collect::<Result<Vec<_>>>()?;
+        let jobs = raw.into_iter().map(|r| r.parse(self)).collect::<Result<Vec<_>>>()?;
+        // Every active job's spec is kept now (jobs come only from `add_sweep`, which clears this).
+        self.specs_complete.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok((jobs, workers))
+    }
+
+    /// The spec of job `id`: parsed from `text` when read (and kept), else the kept one, else
+    /// read from the database.
+    pub(super) fn spec_of(&self, id: &str, text: Option<&str>) -> Result<JobSpec> {
+        if let Some(text) = text {
+            let spec = Store::parse_spec(id, text)?;
+            self.specs.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), spec.clone());
+            return Ok(spec);
+        }
+        if let Some(spec) = self.specs.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(spec.clone());
+        }
+        let sql = self.sql();
+        let text: String = {
+            let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+            conn.query_row_c("SELECT spec FROM jobs WHERE id = ?1", [id], |r| r.get(0)).map_err(&sql)?
+        };
+        self.spec_of(id, Some(&text))
     }
 
     /// The active jobs by state (states without jobs left out) and every worker: what the
