@@ -305,7 +305,7 @@ function markdown(md) {
       continue;
     }
     flush();
-    if (line.startsWith('# ')) out.push(el('h2', {}, line.slice(2)));
+    if (line.startsWith('# ')) out.push(el('h2', {}, line.slice(2).replace(/`/g, '')));
     else if (line.trim() !== '') out.push(el('p', {}, line.replace(/`/g, '')));
   }
   flush();
@@ -316,12 +316,12 @@ async function drawTables() {
   const t = await getJSON('/api/tables');
   view.replaceChildren(el('h1', {}, `Tables of ${t.sweep}`),
     el('p', { class: 'muted' }, 'As they fill: pending and running runs are counted, not averaged. The same files are written to the output directory.'),
-    el('section', { id: 'table1' }, markdown(t.table1)), el('section', { id: 'table2' }, markdown(t.table2)));
+    el('section', { id: 'table1', class: 'md' }, markdown(t.table1)), el('section', { id: 'table2', class: 'md' }, markdown(t.table2)));
 }
 
 async function drawPlots() {
   const p = await getJSON('/api/plots');
-  view.replaceChildren(el('h1', {}, `Plots of ${p.sweep}`), p.plots.map((x) => el('section', { class: 'plot' },
+  view.replaceChildren(el('h1', {}, `Plots of ${p.sweep}`), ...p.plots.map((x) => el('section', { class: 'plot' },
     el('h2', {}, x.title),
     x.skipped ? el('p', { class: 'muted' }, `Not drawn: ${x.skipped}`)
       : el('img', { src: `/plots/${x.file}?v=${version}`, alt: x.title }),
@@ -356,7 +356,10 @@ function listen() {
     const v = Number(ev.data);
     if (v !== version) { version = v; draw(); }
   });
-  es.onopen = () => { conn.textContent = 'live'; conn.className = 'conn live'; };
+  es.onopen = () => {
+    conn.textContent = document.body.dataset.mode === 'live' ? 'live' : 'following the stored state';
+    conn.className = 'conn live';
+  };
   es.onerror = () => { conn.textContent = 'reconnecting…'; conn.className = 'conn down'; };
 }
 

@@ -32,6 +32,11 @@ use crate::store::{Grant, JobRow, Store, StoreError, StoredCheckpoint, WorkerRow
 type RpcResult<T> = Result<Response<T>, Status>;
 /// A server-streaming response.
 type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+/// A health service name that answers SERVING for as long as the process serves, draining or
+/// not: what a liveness probe asks (readiness asks the default service, which turns NOT_SERVING
+/// while the coordinator drains).
+pub const LIVENESS_SERVICE: &str = "liveness";
+
 /// The longest a pull may wait.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -543,6 +548,7 @@ pub async fn serve(
     // Health answers without a token, so that probes need no secret; reflection (the schema)
     // needs one, like every other call.
     shared.health.set_serving::<CoordinatorServer<CoordinatorService>>().await;
+    shared.health.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
     let health = HealthServer::new(HealthService::from_health_reporter(shared.health.clone()));
     let reflection = |e: tonic_reflection::server::Error| {
         // The descriptor set is compiled in: it cannot fail to decode in a tested build.
@@ -550,12 +556,14 @@ pub async fn serve(
     };
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(reflection)
         .ok()
         .map(|r| InterceptedService::new(r, require_token.clone()));
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(reflection)
         .ok()

@@ -223,6 +223,9 @@ async fn health_answers_without_a_token_and_turns_not_serving_when_draining() {
         let r = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(r.status(), ServingStatus::NotServing, "service {service:?} while draining");
     }
+    // Liveness stays SERVING while draining: a drain is not a reason to restart the process.
+    let alive = health.check(HealthCheckRequest { service: "liveness".into() }).await.unwrap().into_inner();
+    assert_eq!(alive.status(), ServingStatus::Serving);
     let unknown = health.check(HealthCheckRequest { service: "nope".into() }).await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
@@ -257,7 +260,9 @@ async fn reflection_needs_the_token_and_lists_the_coordinator() {
     let wrong = list_services(&s.grpc, Some("wrong")).await.unwrap_err();
     assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
     let services = list_services(&s.grpc, Some(TOKEN)).await.unwrap();
-    assert!(services.contains(&"gridsweep.v1.Coordinator".to_owned()), "{services:?}");
+    for service in ["gridsweep.v1.Coordinator", "grpc.health.v1.Health"] {
+        assert!(services.contains(&service.to_owned()), "{service} not in {services:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,7 +67,16 @@ try {
   figures.epochs_after = grown.rows;
   if (typeof reported === 'number') figures.epoch_to_page_ms = Math.round(grown.at - reported * 1000);
 
-  // 3. Screenshots of the sweep page for the docs.
+  // 3. Every view draws real content (no error box, no stringified objects).
+  for (const [path, selector] of [['/', '#counts'], ['/tables', '#table1 table'], ['/plots', 'section.plot h2']]) {
+    await page.goto(`${base}${path}`);
+    await page.waitForSelector('body[data-first-render-ms]');
+    if (!(await page.$(selector))) fail(`${path}: no ${selector} drawn`);
+    const text = await page.evaluate(() => document.body.innerText);
+    if (text.includes('[object') || text.includes('Could not load')) fail(`${path} drew: ${text.slice(0, 300)}`);
+  }
+
+  // 4. Screenshots of the sweep page for the docs.
   await page.goto(`${base}/`);
   await page.waitForSelector('body[data-first-render-ms]');
   await page.screenshot({ path: join(shots, 'dashboard-sweep.png'), fullPage: true });

@@ -271,7 +271,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     checkpoint_epoch INTEGER NOT NULL DEFAULT 0, error TEXT, result TEXT, updated_at REAL NOT NULL,
     active INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, active, cost DESC, seq);
-CREATE INDEX IF NOT EXISTS jobs_order ON jobs (active, seq);
 CREATE TABLE IF NOT EXISTS attempts (
     job TEXT NOT NULL, attempt INTEGER NOT NULL, token INTEGER NOT NULL UNIQUE, worker TEXT NOT NULL,
     started_at REAL NOT NULL, ended_at REAL, outcome TEXT, error TEXT, PRIMARY KEY (job, attempt));
