@@ -107,7 +107,7 @@ fn poll_dashboard(addr: SocketAddr, stop: Arc<AtomicBool>, requests: Arc<AtomicU
         let mut k = 0u64;
         while !stop.load(Ordering::SeqCst) {
             assert!(get(addr, "/api/sweep") > 0, "no answer from the dashboard");
-            if k % 4 == 0 {
+            if k.is_multiple_of(4) {
                 assert!(get(addr, "/metrics") > 0, "no answer from /metrics");
                 requests.fetch_add(1, Ordering::SeqCst);
             }

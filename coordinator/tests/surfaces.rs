@@ -145,11 +145,7 @@ async fn lease(c: &mut gridsweep_proto::client::Client) -> (String, pb::Lease) {
         .unwrap()
         .into_inner()
         .worker_id;
-    let pulled = c
-        .pull_job(pb::PullJobRequest { worker_id: worker.clone(), wait_ms: 0, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let pulled = c.pull_job(pb::PullJobRequest { worker_id: worker.clone(), wait_ms: 0 }).await.unwrap().into_inner();
     let Some(Outcome::Lease(l)) = pulled.outcome else { panic!("no lease: {pulled:?}") };
     (worker, l)
 }

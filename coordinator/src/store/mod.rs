@@ -5,8 +5,8 @@
 //! Job states: `pending` -> `running` (under a lease) -> `completed` | `diverged` | `failed`;
 //! an expired or released lease puts a running job back to `pending` without using an attempt.
 
-use std::path::{Path, PathBuf};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 

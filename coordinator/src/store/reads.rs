@@ -34,6 +34,9 @@ const JOBS_SQL: &str = concat!(jobs_select!(), " WHERE active = 1 ORDER BY seq")
 /// One job by id (`?4`), active or not.
 pub(super) const JOB_SQL: &str = concat!(jobs_select!(), " WHERE id = ?4");
 
+/// Active jobs by state.
+pub type JobCounts = Vec<(JobState, usize)>;
+
 /// Every worker, oldest first.
 const WORKERS_SQL: &str =
     "SELECT id, name, device, last_seen, quarantined, problem, problem_at FROM workers ORDER BY registered_at";
@@ -160,11 +163,8 @@ impl Store {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(&sql)?;
             let mut stmt = conn.prepare_cached(WORKERS_SQL).map_err(&sql)?;
-            let workers = stmt
-                .query_map([], read_worker)
-                .map_err(&sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(&sql)?;
+            let workers =
+                stmt.query_map([], read_worker).map_err(&sql)?.collect::<rusqlite::Result<Vec<_>>>().map_err(&sql)?;
             drop(stmt);
             read.commit().map_err(&sql)?;
             (raw, workers)
@@ -196,7 +196,7 @@ impl Store {
 
     /// The active jobs by state (states without jobs left out) and every worker: what the
     /// metrics need, without reading each job.
-    pub fn counts(&self) -> Result<(Vec<(JobState, usize)>, Vec<WorkerRow>)> {
+    pub fn counts(&self) -> Result<(JobCounts, Vec<WorkerRow>)> {
         let sql = self.sql();
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let read = conn.unchecked_transaction().map_err(&sql)?;
