@@ -277,8 +277,8 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         workers = start_local_workers(&opts, data_dir.as_deref(), &state_dir, addr)?;
     }
     let interrupted = watch(&shared, &mut status, &mut workers, &out_dir, shutdown).await?;
-    shared.drain().await;
     if interrupted {
+        shared.drain().await;
         println!("stopping: running jobs are released at their workers' next heartbeat");
         // Keep serving until the workers have given their jobs back (a heartbeat comes every
         // TTL/3), or for one TTL at most; what is still running then expires later as usual.
@@ -294,6 +294,9 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         close_http(http_stop, http).await;
         return Err(RunError::Interrupted);
     }
+    // Finished: probes see NOT_SERVING while the outputs are written; workers still pulling are
+    // told the sweep is finished.
+    shared.not_serving().await;
     let runs = records(&shared.store)?;
     let tables = tables::write_tables(&runs, &sweep.name, &out_dir)?;
     write_epochs(&shared.store, &out_dir);

@@ -115,10 +115,17 @@ impl Shared {
         }
     }
 
-    /// Starts draining: heartbeats answer "stop", pulls get nothing, and the health service
-    /// answers NOT_SERVING (so a load balancer or probe stops sending new work here).
+    /// Starts draining an interrupted sweep: heartbeats answer "stop", pulls get nothing, and
+    /// the health service answers NOT_SERVING (so a load balancer or probe stops sending new work
+    /// here).
     pub async fn drain(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.not_serving().await;
+    }
+
+    /// Turns the health service NOT_SERVING, for a coordinator on its way out; pulls still answer
+    /// (a finished sweep's workers are told it is finished and exit).
+    pub async fn not_serving(&self) {
         self.health.set_service_status("", ServingStatus::NotServing).await;
         self.health.set_not_serving::<CoordinatorServer<CoordinatorService>>().await;
     }

@@ -36,6 +36,9 @@ impl Drop for Proc {
     }
 }
 
+/// Numbers the default output directories of the coordinators a test process starts.
+static OUTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gridsweep-e2e-{}-{name}", std::process::id()));
@@ -89,12 +92,17 @@ pub fn start_coordinator_on(sweep: &Path, listen: &str, extra: &[&str]) -> (Proc
 /// dashboard's URL (none with `--http off`), read from what it prints.
 pub fn start_coordinator_with_dashboard(sweep: &Path, listen: &str, extra: &[&str]) -> (Proc, String, Option<String>) {
     let http: &[&str] = if extra.contains(&"--http") { &[] } else { &["--http", "127.0.0.1:0"] };
+    // Outputs go to a scratch directory unless the test names one: never into the source tree.
+    let out_dir = scratch(&format!("out-{}", OUTS.fetch_add(1, Ordering::SeqCst)));
+    let out: Vec<String> =
+        if extra.contains(&"--out") { Vec::new() } else { vec!["--out".into(), out_dir.display().to_string()] };
     let http_off = extra.windows(2).any(|w| w == ["--http", "off"]);
     let mut child = Command::new(bin("coordinator"))
         .arg("run")
         .arg(sweep)
         .args(["--listen", listen])
         .args(http)
+        .args(&out)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
