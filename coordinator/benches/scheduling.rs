@@ -59,12 +59,8 @@ fn jobs(n: usize) -> Vec<JobSpec> {
 
 async fn simulated_worker(url: String) -> Vec<Duration> {
     let mut c = CoordinatorClient::connect(url).await.expect("connect");
-    let req = pb::RegisterWorkerRequest {
-        protocol_version: PROTOCOL_VERSION,
-        name: "sim".into(),
-        device: "none".into(),
-        slots: 1,
-    };
+    let req =
+        pb::RegisterWorkerRequest { protocol_version: PROTOCOL_VERSION, name: "sim".into(), device: "none".into() };
     let id = c.register_worker(req).await.expect("register").into_inner().worker_id;
     let mut latencies = Vec::new();
     loop {

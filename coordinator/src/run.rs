@@ -271,7 +271,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         let _ = stop_rx.await;
     }));
 
-    let mut status = shared.status()?;
+    let mut status = status_of(&shared).await?;
     let mut workers = Vec::new();
     if !status.finished {
         workers = start_local_workers(&opts, data_dir.as_deref(), &state_dir, addr)?;
@@ -284,11 +284,15 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         // TTL/3), or for one TTL at most; what is still running then expires later as usual.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(sweep.lease_ttl_s);
         while tokio::time::Instant::now() < deadline
-            && shared.status().map(|s| s.jobs.iter().any(|j| j.state() == pb::JobState::Running)).unwrap_or(false)
+            && status_of(&shared)
+                .await
+                .map(|s| s.jobs.iter().any(|j| j.state() == pb::JobState::Running))
+                .unwrap_or(false)
         {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        stop_workers(&mut workers, Duration::from_secs(15));
+        // The workers have given their jobs back and get no new ones: SIGTERM them now.
+        stop_workers(&mut workers, Duration::ZERO).await;
         let _ = stop_tx.send(());
         close(server).await;
         close_http(http_stop, http).await;
@@ -297,11 +301,19 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     // Finished: probes see NOT_SERVING while the outputs are written; workers still pulling are
     // told the sweep is finished.
     shared.not_serving().await;
-    let runs = records(&shared.store)?;
-    let tables = tables::write_tables(&runs, &sweep.name, &out_dir)?;
-    write_epochs(&shared.store, &out_dir);
-    write_plots_and_report(&runs, &sweep.name, Some(&sweep.source), &out_dir);
-    stop_workers(&mut workers, Duration::from_secs(30));
+    let tables = {
+        let (shared, name, source, out) = (shared.clone(), sweep.name.clone(), sweep.source.clone(), out_dir.clone());
+        tokio::task::spawn_blocking(move || -> Result<TablesSummary, RunError> {
+            let runs = records(&shared.store)?;
+            let tables = tables::write_tables(&runs, &name, &out)?;
+            write_epochs(&shared.store, &out);
+            write_plots_and_report(&runs, &name, Some(&source), &out);
+            Ok(tables)
+        })
+        .await
+        .map_err(|e| RunError::Workers(format!("writing the outputs: {e}")))??
+    };
+    stop_workers(&mut workers, Duration::from_secs(30)).await;
     let _ = stop_tx.send(());
     close(server).await;
     close_http(http_stop, http).await;
@@ -333,6 +345,15 @@ async fn close_http(
     {
         tracing::info!("dashboard clients still connected after {CLOSE_GRACE:?}; closing anyway");
     }
+}
+
+/// The status, read on the blocking pool.
+async fn status_of(shared: &Arc<Shared>) -> Result<pb::SweepStatus, RunError> {
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || s.status())
+        .await
+        .map_err(|e| RunError::Workers(format!("reading the status: {e}")))?
+        .map_err(RunError::from)
 }
 
 /// Follows the sweep until it is finished (false) or interrupted (true), printing progress.
@@ -422,7 +443,7 @@ async fn watch(
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        *status = shared.status()?;
+        *status = status_of(shared).await?;
     }
 }
 
@@ -536,17 +557,44 @@ fn cuda_devices(bin: &Path) -> usize {
         .unwrap_or(0) as usize
 }
 
-/// Waits up to `grace` for the workers to exit (they see the sweep finished or are told to
-/// stop), then SIGTERMs, then kills what is left.
-fn stop_workers(workers: &mut [Child], grace: Duration) {
-    let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline && workers.iter_mut().any(|c| matches!(c.try_wait(), Ok(None))) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// How long a local worker has after SIGTERM (it gives its lease back and exits) before it is
+/// killed.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
+/// Stops the local workers: waits up to `grace` for them to exit on their own (they see the sweep
+/// finished, or their jobs released), then sends SIGTERM to those still running, waits up to
+/// `TERM_GRACE`, and kills what is left.
+async fn stop_workers(workers: &mut [Child], grace: Duration) {
+    wait_for_exit(workers, grace).await;
     for c in workers.iter_mut() {
         if matches!(c.try_wait(), Ok(None)) {
+            terminate(c);
+        }
+    }
+    wait_for_exit(workers, TERM_GRACE).await;
+    for c in workers.iter_mut() {
+        if matches!(c.try_wait(), Ok(None)) {
+            tracing::warn!(pid = c.id(), "local worker still running {TERM_GRACE:?} after SIGTERM; killing it");
             let _ = c.kill();
         }
         let _ = c.wait();
+    }
+}
+
+/// Waits up to `limit` for every worker to have exited, polling without blocking the runtime.
+async fn wait_for_exit(workers: &mut [Child], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline && workers.iter_mut().any(|c| matches!(c.try_wait(), Ok(None))) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends SIGTERM to a worker that is still running.
+fn terminate(c: &Child) {
+    let Ok(pid) = libc::pid_t::try_from(c.id()) else { return };
+    // SAFETY: kill(2) takes any pid and signal and touches no memory of ours; `pid` is a child we
+    // spawned and have not reaped (try_wait just saw it running), so it names that process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
     }
 }

@@ -155,6 +155,15 @@ impl Shared {
         Ok(self.status_of(&jobs, &workers))
     }
 
+    /// The status message, read on the blocking pool (for async callers).
+    pub async fn status_off_runtime(self: &Arc<Self>) -> Result<pb::SweepStatus, Status> {
+        let shared = self.clone();
+        match tokio::task::spawn_blocking(move || shared.status()).await {
+            Ok(r) => r.map_err(Status::from),
+            Err(e) => Err(Status::internal(format!("status task failed: {e}"))),
+        }
+    }
+
     /// The status message of a snapshot of the store.
     pub fn status_of(&self, jobs: &[JobRow], workers: &[WorkerRow]) -> pb::SweepStatus {
         let t = now();
@@ -226,6 +235,11 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Runs file I/O (or hashing) on the blocking pool.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(std::io::Error::other(format!("I/O task failed: {e}"))))
+}
+
 /// The coordinator's gRPC service.
 #[derive(Clone, Debug)]
 pub struct CoordinatorService {
@@ -250,7 +264,8 @@ impl Coordinator for CoordinatorService {
     ) -> RpcResult<pb::RegisterWorkerResponse> {
         let r = request.into_inner();
         check_version(r.protocol_version)?;
-        let id = self.shared.store.register_worker(&r.name, &r.device)?;
+        let (name, device) = (r.name.clone(), r.device.clone());
+        let id = blocking(&self.shared, move |store| store.register_worker(&name, &device)).await?;
         tracing::info!(worker = %id, name = %r.name, device = %r.device, "worker registered");
         self.shared.bump();
         Ok(Response::new(pb::RegisterWorkerResponse { worker_id: id }))
@@ -327,31 +342,37 @@ impl Coordinator for CoordinatorService {
             return Err(Status::invalid_argument(format!("bad job id {job:?}")));
         }
         // Refuse early when the uploader does not hold the job.
-        self.shared.store.checkpoint_for(&worker, &job, token)?;
+        let (w, j) = (worker.clone(), job.clone());
+        blocking(&self.shared, move |store| store.checkpoint_for(&w, &j, token)).await?;
         let dir = self.shared.store.checkpoint_dir().to_owned();
         let part = dir.join(format!("{job}.{token}.part"));
         let io = |e: std::io::Error| Status::internal(format!("{}: {e}", part.display()));
-        let mut file = Receiving::create(&part).map_err(io)?;
+        let created = part.clone();
+        let mut file = off_runtime(move || Receiving::create(&created)).await.map_err(io)?;
         let mut claimed = String::new();
         let mut chunk = Some(first);
         while let Some(c) = chunk {
-            file.write(&c.data).map_err(io)?;
+            // Writing and hashing happen on the blocking pool; the file comes back for the next piece.
+            file = off_runtime(move || file.write(&c.data).map(|()| file)).await.map_err(io)?;
             if !c.sha256.is_empty() {
                 claimed = c.sha256;
             }
             chunk = stream.message().await?;
         }
-        let (actual, bytes) = file.finish().map_err(io)?;
+        let (actual, bytes) = off_runtime(move || file.finish()).await.map_err(io)?;
+        let path = dir.join(format!("{job}.gsck"));
         if claimed != actual {
-            let _ = std::fs::remove_file(&part);
+            let discarded = part.clone();
+            let _ = off_runtime(move || std::fs::remove_file(&discarded)).await;
             return Err(Status::data_loss(format!(
                 "checkpoint of job {job}: sha256 {actual}, sender claimed {claimed:?}; discarded"
             )));
         }
-        let path = dir.join(format!("{job}.gsck"));
-        std::fs::rename(&part, &path).map_err(io)?;
+        let (from, to) = (part.clone(), path.clone());
+        off_runtime(move || std::fs::rename(&from, &to)).await.map_err(io)?;
         let ck = StoredCheckpoint { epoch, sha256: actual, path, bytes };
-        self.shared.store.store_checkpoint(&worker, &job, token, &ck)?;
+        let (w, j) = (worker.clone(), job.clone());
+        blocking(&self.shared, move |store| store.store_checkpoint(&w, &j, token, &ck)).await?;
         tracing::debug!(job = %job, epoch, bytes, "checkpoint stored");
         Ok(Response::new(pb::UploadCheckpointResponse { bytes }))
     }
@@ -363,10 +384,9 @@ impl Coordinator for CoordinatorService {
         request: Request<pb::DownloadCheckpointRequest>,
     ) -> RpcResult<Self::DownloadCheckpointStream> {
         let r = request.into_inner();
-        let (path, sha, epoch) = self
-            .shared
-            .store
-            .checkpoint_for(&r.worker_id, &r.job_id, r.fencing_token)?
+        let (worker, job, token) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token);
+        let (path, sha, epoch) = blocking(&self.shared, move |store| store.checkpoint_for(&worker, &job, token))
+            .await?
             .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", r.job_id)))?;
         let job = r.job_id.clone();
         Ok(Response::new(stream_file(path, move |data, last| pb::CheckpointChunk {
@@ -381,12 +401,13 @@ impl Coordinator for CoordinatorService {
 
     type FetchDataStream = RpcStream<pb::DataChunk>;
 
-    async fn fetch_data(&self, _request: Request<pb::FetchDataRequest>) -> RpcResult<Self::FetchDataStream> {
+    async fn fetch_data(&self, request: Request<pb::FetchDataRequest>) -> RpcResult<Self::FetchDataStream> {
         let dir = self
             .shared
             .data_dir
             .clone()
             .ok_or_else(|| Status::failed_precondition("this coordinator has no data set to share (--data)"))?;
+        tracing::info!(worker = %request.get_ref().worker_id, data = %dir.display(), "streaming the data set to a worker");
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             for (name, _) in gridsweep_proto::cifar::MD5 {
@@ -457,7 +478,7 @@ impl Coordinator for CoordinatorService {
     }
 
     async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> RpcResult<pb::SweepStatus> {
-        Ok(Response::new(self.shared.status()?))
+        Ok(Response::new(self.shared.status_off_runtime().await?))
     }
 
     async fn retry_jobs(&self, request: Request<pb::RetryJobsRequest>) -> RpcResult<pb::RetryJobsResponse> {
@@ -482,7 +503,7 @@ impl Coordinator for CoordinatorService {
         let mut changes = shared.changed.subscribe();
         let stream = async_stream(move |tx| async move {
             loop {
-                let status = shared.status().map_err(Status::from);
+                let status = shared.status_off_runtime().await;
                 let finished = status.as_ref().map(|s| s.finished).unwrap_or(true);
                 if tx.send(status).await.is_err() || finished {
                     return;
@@ -541,8 +562,11 @@ pub async fn serve(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Err(e) = shared.expire() {
-                    tracing::error!("expiring leases: {e}");
+                let s = shared.clone();
+                match tokio::task::spawn_blocking(move || s.expire()).await {
+                    Ok(Err(e)) => tracing::error!("expiring leases: {e}"),
+                    Err(e) => tracing::error!("expiring leases: {e}"),
+                    Ok(Ok(_)) => {}
                 }
             }
         })

@@ -139,7 +139,6 @@ async fn lease(c: &mut gridsweep_proto::client::Client) -> (String, pb::Lease) {
             name: "test".into(),
             device: "cpu".into(),
             protocol_version: PROTOCOL_VERSION,
-            ..Default::default()
         })
         .await
         .unwrap()
@@ -175,7 +174,6 @@ fn beat(worker: &str, l: &pb::Lease, epoch: u32, token: u64) -> pb::HeartbeatReq
         job_id: l.job_id.clone(),
         fencing_token: token,
         epochs: vec![pb::EpochReport { epoch, metrics_json: serde_json::to_string(&m).unwrap() }],
-        ..Default::default()
     }
 }
 

@@ -33,16 +33,17 @@ impl ClientTls {
 
 /// The command-line flags of every client (the worker, `coordinator status`): the token file
 /// and the TLS trust settings.
-#[derive(Clone, Debug, Default, clap::Args)]
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ClientFlags {
     /// File holding the coordinator's shared token (else the GRIDSWEEP_TOKEN variable).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub token_file: Option<std::path::PathBuf>,
     /// PEM file of the CA (or self-signed certificate) to trust: talk TLS to an https:// coordinator.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub tls_ca: Option<std::path::PathBuf>,
     /// The server name in the coordinator's certificate (default: the URL's host).
-    #[arg(long, requires = "tls_ca")]
+    #[cfg_attr(feature = "cli", arg(long, requires = "tls_ca"))]
     pub tls_domain: Option<String>,
 }
 

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_DEPTH: u32 = 6 * 64 * 64 + 2;
 
 /// How a stage wires its blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// Plain network: blocks in sequence, no shortcuts.

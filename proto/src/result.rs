@@ -28,7 +28,8 @@ pub const HIST_LOG10_HI: f64 = 0.0;
 pub const HIST_BINS: usize = 120;
 
 /// How a grid stage is executed; the results are the same up to floating-point summation order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum GridExec {
     /// Node by node, in row-major order (R² steps per stage).
@@ -55,7 +56,8 @@ impl fmt::Display for GridExec {
 }
 
 /// How 4-D tensors (images, activations, convolution weights) are laid out in memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum MemoryFormat {
     /// NCHW, libtorch's default.

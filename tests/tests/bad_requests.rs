@@ -20,7 +20,6 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         protocol_version: PROTOCOL_VERSION,
         name: name.into(),
         device: "cpu".into(),
-        slots: 1,
     };
     let holder = c.register_worker(reg("holder")).await.unwrap().into_inner().worker_id;
     let other = c.register_worker(reg("other")).await.unwrap().into_inner().worker_id;
@@ -40,7 +39,6 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         job_id: job.into(),
         fencing_token: token,
         epochs: vec![],
-        epochs_total: 2,
     };
 
     let mut cases: Vec<(&str, Result<(), tonic::Status>, Code, &str)> = Vec::new();

@@ -29,12 +29,7 @@ fn sweep(dir: &Path, name: &str, seeds: &str, epochs: u32, train: u32) -> PathBu
 /// A simulated worker: registers under `name`.
 async fn register(url: &str, name: &str) -> (Client, String) {
     let mut c = CoordinatorClient::connect(url.to_owned()).await.unwrap();
-    let req = pb::RegisterWorkerRequest {
-        protocol_version: PROTOCOL_VERSION,
-        name: name.into(),
-        device: "cpu".into(),
-        slots: 1,
-    };
+    let req = pb::RegisterWorkerRequest { protocol_version: PROTOCOL_VERSION, name: name.into(), device: "cpu".into() };
     let id = c.register_worker(req).await.unwrap().into_inner().worker_id;
     (c, id)
 }

@@ -97,7 +97,6 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
                     protocol_version: PROTOCOL_VERSION,
                     name: cfg.name.clone(),
                     device: device.clone(),
-                    slots: 1,
                 };
                 match client.register_worker(req).await {
                     Ok(r) => return Ok(Some((client, r.into_inner().worker_id))),
@@ -316,13 +315,8 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
             continue;
         }
         last_beat = tokio::time::Instant::now();
-        let hb = pb::HeartbeatRequest {
-            worker_id: worker.to_owned(),
-            job_id: job.clone(),
-            fencing_token: token,
-            epochs,
-            epochs_total: spec.train.epochs,
-        };
+        let hb =
+            pb::HeartbeatRequest { worker_id: worker.to_owned(), job_id: job.clone(), fencing_token: token, epochs };
         match client.heartbeat(hb).await {
             Ok(r) if !r.get_ref().proceed => {
                 if cancelled_by.is_none() {
