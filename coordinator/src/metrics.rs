@@ -177,16 +177,9 @@ impl Metrics {
             self.jobs.get_or_create(&StateLabel { state: state.name().to_owned() }).set(n as i64);
         }
         let t = now();
-        let (mut live, mut quiet, mut quarantined) = (0, 0, 0);
-        for w in workers {
-            match (w.quarantined, stall::is_live(w, t, ttl_s)) {
-                (true, _) => quarantined += 1,
-                (false, true) => live += 1,
-                (false, false) => quiet += 1,
-            }
-        }
-        for (state, n) in [("live", live), ("quiet", quiet), ("quarantined", quarantined)] {
-            self.workers.get_or_create(&StateLabel { state: state.to_owned() }).set(n);
+        for state in ["live", "quiet", "quarantined"] {
+            let n = workers.iter().filter(|w| stall::worker_state(w, t, ttl_s) == state).count();
+            self.workers.get_or_create(&StateLabel { state: state.to_owned() }).set(n as i64);
         }
         let mut out = String::new();
         encode(&mut out, &self.registry.lock().unwrap_or_else(|e| e.into_inner()))?;

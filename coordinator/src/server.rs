@@ -179,29 +179,22 @@ impl Shared {
             eta_s,
             jobs: jobs
                 .iter()
-                .map(|j| {
-                    let total = j.spec.train.epochs;
-                    let eta_s = match (j.state, j.secs_per_epoch) {
-                        (pb::JobState::Running, Some(s)) => Some(s * f64::from(total.saturating_sub(j.epoch))),
-                        _ => None,
-                    };
-                    pb::JobStatus {
-                        job_id: j.id.clone(),
-                        arch: j.spec.train.arch.name().to_owned(),
-                        depth: j.spec.train.depth,
-                        seed: j.spec.train.seed,
-                        state: j.state.into(),
-                        worker_id: j.worker.clone().unwrap_or_default(),
-                        epoch: j.epoch,
-                        epochs_total: total,
-                        test_acc: j.test_acc,
-                        eta_s,
-                        attempts: j.attempts,
-                        error: j.error.clone().unwrap_or_default(),
-                        error_kind: j.error_kind.into(),
-                        failures: j.failures,
-                        max_attempts: j.max_attempts,
-                    }
+                .map(|j| pb::JobStatus {
+                    job_id: j.id.clone(),
+                    arch: j.spec.train.arch.name().to_owned(),
+                    depth: j.spec.train.depth,
+                    seed: j.spec.train.seed,
+                    state: j.state.into(),
+                    worker_id: j.worker.clone().unwrap_or_default(),
+                    epoch: j.epoch,
+                    epochs_total: j.spec.train.epochs,
+                    test_acc: j.test_acc,
+                    eta_s: j.eta_s(),
+                    attempts: j.attempts,
+                    error: j.error.clone().unwrap_or_default(),
+                    error_kind: j.error_kind.into(),
+                    failures: j.failures,
+                    max_attempts: j.max_attempts,
                 })
                 .collect(),
             workers: workers
@@ -581,24 +574,17 @@ pub async fn serve(
     shared.health.set_serving::<CoordinatorServer<CoordinatorService>>().await;
     shared.health.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
     let health = HealthServer::new(HealthService::from_health_reporter(shared.health.clone()));
-    let reflection = |e: tonic_reflection::server::Error| {
-        // The descriptor set is compiled in: it cannot fail to decode in a tested build.
-        tracing::error!("reflection service: {e}");
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(reflection)
-        .ok()
-        .map(|r| InterceptedService::new(r, require_token.clone()));
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(reflection)
-        .ok()
-        .map(|r| InterceptedService::new(r, require_token));
+    // The descriptor sets are compiled in: they cannot fail to decode in a tested build.
+    let failed = |e: tonic_reflection::server::Error| tracing::error!("reflection service: {e}");
+    let reflection_v1 =
+        reflection().build_v1().map_err(failed).ok().map(|r| InterceptedService::new(r, require_token.clone()));
+    let reflection_v1alpha =
+        reflection().build_v1alpha().map_err(failed).ok().map(|r| InterceptedService::new(r, require_token));
     // Small gRPC frames on a connection without TCP_NODELAY wait ~40 ms for delayed ACKs.
     let incoming = TcpListenerStream::new(listener).map(|conn| {
         if let Ok(c) = &conn {

@@ -18,6 +18,16 @@ pub fn recent_problem(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> Option<Strin
     (now - at <= PROBLEM_FOR_S.max(2.0 * lease_ttl_s)).then(|| problem.clone())
 }
 
+/// What `w` is, as the dashboard and the metrics name it: `quarantined`, `live` (heard from
+/// lately) or `quiet`.
+pub fn worker_state(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> &'static str {
+    match (w.quarantined, is_live(w, now, lease_ttl_s)) {
+        (true, _) => "quarantined",
+        (false, true) => "live",
+        (false, false) => "quiet",
+    }
+}
+
 /// Whether `w` can take jobs: not quarantined and heard from lately.
 pub fn is_live(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> bool {
     !w.quarantined && now - w.last_seen <= GONE_AFTER_S.max(lease_ttl_s)

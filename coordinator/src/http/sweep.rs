@@ -84,10 +84,7 @@ impl JobView {
             epoch: j.epoch,
             epochs_total: t.epochs,
             test_acc: j.test_acc,
-            eta_s: match (j.state, j.secs_per_epoch) {
-                (JobState::Running, Some(s)) => Some(s * f64::from(t.epochs.saturating_sub(j.epoch))),
-                _ => None,
-            },
+            eta_s: j.eta_s(),
             attempts: j.attempts,
             failures: j.failures,
             max_attempts: j.max_attempts,
@@ -283,11 +280,7 @@ fn summarise(d: &Dashboard, version: u64, jobs: Vec<JobRow>, workers: &[WorkerRo
                 slots: 1,
                 jobs: held.remove(w.id.as_str()).unwrap_or_default(),
                 last_seen_s: (t - w.last_seen).max(0.0),
-                state: match (w.quarantined, stall::is_live(w, t, ttl)) {
-                    (true, _) => "quarantined",
-                    (false, true) => "live",
-                    (false, false) => "quiet",
-                },
+                state: stall::worker_state(w, t, ttl),
                 problem: stall::recent_problem(w, t, ttl),
             })
             .collect(),

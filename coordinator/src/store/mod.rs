@@ -197,6 +197,17 @@ pub struct JobRow {
     pub result: Option<TrainResult>,
 }
 
+impl JobRow {
+    /// Seconds to a running job's end at its mean epoch time so far; none before its first
+    /// epoch or when it is not running.
+    pub fn eta_s(&self) -> Option<f64> {
+        match (self.state, self.secs_per_epoch) {
+            (JobState::Running, Some(s)) => Some(s * f64::from(self.spec.train.epochs.saturating_sub(self.epoch))),
+            _ => None,
+        }
+    }
+}
+
 /// One worker in a status snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerRow {
