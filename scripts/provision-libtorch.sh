@@ -15,7 +15,7 @@ if [ ! -f "$home/.complete" ]; then
     rm -rf "$home"
     mkdir -p "$home"
     "$python" -m venv "$home/venv"
-    "$home/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "$home/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir \
         "torch==$TORCH_VERSION" numpy
     touch "$home/.complete"
 fi
