@@ -223,8 +223,8 @@ mod tests {
     fn analysis_settings_count_only_for_table_2() {
         let mut a = job(Arch::Grid, 26, 1, 0.1);
         let mut b = a.clone();
-        a.analysis = Some(AnalysisConfig { batch_size: 100, bn_train_mode: false });
-        b.analysis = Some(AnalysisConfig { batch_size: 100, bn_train_mode: true });
+        a.analysis = Some(AnalysisConfig { batch_size: 100, bn_train_mode: false, ..AnalysisConfig::default() });
+        b.analysis = Some(AnalysisConfig { batch_size: 100, bn_train_mode: true, ..AnalysisConfig::default() });
         assert!(Varying::of([&a, &b], false).is_empty());
         let v = Varying::of([&a, &b], true);
         assert_eq!(v.names, ["analysis_bn_train_mode"]);
@@ -236,13 +236,13 @@ mod tests {
         // The paper's shape: only the deepest jobs are analysed, so the analysis's presence
         // must not become a condition.
         let mut deep = job(Arch::Grid, 1538, 1, 0.1);
-        deep.analysis = Some(AnalysisConfig { batch_size: 100, bn_train_mode: false });
+        deep.analysis = Some(AnalysisConfig { batch_size: 100, bn_train_mode: false, ..AnalysisConfig::default() });
         let jobs = [job(Arch::Grid, 26, 1, 0.1), deep.clone(), job(Arch::Vgg, 26, 1, 0.05)];
         let g = Grouping::of(&jobs);
         assert_eq!(g.table1.names, ["lr"]);
         assert!(g.table2.is_empty(), "{:?}", g.table2);
         let mut other = deep.clone();
-        other.analysis = Some(AnalysisConfig { batch_size: 50, bn_train_mode: false });
+        other.analysis = Some(AnalysisConfig { batch_size: 50, bn_train_mode: false, ..AnalysisConfig::default() });
         let g = Grouping::of([&deep, &other]);
         assert!(g.table1.is_empty());
         assert_eq!(g.table2.names, ["analysis_batch_size"]);

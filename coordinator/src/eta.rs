@@ -13,19 +13,16 @@ use gridsweep_proto::v1::JobState;
 
 use crate::store::JobRow;
 
-/// The gradient analysis's work in cost units: a forward and backward pass over the test images
-/// at the model's per-image cost (0 for a job without one).
+/// The gradient analyses' work in cost units: a forward and backward pass over the test images
+/// per analysed epoch at the model's per-image cost (0 for a job without one).
 fn analysis_units(spec: &JobSpec) -> f64 {
-    match spec.analysis {
-        Some(_) => spec.units_per_image() * spec.test_images() as f64,
-        None => 0.0,
-    }
+    spec.analysis_cost()
 }
 
 /// Seconds until every job of `jobs` has ended, with `workers` taking jobs in parallel; None
 /// until an epoch has been reported (nothing to learn from yet).
 pub fn sweep_eta(jobs: &[JobRow], workers: usize) -> Option<f64> {
-    let units = |j: &JobRow| j.spec.cost();
+    let units = |j: &JobRow| j.spec.training_cost();
     let fraction = |j: &JobRow| f64::from(j.epoch.min(j.spec.train.epochs)) / f64::from(j.spec.train.epochs.max(1));
     // Seconds per unit, over every job with reported epochs.
     let (secs, done_units) = jobs

@@ -189,13 +189,15 @@ impl Calibration {
 
     /// Expected device seconds of `job`: epochs x (training images / training rate + test
     /// images / evaluation rate), the images as `JobSpec::train_images` and `test_images`
-    /// count them. The gradient analysis after training is not included. None when the job's
-    /// model and batch size were not measured.
+    /// count them, plus each gradient analysis as a forward and backward pass over the test
+    /// images at the training rate. None when the job's model and batch size were not measured.
     pub fn expected_seconds(&self, job: &JobSpec) -> Option<f64> {
         let e = self.entry_for(&job.train)?;
         let per_epoch =
             job.train_images() as f64 / e.train_images_per_s + job.test_images() as f64 / e.eval_images_per_s;
-        Some(f64::from(job.train.epochs) * per_epoch)
+        let analyses = job.analysis.as_ref().map_or(0, |a| a.epochs(job.train.epochs).len()) as f64;
+        let analysis = analyses * job.test_images() as f64 / e.train_images_per_s;
+        Some(f64::from(job.train.epochs) * per_epoch + analysis)
     }
 
     /// `expected_seconds`, or an error naming what is missing.

@@ -238,8 +238,8 @@ pub enum ConfigError {
     /// A field out of its range.
     #[error("{field} = {value}: {reason}")]
     Field {
-        /// The setting's name.
-        field: &'static str,
+        /// The setting's name (`epochs`, `analysis.at_epochs[1]`).
+        field: String,
         /// Its value, printed.
         value: String,
         /// What it must be.
@@ -283,12 +283,9 @@ impl TrainConfig {
     /// Checks every setting; the error names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(field: &'static str, value: impl ToString, reason: &'static str) -> Result<(), ConfigError> {
-            Err(ConfigError::Field { field, value: value.to_string(), reason })
+            Err(ConfigError::Field { field: field.to_owned(), value: value.to_string(), reason })
         }
         self.model()?;
-        if self.epochs == 0 {
-            return bad("epochs", self.epochs, "must be at least 1");
-        }
         if self.batch_size < 2 {
             return bad("batch_size", self.batch_size, "must be at least 2 (batch norm needs 2 images)");
         }
@@ -353,21 +350,60 @@ pub fn lr_at(cfg: &TrainConfig, epoch: u32) -> f64 {
     cfg.lr * cfg.lr_gamma.powi(reached)
 }
 
-/// Settings of the gradient analysis (Table 2) run after training.
+/// Settings of the gradient analysis (Table 2): after training, or at chosen epochs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisConfig {
     /// Validation images per gradient (paper: 100, so 100 batches on the test set).
     #[serde(default = "defaults::grad_batch_size")]
     pub batch_size: i64,
-    /// Batch norm in training mode (batch statistics) instead of evaluation mode.
+    /// Batch norm in training mode (batch statistics) instead of evaluation mode. The analysis
+    /// never moves the running statistics: training after it is as without it.
     #[serde(default)]
     pub bn_train_mode: bool,
+    /// The epochs after which to analyse, increasing; 0 is at initialisation, before any step.
+    /// Empty: once, after the last epoch (the paper's Table 2). Left out of the job's identity
+    /// when empty, so existing jobs keep their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_epochs: Vec<u32>,
 }
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
-        AnalysisConfig { batch_size: 100, bn_train_mode: false }
+        AnalysisConfig { batch_size: 100, bn_train_mode: false, at_epochs: Vec::new() }
+    }
+}
+
+impl AnalysisConfig {
+    /// The epochs analysed in a run of `epochs` epochs, increasing: `at_epochs`, or the last.
+    pub fn epochs(&self, epochs: u32) -> Vec<u32> {
+        if self.at_epochs.is_empty() { vec![epochs] } else { self.at_epochs.clone() }
+    }
+
+    /// Checks `at_epochs` against a run of `epochs` epochs: increasing, none beyond the last.
+    /// The error names the entry (`at_epochs[2]`).
+    pub fn validate(&self, epochs: u32) -> Result<(), ConfigError> {
+        if self.batch_size < 1 {
+            return Err(ConfigError::Field {
+                field: "analysis.batch_size".to_owned(),
+                value: self.batch_size.to_string(),
+                reason: "must be at least 1",
+            });
+        }
+        for (i, &e) in self.at_epochs.iter().enumerate() {
+            let reason = if e > epochs {
+                "is beyond the job's last epoch (train.epochs)"
+            } else if i > 0 && e == self.at_epochs[i - 1] {
+                "appears twice"
+            } else if i > 0 && e < self.at_epochs[i - 1] {
+                "must be larger than the entry before it (epochs in increasing order)"
+            } else {
+                continue;
+            };
+            let value = if e > epochs { format!("{e} (epochs: {epochs})") } else { e.to_string() };
+            return Err(ConfigError::Field { field: format!("analysis.at_epochs[{i}]"), value, reason });
+        }
+        Ok(())
     }
 }
 
@@ -406,6 +442,21 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// Checks the training settings and, with them, the analysis: `epochs: 0` only for an
+    /// analysis-only job (one with an analysis), `at_epochs` within the epochs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.train.validate()?;
+        match &self.analysis {
+            Some(a) => a.validate(self.train.epochs),
+            None if self.train.epochs == 0 => Err(ConfigError::Field {
+                field: "epochs".to_owned(),
+                value: "0".to_owned(),
+                reason: "trains nothing: 0 epochs is only for an analysis-only job (an analysis that selects it)",
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The job id: the first 12 hex digits of the SHA-256 of the spec's canonical JSON (fields
     /// in declaration order, shortest round-trip floats), the same on every machine and run.
     pub fn id(&self) -> String {
@@ -421,9 +472,22 @@ impl JobSpec {
     }
 
     /// Expected cost, for scheduling longest-first: proportional to FLOPs per image (linear in
-    /// the blocks per stage, n = (depth - 2) / 6, plus the stem and head) x epochs x images.
+    /// the blocks per stage, n = (depth - 2) / 6, plus the stem and head) x images passed
+    /// forward and backward (epochs x training images, plus the test images of each analysis).
     pub fn cost(&self) -> f64 {
+        self.training_cost() + self.analysis_cost()
+    }
+
+    /// The training part of `cost`: the epochs over the training images.
+    pub fn training_cost(&self) -> f64 {
         self.units_per_image() * f64::from(self.train.epochs) * self.train_images() as f64
+    }
+
+    /// The gradient analyses' part of `cost`: each takes a forward and backward pass per test
+    /// image, as training does (0 without an analysis).
+    pub fn analysis_cost(&self) -> f64 {
+        let analyses = self.analysis.as_ref().map_or(0, |a| a.epochs(self.train.epochs).len());
+        self.units_per_image() * analyses as f64 * self.test_images() as f64
     }
 
     /// The cost model's work for one image through the network (forward and backward): the
@@ -548,7 +612,19 @@ mod tests {
         let mut cfg = TrainConfig::paper(Arch::Grid, 26, 1);
         assert_eq!(cfg.validate(), Ok(()));
         cfg.epochs = 0;
-        assert!(cfg.validate().unwrap_err().to_string().starts_with("epochs = 0"));
+        let mut job = JobSpec { train: cfg.clone(), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+        assert!(job.validate().unwrap_err().to_string().starts_with("epochs = 0"));
+        job.analysis = Some(AnalysisConfig { at_epochs: vec![0], ..AnalysisConfig::default() });
+        assert_eq!(job.validate(), Ok(()), "analysis only");
+        job.train.epochs = 4;
+        job.analysis = Some(AnalysisConfig { at_epochs: vec![0, 2, 2], ..AnalysisConfig::default() });
+        assert_eq!(job.validate().unwrap_err().to_string(), "analysis.at_epochs[2] = 2: appears twice");
+        job.analysis = Some(AnalysisConfig { at_epochs: vec![0, 5], ..AnalysisConfig::default() });
+        assert!(
+            job.validate().unwrap_err().to_string().starts_with("analysis.at_epochs[1] = 5 (epochs: 4): is beyond")
+        );
+        job.analysis = Some(AnalysisConfig { at_epochs: vec![3, 1], ..AnalysisConfig::default() });
+        assert!(job.validate().unwrap_err().to_string().contains("increasing"));
         cfg.epochs = 10;
         cfg.batch_size = 1;
         assert!(cfg.validate().unwrap_err().to_string().starts_with("batch_size = 1"));

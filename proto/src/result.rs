@@ -157,8 +157,13 @@ pub struct TrainResult {
     pub data: DataInfo,
     /// The device and software.
     pub environment: Environment,
-    /// Table 2's statistics, when asked for.
+    /// Table 2's statistics, when asked for: the analysis of the latest analysed epoch (after
+    /// the last epoch, unless `analysis.at_epochs` says otherwise).
     pub grad_analysis: Option<GradReport>,
+    /// The analyses of earlier epochs (`analysis.at_epochs`), in increasing epoch order; empty
+    /// when one epoch is analysed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_grad_analyses: Vec<GradReport>,
 }
 
 /// What the job trained on.
@@ -237,6 +242,10 @@ pub struct BlockGrad {
 pub struct GradReport {
     /// The settings used.
     pub config: AnalysisConfig,
+    /// The epoch after which the gradients were taken; 0 at initialisation. Missing in results
+    /// from before `at_epochs`, which were all taken after the last epoch.
+    #[serde(default)]
+    pub epoch: Option<u32>,
     /// Validation batches.
     pub batches: u64,
     /// Gradient elements: parameters x batches.
@@ -266,6 +275,11 @@ pub struct GradReport {
 }
 
 impl GradReport {
+    /// The epoch analysed, in a run that trained `epochs_run` epochs (old reports: the last).
+    pub fn epoch_or(&self, epochs_run: usize) -> u32 {
+        self.epoch.unwrap_or(epochs_run as u32)
+    }
+
     /// The vanished fractions at `EPSILONS`, in their order (validated results have them all).
     pub fn vanished_ratios(&self) -> [f64; 4] {
         EPSILONS.map(|target| self.vanished.iter().find(|v| same_eps(v.eps, target)).map_or(f64::NAN, |v| v.ratio))
@@ -362,7 +376,10 @@ impl TrainResult {
             }
         }
         match (self.status, self.final_test_acc) {
-            (RunStatus::Completed, None) => return Err(invalid("final_test_acc", "is missing in a completed run")),
+            // An analysis-only job (0 epochs) has no accuracy to report.
+            (RunStatus::Completed, None) if self.config.epochs > 0 => {
+                return Err(invalid("final_test_acc", "is missing in a completed run"));
+            }
             (_, Some(acc)) => percent("final_test_acc", acc)?,
             _ => {}
         }
@@ -373,32 +390,56 @@ impl TrainResult {
             return Err(invalid("train_seconds", format!("= {} is not a duration", self.train_seconds)));
         }
         if let Some(g) = &self.grad_analysis {
-            g.validate()?;
+            g.validate("grad_analysis")?;
+        }
+        let mut last = None;
+        for (i, g) in self.earlier_grad_analyses.iter().chain(&self.grad_analysis).enumerate() {
+            let at = if i < self.earlier_grad_analyses.len() {
+                format!("earlier_grad_analyses[{i}]")
+            } else {
+                "grad_analysis".to_owned()
+            };
+            g.validate(&at)?;
+            let epoch = g.epoch_or(self.epochs.len());
+            if epoch as usize > self.epochs.len() || last.is_some_and(|l| epoch <= l) {
+                let problem =
+                    format!("is {epoch}: analysed epochs increase and are at most the {} run", self.epochs.len());
+                return Err(invalid(format!("{at}.epoch"), problem));
+            }
+            last = Some(epoch);
+        }
+        if !self.earlier_grad_analyses.is_empty() && self.grad_analysis.is_none() {
+            return Err(invalid("grad_analysis", "is missing while earlier_grad_analyses has entries"));
         }
         Ok(())
+    }
+
+    /// Every gradient analysis of the run, in increasing epoch order.
+    pub fn grad_reports(&self) -> impl Iterator<Item = &GradReport> {
+        self.earlier_grad_analyses.iter().chain(&self.grad_analysis)
     }
 }
 
 impl GradReport {
-    /// See [`TrainResult::validate`].
-    fn validate(&self) -> Result<(), ResultError> {
+    /// See [`TrainResult::validate`]; `at` names the report (`grad_analysis`).
+    fn validate(&self, at: &str) -> Result<(), ResultError> {
         for (i, v) in self.vanished.iter().enumerate() {
             if !(0.0..=1.0).contains(&v.ratio) {
-                let field = format!("grad_analysis.vanished[{i}].ratio");
+                let field = format!("{at}.vanished[{i}].ratio");
                 return Err(invalid(field, format!("= {} is not a fraction in [0, 1]", v.ratio)));
             }
         }
         for target in EPSILONS {
             if !self.vanished.iter().any(|v| same_eps(v.eps, target)) {
-                return Err(invalid("grad_analysis.vanished", format!("has no entry for eps = {target:e}")));
+                return Err(invalid(format!("{at}.vanished"), format!("has no entry for eps = {target:e}")));
             }
         }
         if !self.histogram.is_empty() && self.histogram.len() != HIST_BINS {
             let problem = format!("has {} bins, expected {HIST_BINS}", self.histogram.len());
-            return Err(invalid("grad_analysis.histogram", problem));
+            return Err(invalid(format!("{at}.histogram"), problem));
         }
         if !(self.std.is_finite() && self.std >= 0.0) {
-            return Err(invalid("grad_analysis.std", format!("= {} is not a standard deviation", self.std)));
+            return Err(invalid(format!("{at}.std"), format!("= {} is not a standard deviation", self.std)));
         }
         Ok(())
     }
@@ -446,6 +487,7 @@ impl TrainResult {
                 tf32: Some(false),
             },
             grad_analysis: None,
+            earlier_grad_analyses: Vec::new(),
             epochs,
             config,
         }

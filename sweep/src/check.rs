@@ -304,7 +304,45 @@ impl Cx<'_> {
                 .collect::<Result<Vec<_>, _>>()?;
             when.push((key.to_owned(), values));
         }
-        let config = AnalysisConfig { batch_size: raw.batch_size, bn_train_mode: raw.bn_train_mode };
+        let at_epochs = self.at_epochs(raw.at_epochs.as_ref(), root.key("at_epochs"))?;
+        let config = AnalysisConfig { batch_size: raw.batch_size, bn_train_mode: raw.bn_train_mode, at_epochs };
         Ok(Some(Analysis { when, config }))
     }
+
+    /// `analysis.at_epochs`: a list of increasing epochs, each a whole number >= 0. Whether they
+    /// fit a job's epochs is checked per job.
+    fn at_epochs(&self, raw: Option<&Yaml>, path: KeyPath) -> Result<Vec<u32>, SweepError> {
+        let Some(raw) = raw else { return Ok(Vec::new()) };
+        let Yaml::Sequence(items) = raw else {
+            return Err(self.invalid(path, "a list of epochs, e.g. [0, 1, 150, 300] (0: at initialisation)"));
+        };
+        if items.is_empty() {
+            return Err(
+                self.invalid(path, "an empty list analyses nothing; leave the key out to analyse after training")
+            );
+        }
+        let mut out: Vec<u32> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let at = path.index(i);
+            let Some(e) = item.as_u64().and_then(|e| u32::try_from(e).ok()) else {
+                return Err(self.invalid(at, format!("{} is not an epoch (a whole number >= 0)", show_yaml(item))));
+            };
+            if out.contains(&e) {
+                return Err(self.invalid(at, format!("epoch {e} appears twice")));
+            }
+            if out.last().is_some_and(|&last| e < last) {
+                return Err(self.invalid(
+                    at,
+                    format!("epoch {e} comes after {}: list the epochs in increasing order", out[out.len() - 1]),
+                ));
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
+/// A YAML scalar as written (`-1`, `1.5`, `"x"`), for messages.
+fn show_yaml(v: &Yaml) -> String {
+    serde_yaml::to_string(v).map_or_else(|_| format!("{v:?}"), |s| s.trim_end().to_owned())
 }

@@ -102,5 +102,9 @@ fn analysis_label(a: &AnalysisConfig) -> String {
     if a.bn_train_mode != default.bn_train_mode {
         parts.push(format!("bn_train_mode={}", a.bn_train_mode));
     }
+    if !a.at_epochs.is_empty() {
+        let list: Vec<String> = a.at_epochs.iter().map(u32::to_string).collect();
+        parts.push(format!("at_epochs={}", list.join(";")));
+    }
     if parts.is_empty() { "analysis".to_owned() } else { format!("analysis({})", parts.join(",")) }
 }

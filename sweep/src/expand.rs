@@ -137,7 +137,7 @@ impl Jobs<'_> {
             Ok(()) => {}
             Err(ConfigError::Model(source)) => return Err(model_error(source)),
             Err(ConfigError::Field { field, value, reason }) => {
-                let key = self.key_of(origin, field);
+                let key = self.key_of(origin, &field);
                 let detail = match origin {
                     Origin::Product(axes, digits) if self.extra_axes => {
                         let values =
@@ -151,6 +151,19 @@ impl Jobs<'_> {
         }
         let analysis = self.analysis.filter(|a| a.selects(&object)).map(|a| a.config.clone());
         let job = JobSpec { train: config, analysis, data: self.data.clone(), repeat: 0 };
+        // What only the analysis decides: an analysis-only job (0 epochs), analysed epochs
+        // within the job's epochs.
+        if let Err(ConfigError::Field { field, value, reason }) = job.validate() {
+            let key = match field.strip_prefix("analysis.") {
+                Some(rest) => {
+                    let i = rest.trim_start_matches("at_epochs[").trim_end_matches(']').parse().unwrap_or(0);
+                    KeyPath::top("analysis").key("at_epochs").index(i)
+                }
+                None => self.key_of(origin, &field),
+            };
+            let detail = format!("got {value} in the job {}", describe_job(&job));
+            return Err(SweepError::Range { at: cx.at(&key), key: key.to_string(), reason, detail });
+        }
         if self.seen.insert(job.id()) {
             self.jobs.push(job);
         }
@@ -165,4 +178,10 @@ impl Jobs<'_> {
             _ => KeyPath::top("train").key(field),
         }
     }
+}
+
+/// A job for messages: `arch=grid depth=26 seed=1 epochs=2`.
+fn describe_job(job: &JobSpec) -> String {
+    let t = &job.train;
+    format!("arch={} depth={} seed={} epochs={}", t.arch, t.depth, t.seed, t.epochs)
 }

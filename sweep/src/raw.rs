@@ -3,7 +3,7 @@
 //! an exclude or an analysis selector; `settings` and `expand` check them.
 
 use serde::Deserialize;
-use serde_yaml::Mapping;
+use serde_yaml::{Mapping, Value as Yaml};
 
 /// Attempts per job when `retry` is left out.
 pub(super) const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -74,7 +74,7 @@ pub(super) enum DataKind {
 
 /// The `analysis` block.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a map with when, batch_size, bn_train_mode")]
+#[serde(deny_unknown_fields, expecting = "a map with when, batch_size, bn_train_mode, at_epochs")]
 pub(super) struct RawAnalysis {
     /// Setting -> list of values; empty selects every job.
     #[serde(default)]
@@ -85,6 +85,9 @@ pub(super) struct RawAnalysis {
     /// `AnalysisConfig::bn_train_mode`.
     #[serde(default)]
     pub bn_train_mode: bool,
+    /// `AnalysisConfig::at_epochs`, checked entry by entry (so that an error has a line).
+    #[serde(default)]
+    pub at_epochs: Option<Yaml>,
 }
 
 /// The `retry` block.

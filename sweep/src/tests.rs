@@ -114,7 +114,7 @@ fn rejected_inputs_name_file_position_and_key() {
         (
             "zero epochs",
             with("epochs: 2", "epochs: 0"),
-            vec!["sweeps/x.yaml:5:3: train.epochs: must be at least 1 (got 0)"],
+            vec!["sweeps/x.yaml:5:3: train.epochs: trains nothing: 0 epochs is only for an analysis-only job"],
         ),
         (
             "negative epochs",
@@ -206,6 +206,33 @@ fn rejected_inputs_name_file_position_and_key() {
             "analysis typo",
             format!("{BASE}analysis:\n  when: {{dpeth: [26]}}\n"),
             vec!["sweeps/x.yaml:11:10: analysis.when.dpeth: unknown field `dpeth` (did you mean `depth`?)"],
+        ),
+        (
+            "analysed epoch beyond the last",
+            format!("{BASE}analysis:\n  at_epochs: [0, 1, 3]\n"),
+            vec![
+                "sweeps/x.yaml:11:21: analysis.at_epochs[2]: is beyond the job's last epoch (train.epochs) (got 3 (epochs: 2) in the job arch=vgg depth=8 seed=1 epochs=2)",
+            ],
+        ),
+        (
+            "analysed epoch twice",
+            format!("{BASE}analysis:\n  at_epochs: [0, 1, 1]\n"),
+            vec!["sweeps/x.yaml:11:21: analysis.at_epochs[2]: epoch 1 appears twice"],
+        ),
+        (
+            "analysed epochs out of order",
+            format!("{BASE}analysis:\n  at_epochs: [1, 0]\n"),
+            vec!["sweeps/x.yaml:11:18: analysis.at_epochs[1]: epoch 0 comes after 1"],
+        ),
+        (
+            "negative analysed epoch",
+            format!("{BASE}analysis:\n  at_epochs: [-1]\n"),
+            vec!["sweeps/x.yaml:11:15: analysis.at_epochs[0]: -1 is not an epoch"],
+        ),
+        (
+            "analysed epochs not a list",
+            format!("{BASE}analysis:\n  at_epochs: 3\n"),
+            vec!["sweeps/x.yaml:11:3: analysis.at_epochs: a list of epochs"],
         ),
         (
             "interaction of settings",
@@ -388,4 +415,21 @@ fn deterministic_runs_are_asked_for_in_the_base_or_on_an_axis() {
     assert_eq!(ids(&plain), same.iter().map(|j| j.id()).collect::<Vec<_>>());
     let e = err(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  deterministic: maybe\n"));
     assert!(e.starts_with("sweeps/x.yaml:6:") && e.contains("train.deterministic"), "{e}");
+}
+
+#[test]
+fn analysis_at_epochs_and_analysis_only_jobs() {
+    let text = BASE.replacen("epochs: 2", "epochs: 0", 1) + "analysis:\n  at_epochs: [0]\n  bn_train_mode: true\n";
+    let only = ok(&text);
+    assert!(only.jobs.iter().all(|j| j.train.epochs == 0 && j.analysis.as_ref().unwrap().at_epochs == [0]));
+    let over = ok(&format!("{BASE}analysis:\n  at_epochs: [0, 1, 2]\n"));
+    assert!(over.jobs.iter().all(|j| j.analysis.as_ref().unwrap().at_epochs == [0, 1, 2]));
+    // Without at_epochs, the ids are those of before the setting existed.
+    let after = ok(&format!("{BASE}analysis: {{}}\n"));
+    let json = serde_json::to_string(&after.jobs[0]).unwrap();
+    assert!(!json.contains("at_epochs"), "{json}");
+    assert_ne!(ids(&after), ids(&over), "analysed at other epochs: other jobs");
+    let sweep = load(&shipped("gradflow.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sweep.jobs.len(), 12);
+    assert!(sweep.jobs.iter().all(|j| j.analysis.as_ref().is_some_and(|a| a.at_epochs == [0, 1] && a.bn_train_mode)));
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
+use crate::gradstats::GradReport;
 use crate::recipe::TrainConfig;
 use crate::train::EpochMetrics;
 
@@ -57,6 +58,10 @@ pub struct Meta {
     pub epochs_done: u32,
     /// Metrics of the finished epochs.
     pub history: Vec<EpochMetrics>,
+    /// Gradient analyses taken so far (`analysis.at_epochs`), so that a resumed run does not
+    /// repeat them; absent in checkpoints from before them.
+    #[serde(default)]
+    pub analyses: Vec<GradReport>,
     /// Training seconds spent before this checkpoint (all sessions).
     pub train_seconds: f64,
 }
@@ -169,6 +174,7 @@ mod tests {
             config: TrainConfig::paper(crate::models::Arch::Resnet, 8, 0),
             epochs_done: 1,
             history: Vec::new(),
+            analyses: Vec::new(),
             train_seconds: 1.0,
         };
         let path = save(&dir, &meta, &[("w".into(), w.shallow_clone())], &[("w".into(), w.ones_like())]).unwrap();

@@ -39,6 +39,40 @@ impl Moments {
     }
 }
 
+/// The analysis after epoch `epoch` (0: at initialisation). Training-mode batch norm updates
+/// the running statistics as it goes; they are put back afterwards, so that the analysis leaves
+/// the model as it found it and training after it is as without it.
+pub fn analyze_at(
+    net: &Net,
+    vs: &nn::VarStore,
+    split: &Split,
+    norm: &Normalizer,
+    cfg: &GradConfig,
+    epoch: u32,
+) -> Result<GradReport, tch::TchError> {
+    let buffers: Vec<(Tensor, Tensor)> = vs
+        .variables()
+        .into_values()
+        .filter(|t| !t.requires_grad())
+        .map(|t| {
+            let saved = t.f_detach_copy()?;
+            Ok((t, saved))
+        })
+        .collect::<Result<_, tch::TchError>>()?;
+    let t0 = std::time::Instant::now();
+    let mut report = analyze(net, vs, split, norm, cfg);
+    report.epoch = Some(epoch);
+    tch::no_grad(|| buffers.into_iter().try_for_each(|(mut t, saved)| t.f_copy_(&saved)))?;
+    tracing::info!(
+        epoch,
+        "gradient analysis at epoch {epoch}: {} batches, {} gradients, {:.1}s",
+        report.batches,
+        report.total_gradients,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(report)
+}
+
 /// Runs the analysis of `net` over `split`.
 pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, cfg: &GradConfig) -> GradReport {
     let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
@@ -124,6 +158,7 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
     let total = moments.n as u64;
     GradReport {
         config: cfg.clone(),
+        epoch: None,
         batches,
         total_gradients: total,
         mean: moments.mean,
@@ -178,7 +213,7 @@ mod tests {
             labels: Tensor::randint(10, [10], (Kind::Int64, Device::Cpu)),
         };
         let norm = Normalizer::new(Device::Cpu);
-        let cfg = GradConfig { batch_size: 4, bn_train_mode: false };
+        let cfg = GradConfig { batch_size: 4, bn_train_mode: false, at_epochs: Vec::new() };
         let report = analyze(&net, &vs, &split, &norm, &cfg);
 
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();

@@ -200,6 +200,10 @@ struct TrainArgs {
     /// Batch norm in training mode during the analysis.
     #[arg(long)]
     grad_bn_train: bool,
+    /// Analyse after these epochs instead of after the last (0: at initialisation); implies
+    /// --grad-analysis. With --epochs 0, an analysis-only run.
+    #[arg(long, value_delimiter = ',')]
+    grad_at_epochs: Vec<u32>,
     /// Deterministic algorithms (on CUDA also no cuDNN benchmark, and cuBLAS with the fixed
     /// workspace the worker sets in CUBLAS_WORKSPACE_CONFIG at start).
     #[arg(long)]
@@ -549,9 +553,11 @@ fn train_cmd(args: TrainArgs, log_format: LogFormat) -> Result<(), Failure> {
         device,
         checkpoint_dir: args.checkpoint_dir.clone(),
         resume: args.resume,
-        grad_analysis: args
-            .grad_analysis
-            .then_some(GradConfig { batch_size: args.grad_batch_size, bn_train_mode: args.grad_bn_train }),
+        grad_analysis: (args.grad_analysis || !args.grad_at_epochs.is_empty()).then(|| GradConfig {
+            batch_size: args.grad_batch_size,
+            bn_train_mode: args.grad_bn_train,
+            at_epochs: args.grad_at_epochs.clone(),
+        }),
         deterministic: args.deterministic,
         stop_after: args.stop_after,
         cancel: None,

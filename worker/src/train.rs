@@ -1,5 +1,6 @@
 //! One training job: the paper's recipe on one device, epoch metrics through a callback,
-//! checkpoints at epoch ends, resume, divergence, and the gradient analysis at the end.
+//! checkpoints at epoch ends, resume, divergence, and the gradient analyses (after the last
+//! epoch, or at the epochs `analysis.at_epochs` names, 0 being before any step).
 //!
 //! Randomness: initialisation draws from libtorch's generator seeded with the job seed; each
 //! epoch reseeds it from (seed, epoch) before drawing the order and augmentation, so resuming at
@@ -14,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 use crate::checkpoint::{self, CheckpointError, Meta};
 use crate::data::augment::{self, Augment, Normalizer};
 use crate::data::{Dataset, Split};
-use crate::gradstats::{self, GradConfig};
+use crate::gradstats::{self, GradConfig, GradReport};
 use crate::models::{ModelError, Net};
 use crate::optim::Sgd;
 use crate::recipe::{ConfigError, TrainConfig, lr_at};
@@ -101,6 +102,15 @@ pub fn train(
 ) -> Result<TrainResult, TrainError> {
     let started = Instant::now();
     cfg.validate()?;
+    match &opts.grad_analysis {
+        Some(g) => g.validate(cfg.epochs)?,
+        None if cfg.epochs == 0 => {
+            let reason = "trains nothing: 0 epochs is only for an analysis-only run (with a gradient analysis)";
+            return Err(ConfigError::Field { field: "epochs".to_owned(), value: "0".to_owned(), reason }.into());
+        }
+        None => {}
+    }
+    let analysed: Vec<u32> = opts.grad_analysis.as_ref().map(|g| g.epochs(cfg.epochs)).unwrap_or_default();
     let device = opts.device;
     // The job's setting, or the caller's (`worker train --deterministic`).
     let deterministic = opts.deterministic || cfg.deterministic;
@@ -123,6 +133,7 @@ pub fn train(
     let mut opt = Sgd::new(trainable, cfg.momentum, cfg.nesterov, cfg.weight_decay);
 
     let mut history = Vec::new();
+    let mut analyses: Vec<GradReport> = Vec::new();
     let mut train_seconds = 0.0;
     let mut resumed_from_epoch = None;
     if let (true, Some(dir)) = (opts.resume, &opts.checkpoint_dir)
@@ -141,6 +152,7 @@ pub fn train(
         }
         opt.set_buffers(&ck.momentum).map_err(|reason| CheckpointError::Corrupt { path, reason })?;
         history = ck.meta.history;
+        analyses = ck.meta.analyses;
         train_seconds = ck.meta.train_seconds;
         resumed_from_epoch = Some(ck.meta.epochs_done);
     }
@@ -151,6 +163,14 @@ pub fn train(
     let n = train_set.len();
     let mut status = Status::Completed;
     let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+    // At initialisation, before any step (not repeated by a resumed run).
+    if let Some(g) = &opts.grad_analysis
+        && start_epoch == 0
+        && analysed.first() == Some(&0)
+        && analyses.is_empty()
+    {
+        analyses.push(gradstats::analyze_at(&net, &vs, &test_set, &norm, g, 0)?);
+    }
     for epoch in start_epoch..cfg.epochs {
         let t0 = Instant::now();
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
@@ -203,10 +223,22 @@ pub fn train(
         };
         train_seconds += m.seconds;
         history.push(m);
+        if let Some(g) = &opts.grad_analysis
+            && !diverged
+            && analysed.contains(&(epoch + 1))
+        {
+            analyses.push(gradstats::analyze_at(&net, &vs, &test_set, &norm, g, epoch + 1)?);
+        }
         if diverged {
             status = Status::Diverged;
         } else if let Some(dir) = &opts.checkpoint_dir {
-            let meta = Meta { config: cfg.clone(), epochs_done: epoch + 1, history: history.clone(), train_seconds };
+            let meta = Meta {
+                config: cfg.clone(),
+                epochs_done: epoch + 1,
+                history: history.clone(),
+                analyses: analyses.clone(),
+                train_seconds,
+            };
             let model: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
             checkpoint::save(dir, &meta, &model, &opt.buffers())?;
         }
@@ -223,10 +255,8 @@ pub fn train(
         }
     }
 
-    let grad_analysis = match (&opts.grad_analysis, status) {
-        (Some(g), Status::Completed) => Some(gradstats::analyze(&net, &vs, &test_set, &norm, g)),
-        _ => None,
-    };
+    // Table 2 reads the latest analysis; the earlier ones are kept beside it.
+    let grad_analysis = analyses.pop();
     vs.freeze();
     let best = history
         .iter()
@@ -252,6 +282,7 @@ pub fn train(
         },
         environment: environment(device, deterministic, opts.speed),
         grad_analysis,
+        earlier_grad_analyses: analyses,
     })
 }
 

@@ -226,3 +226,54 @@ fn speed_switches_keep_the_training_and_are_recorded() {
         assert_eq!((a.params, a.flops), (b.params, b.flops));
     }
 }
+
+/// `analysis.at_epochs`: the analyses at 0 (before any step), 1 and 2 are kept in order, leave
+/// training exactly as it is without them (the batch-norm running statistics they move in
+/// training mode are put back), are not repeated by a resumed run, and an analysis-only run of
+/// 0 epochs has no accuracy but an analysis; without an analysis, 0 epochs is refused.
+#[test]
+fn analyses_over_training_leave_training_unchanged_and_survive_a_resume() {
+    let _serial = serial();
+    tch::set_num_threads(2);
+    let data = data::load(&synth("at-epochs", 160, 60), Device::Cpu).unwrap();
+    let cfg = small(Arch::Grid, 8, 2);
+    let plain = train::train(&cfg, &data, &opts(None, false, None), &mut |_| {}).unwrap();
+    let g = worker::gradstats::GradConfig { batch_size: 20, bn_train_mode: true, at_epochs: vec![0, 1, 2] };
+    let with = Options { grad_analysis: Some(g.clone()), ..opts(None, false, None) };
+    let analysed = train::train(&cfg, &data, &with, &mut |_| {}).unwrap();
+    assert_eq!(numbers(&analysed.epochs), numbers(&plain.epochs), "the analyses change nothing in training");
+    let epochs: Vec<Option<u32>> = analysed.grad_reports().map(|r| r.epoch).collect();
+    assert_eq!(epochs, [Some(0), Some(1), Some(2)]);
+    assert_eq!(analysed.grad_analysis.as_ref().unwrap().epoch, Some(2), "Table 2 reads the latest");
+    assert_eq!(analysed.grad_analysis.as_ref().unwrap().batches, 3);
+    let init = &analysed.earlier_grad_analyses[0];
+    assert_ne!(init.std, analysed.grad_analysis.as_ref().unwrap().std, "training moved the gradients");
+    analysed.validate().unwrap();
+
+    // Stopped after epoch 1, then resumed: the analyses at 0 and 1 come from the checkpoint.
+    let ck = tmp("at-epochs-ck");
+    let first = Options { grad_analysis: Some(g.clone()), ..opts(Some(&ck), false, Some(1)) };
+    let stopped = train::train(&cfg, &data, &first, &mut |_| {}).unwrap();
+    assert_eq!(stopped.status, Status::Stopped);
+    let again = Options { grad_analysis: Some(g.clone()), ..opts(Some(&ck), true, None) };
+    let resumed = train::train(&cfg, &data, &again, &mut |_| {}).unwrap();
+    assert_eq!(resumed.grad_reports().map(|r| r.epoch).collect::<Vec<_>>(), epochs);
+    assert_eq!(resumed.earlier_grad_analyses, analysed.earlier_grad_analyses, "kept, not recomputed differently");
+
+    // Analysis only.
+    let mut only = cfg.clone();
+    only.epochs = 0;
+    let g0 = worker::gradstats::GradConfig { at_epochs: vec![0], ..g.clone() };
+    let r = train::train(&only, &data, &Options { grad_analysis: Some(g0), ..opts(None, false, None) }, &mut |_| {})
+        .unwrap();
+    assert_eq!((r.status, r.epochs.len(), r.final_test_acc), (Status::Completed, 0, None));
+    assert_eq!(r.grad_analysis.as_ref().unwrap().std, init.std, "the same initialisation, the same gradients");
+    r.validate().unwrap();
+    let err = train::train(&only, &data, &opts(None, false, None), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("epochs = 0"), "{err}");
+    let beyond = worker::gradstats::GradConfig { at_epochs: vec![0, 3], ..g };
+    let err =
+        train::train(&cfg, &data, &Options { grad_analysis: Some(beyond), ..opts(None, false, None) }, &mut |_| {})
+            .unwrap_err();
+    assert!(err.to_string().contains("analysis.at_epochs[1] = 3"), "{err}");
+}

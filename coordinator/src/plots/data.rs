@@ -102,8 +102,12 @@ pub(crate) struct Run {
     pub epochs: Vec<(u32, f64)>,
     /// The final test accuracy, percent (completed runs always have it).
     pub final_acc: Option<f64>,
-    /// The gradient analysis, if any.
+    /// The gradient analysis, if any: the latest analysed epoch's.
     pub grad: Option<Grad>,
+    /// The analysis at initialisation (epoch 0), when the run has one besides the latest.
+    pub grad_init: Option<Grad>,
+    /// Every analysis's epoch and vanished fractions at `EPSILONS`, in increasing epoch order.
+    pub vanished: Vec<(u32, [f64; 4])>,
 }
 
 /// The completed and diverged runs of `runs`, read; others are left out. Conditions are
@@ -124,7 +128,8 @@ pub(crate) fn read(runs: &[RunRecord]) -> Result<Vec<Run>, PlotError> {
             return Err(bad(run, "<root>", "is missing from a finished run"));
         };
         let final_acc = result.final_test_acc;
-        if completed && final_acc.is_none() {
+        // An analysis-only run (0 epochs) has no accuracy.
+        if completed && final_acc.is_none() && run.spec.train.epochs > 0 {
             return Err(bad(run, "final_test_acc", "is missing in a completed run"));
         }
         out.push(Run {
@@ -136,6 +141,8 @@ pub(crate) fn read(runs: &[RunRecord]) -> Result<Vec<Run>, PlotError> {
             epochs: result.epochs.iter().map(|e| (e.epoch, e.test_acc)).collect(),
             final_acc,
             grad: result.grad_analysis.as_ref().map(grad),
+            grad_init: result.earlier_grad_analyses.iter().find(|g| g.epoch == Some(0)).map(grad),
+            vanished: result.grad_reports().map(|g| (g.epoch_or(result.epochs.len()), g.vanished_ratios())).collect(),
         });
     }
     Ok(out)
@@ -273,19 +280,21 @@ pub(crate) const GRAD_ARCHS: [Arch; 2] = [Arch::Resnet, Arch::Grid];
 /// The deepest depth at which a completed resnet or grid run has a gradient analysis for which
 /// `has` holds, with those runs' analyses per architecture and (Table 2's) condition, sorted
 /// (GRAD_ARCHS' order, then the conditions'; a series without one at that depth is left out).
-pub(crate) fn deepest_grads(runs: &[Run], has: impl Fn(&Grad) -> bool) -> Option<(u32, ArchGrads<'_>)> {
-    let usable = |r: &&Run| r.completed && GRAD_ARCHS.contains(&r.arch) && r.grad.as_ref().is_some_and(&has);
+/// `pick` chooses which of a run's analyses (the latest, or the one at initialisation).
+pub(crate) fn deepest_grads<'a>(
+    runs: &'a [Run],
+    pick: impl Fn(&'a Run) -> Option<&'a Grad>,
+    has: impl Fn(&Grad) -> bool,
+) -> Option<(u32, ArchGrads<'a>)> {
+    let usable = |r: &&'a Run| r.completed && GRAD_ARCHS.contains(&r.arch) && pick(r).is_some_and(&has);
     let depth = runs.iter().filter(usable).map(|r| r.depth).max()?;
     let here: Vec<&Run> = runs.iter().filter(usable).filter(|r| r.depth == depth).collect();
     let series: BTreeSet<(Arch, &Cond)> = here.iter().map(|r| (r.arch, &r.grad_cond)).collect();
     let per_series = series
         .into_iter()
         .map(|(arch, cond)| {
-            let grads: Vec<&Grad> = here
-                .iter()
-                .filter(|r| r.arch == arch && &r.grad_cond == cond)
-                .filter_map(|r| r.grad.as_ref())
-                .collect();
+            let grads: Vec<&Grad> =
+                here.iter().filter(|r| r.arch == arch && &r.grad_cond == cond).filter_map(|r| pick(r)).collect();
             (arch, cond.clone(), grads)
         })
         .collect();

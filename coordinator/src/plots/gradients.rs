@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use super::Drawn;
 use super::accuracy::{curve_label, curve_lines, draw_curve, runs_label};
 use super::data::{self, Curve, HIST_LOG10_HI, HIST_LOG10_LO, Run, series_name};
+use super::fit::{self, Fit, Model};
 use super::style::{self, Axis, Chart, DrawFailure};
 
 /// Size in pixels of each gradient plot.
@@ -62,7 +63,7 @@ impl HistSeries {
 
 /// The histogram's depth and series (the deepest analysed depth), or why there are none.
 fn hist_series(runs: &[Run]) -> Result<(u32, Vec<HistSeries>), String> {
-    let Some((depth, per_series)) = data::deepest_grads(runs, |g| !g.histogram.is_empty()) else {
+    let Some((depth, per_series)) = data::deepest_grads(runs, |r| r.grad.as_ref(), |g| !g.histogram.is_empty()) else {
         return Err("no completed resnet or grid run has a gradient histogram".to_owned());
     };
     let mut series = Vec::new();
@@ -146,10 +147,47 @@ pub(crate) fn histogram(runs: &[Run]) -> Result<Drawn, DrawFailure> {
     Ok(Drawn::Svg { svg, note: format!("depth {depth}: {counts}") })
 }
 
-/// `grad_vs_distance.svg`.
+/// `grad_vs_distance.svg`: the latest analysis of each run (after training).
 pub(crate) fn vs_distance(runs: &[Run]) -> Result<Drawn, DrawFailure> {
-    let Some((depth, per_series)) = data::deepest_grads(runs, |g| !g.blocks.is_empty()) else {
-        return Ok(Drawn::Skipped("no completed resnet or grid run has per-block gradients".to_owned()));
+    vs_distance_of(runs, |r| r.grad.as_ref(), "")
+}
+
+/// `grad_vs_distance_init.svg`: the analysis at initialisation (epoch 0), where the paper's eq. 5
+/// and 6 speak, for runs analysed then and later.
+pub(crate) fn vs_distance_init(runs: &[Run]) -> Result<Drawn, DrawFailure> {
+    vs_distance_of(runs, |r| r.grad_init.as_ref(), " at initialisation")
+}
+
+/// One curve's fit of the paper's model for its architecture, on the curve's mean points, with
+/// the distance counted from the output (the last block is k = 0).
+fn fit_curve(curve: &Curve) -> Option<Fit> {
+    let model = Model::of(curve.arch)?;
+    let dmax = curve.points.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let points: Vec<(f64, f64)> = curve.points.iter().map(|(d, s)| (dmax - d, s.mean)).collect();
+    fit::fit(model, &points)
+}
+
+/// A fit as text: `resnet: eq. 5, α = 0.99871, rms residual 0.213 decades over 768 distances`.
+pub(crate) fn fit_text(name: &str, f: &Fit) -> String {
+    format!(
+        "{name}: {}, {} = {:.5}, rms residual {:.3} decades over {} distances",
+        f.model.equation(),
+        f.model.symbol(),
+        f.param,
+        f.rms,
+        f.points
+    )
+}
+
+/// The mean squared gradient per block against distance, for the analysis `pick` chooses, with
+/// the paper's model for each architecture fitted to its mean points (dashed).
+fn vs_distance_of<'a>(
+    runs: &'a [Run],
+    pick: impl Fn(&'a Run) -> Option<&'a data::Grad>,
+    when: &str,
+) -> Result<Drawn, DrawFailure> {
+    let Some((depth, per_series)) = data::deepest_grads(runs, pick, |g| !g.blocks.is_empty()) else {
+        return Ok(Drawn::Skipped(format!("no completed resnet or grid run has per-block gradients{when}")));
     };
     let curves: Vec<Curve> = per_series
         .iter()
@@ -166,6 +204,7 @@ pub(crate) fn vs_distance(runs: &[Run]) -> Result<Drawn, DrawFailure> {
         })
         .filter(|c| !c.points.is_empty())
         .collect();
+    let fits: Vec<Option<Fit>> = curves.iter().map(fit_curve).collect();
     let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
     let ys = curves.iter().flat_map(|c| c.points.iter().flat_map(|(_, s)| [s.min, s.max]));
     let (Some(dmax), Some(ylo), Some(yhi)) = (
@@ -173,28 +212,118 @@ pub(crate) fn vs_distance(runs: &[Run]) -> Result<Drawn, DrawFailure> {
         ys.clone().reduce(f64::min),
         ys.reduce(f64::max),
     ) else {
-        return Ok(Drawn::Skipped(format!("the depth-{depth} per-block gradients are all zero")));
+        return Ok(Drawn::Skipped(format!("the depth-{depth} per-block gradients{when} are all zero")));
     };
+    let fit_lines: Vec<(Arch, usize, String, Vec<(f64, f64)>)> = curves
+        .iter()
+        .zip(&fits)
+        .filter_map(|(c, f)| {
+            let f = f.as_ref()?;
+            let top = c.points.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+            let line = c.points.iter().map(|(d, _)| (*d, f.predict(top - d))).collect();
+            let label = format!(
+                "{} fit, {}: {} = {:.4} (rms {:.2} dec.)",
+                series_name(c.arch, &c.cond),
+                f.model.equation(),
+                f.model.symbol(),
+                f.param,
+                f.rms
+            );
+            Some((c.arch, c.cond.rank, label, line))
+        })
+        .collect();
     let mut x = Axis::linear(0.5, dmax + 0.5, "distance d from the input (blocks on the longest path)");
     x.ticks.retain(|t| t.fract() == 0.0);
-    let lines: Vec<Vec<(f64, f64)>> = curves.iter().flat_map(curve_lines).collect();
-    let labels: Vec<String> = curves.iter().map(curve_label).collect();
+    let mut lines: Vec<Vec<(f64, f64)>> = curves.iter().flat_map(curve_lines).collect();
+    lines.extend(fit_lines.iter().map(|l| l.3.clone()));
+    let mut labels: Vec<String> = curves.iter().map(curve_label).collect();
+    labels.extend(fit_lines.iter().map(|l| l.2.clone()));
     use SeriesLabelPosition::*;
     let prefs = [UpperRight, LowerLeft, UpperLeft, LowerRight];
     let (xr, yr) = ((0.5, dmax + 0.5), style::padded(ylo, yhi, 0.06, 0.5));
     let (corner, (a, b)) = style::plan_legend(&lines, xr, yr, &labels, style::plot_px(SIZE), &prefs);
     let y = Axis::log10(a, b, "mean squared gradient σ_g²(d) (log scale)");
     let svg = style::render(SIZE, |root| {
-        let title = format!("Mean squared gradient vs distance from the input, depth {depth} (band: min to max)");
+        let title = format!("Mean squared gradient vs distance from the input{when}, depth {depth} (band: min to max)");
         let mut chart = style::chart(root, &title, x, y)?;
         for curve in &curves {
             draw_curve(&mut chart, curve, false)?;
+        }
+        for (arch, rank, label, line) in &fit_lines {
+            let color = style::shade(*arch, *rank);
+            chart
+                .draw_series(DashedLineSeries::new(line.clone(), 7, 5, color.mix(0.9).stroke_width(1)))?
+                .label(label.as_str())
+                .legend(style::dashed_mark(color));
         }
         style::legend(&mut chart, corner)
     })?;
     let counts = curves
         .iter()
         .map(|c| format!("{} ({})", series_name(c.arch, &c.cond), runs_label(c.runs)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fitted: Vec<String> = curves
+        .iter()
+        .zip(&fits)
+        .filter_map(|(c, f)| f.as_ref().map(|f| fit_text(&series_name(c.arch, &c.cond), f)))
+        .collect();
+    let fitted = if fitted.is_empty() { String::new() } else { format!("; fitted: {}", fitted.join("; ")) };
+    Ok(Drawn::Svg { svg, note: format!("depth {depth}{when}: {counts}{fitted}") })
+}
+
+/// `vanished_vs_epoch.svg`: Table 2's vanished fractions against the analysed epoch, one panel
+/// per threshold, a line per architecture (mean over completed runs, band min to max), at the
+/// deepest depth analysed at more than one epoch.
+pub(crate) fn vanished_vs_epoch(runs: &[Run]) -> Result<Drawn, DrawFailure> {
+    let usable = |r: &&Run| r.completed && r.vanished.len() > 1;
+    let Some(depth) = runs.iter().filter(usable).map(|r| r.depth).max() else {
+        return Ok(Drawn::Skipped("no completed run was analysed at more than one epoch".to_owned()));
+    };
+    let here: Vec<&Run> = runs.iter().filter(usable).filter(|r| r.depth == depth).collect();
+    let series: std::collections::BTreeSet<(Arch, &data::Cond)> = here.iter().map(|r| (r.arch, &r.grad_cond)).collect();
+    let panels: Vec<Vec<Curve>> = (0..THRESHOLDS.len())
+        .map(|t| {
+            series
+                .iter()
+                .map(|&(arch, cond)| {
+                    let per_run: Vec<Vec<(f64, f64)>> = here
+                        .iter()
+                        .filter(|r| r.arch == arch && &r.grad_cond == cond)
+                        .map(|r| r.vanished.iter().map(|(e, v)| (f64::from(*e), 100.0 * v[t])).collect())
+                        .collect();
+                    data::cond_curve(arch, cond, &per_run)
+                })
+                .collect()
+        })
+        .collect();
+    let emax = here.iter().flat_map(|r| r.vanished.iter().map(|v| f64::from(v.0))).fold(1.0, f64::max);
+    const PANEL: (u32, u32) = (480, 340);
+    let size = (PANEL.0 * 2, PANEL.1 * 2);
+    let svg = style::render(size, |root| {
+        let areas = root.split_evenly((2, 2));
+        for (t, (area, curves)) in areas.iter().zip(&panels).enumerate() {
+            let ys = curves.iter().flat_map(|c| c.points.iter().flat_map(|(_, s)| [s.min, s.max]));
+            let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+            let (lo, hi) = style::padded(lo, hi, 0.08, 1.0);
+            let mut x = Axis::linear(-0.05 * emax, emax * 1.05, "epoch analysed (0: at initialisation)");
+            x.ticks.retain(|t| t.fract() == 0.0 && *t >= 0.0);
+            let y = Axis::linear(lo.max(0.0), hi.min(100.0), format!("% of gradients with |g| < 1e{}", THRESHOLDS[t]));
+            let title = format!("vanished < 1e{}, depth {depth}", THRESHOLDS[t]);
+            let mut chart = style::chart(area, &title, x, y)?;
+            for curve in curves {
+                draw_curve(&mut chart, curve, false)?;
+            }
+            style::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        }
+        Ok(())
+    })?;
+    let counts = series
+        .iter()
+        .map(|(arch, cond)| {
+            let n = here.iter().filter(|r| r.arch == *arch && &r.grad_cond == *cond).count();
+            format!("{} ({})", series_name(*arch, cond), runs_label(n))
+        })
         .collect::<Vec<_>>()
         .join(", ");
     Ok(Drawn::Svg { svg, note: format!("depth {depth}: {counts}") })

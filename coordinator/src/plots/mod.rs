@@ -10,7 +10,12 @@
 //!   over runs, with Table 2's thresholds 1e-4 .. 1e-7 as vertical lines;
 //! - `grad_vs_distance.svg`: the mean squared gradient per block against the block's distance
 //!   from the input (the paper's sigma_g^2(d)), log y, resnet and grid at that same kind of
-//!   deepest depth.
+//!   deepest depth, with the paper's eq. 5 (resnet, alpha^k) and eq. 6 (grid,
+//!   beta^k + (1 - beta^k)/2) fitted to the mean points, k counted from the output;
+//! - `grad_vs_distance_init.svg`: the same for the analysis at initialisation (epoch 0), when
+//!   runs were analysed then and later (`analysis.at_epochs`);
+//! - `vanished_vs_epoch.svg`: Table 2's vanished fractions against the analysed epoch, a panel
+//!   per threshold, at the deepest depth analysed at more than one epoch.
 //!
 //! Series: one per architecture in each *condition* (the settings beyond architecture, depth
 //! and seed in which the sweep's jobs differ, [`crate::condition`]), labelled with the
@@ -30,6 +35,7 @@
 
 mod accuracy;
 mod data;
+mod fit;
 mod gradients;
 mod style;
 #[cfg(test)]
@@ -109,7 +115,7 @@ struct Plot {
 }
 
 /// Every plot, in the report's order.
-const PLOTS: [Plot; 4] = [
+const PLOTS: [Plot; 6] = [
     Plot {
         file: "accuracy_vs_epoch.svg",
         title: "Test accuracy vs epoch",
@@ -141,8 +147,28 @@ const PLOTS: [Plot; 4] = [
         caption: "Mean squared gradient of a block's parameters against its distance d from the input (blocks on \
                   the longest input path up to and including it), log scale; blocks at the same distance (grid \
                   nodes on one anti-diagonal) are pooled, weighted by their gradient elements. The line is the \
-                  mean over completed runs, the band their minimum to maximum; deepest analysed depth.",
+                  mean over completed runs, the band their minimum to maximum; deepest analysed depth. Dashed: \
+                  the paper's model for each architecture fitted to the mean points (eq. 5 for resnet, eq. 6 for \
+                  grid, k = blocks from the output), with the root mean square residual in decades.",
         draw: gradients::vs_distance,
+    },
+    Plot {
+        file: "grad_vs_distance_init.svg",
+        title: "Mean squared gradient vs distance from the input at initialisation, resnet vs grid",
+        caption: "As the plot above, for the gradient analysis at initialisation (epoch 0, before any step), where \
+                  the paper's eq. 5 and 6 speak. Dashed: the paper's model for each architecture fitted to the mean \
+                  points by least squares on log10 (eq. 5, c alpha^k, for resnet; eq. 6, c (beta^k + (1 - beta^k)/2), \
+                  for grid; k = blocks from the output), with the root mean square residual in decades.",
+        draw: gradients::vs_distance_init,
+    },
+    Plot {
+        file: "vanished_vs_epoch.svg",
+        title: "Vanished gradient fractions vs epoch",
+        caption: "Table 2's vanished fractions (percentage of gradient elements with |g| below 1e-4 .. 1e-7, a panel \
+                  per threshold) against the epoch analysed (0: at initialisation), a line per architecture: the \
+                  mean over completed runs, the band their minimum to maximum; deepest depth analysed at more than \
+                  one epoch.",
+        draw: gradients::vanished_vs_epoch,
     },
 ];
 

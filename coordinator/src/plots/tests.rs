@@ -51,7 +51,18 @@ fn histogram_shares_count_zeros_and_out_of_range_elements() {
 fn run(arch: Arch, depth: u32, completed: bool, hist: bool) -> Run {
     let grad = Grad { histogram: if hist { vec![1] } else { Vec::new() }, ..Grad::default() };
     let (cond, grad_cond) = (Cond::default(), Cond::default());
-    Run { arch, cond, grad_cond, depth, completed, epochs: vec![(1, 50.0)], final_acc: Some(50.0), grad: Some(grad) }
+    Run {
+        arch,
+        cond,
+        grad_cond,
+        depth,
+        completed,
+        epochs: vec![(1, 50.0)],
+        final_acc: Some(50.0),
+        grad: Some(grad),
+        grad_init: None,
+        vanished: Vec::new(),
+    }
 }
 
 #[test]
@@ -64,10 +75,10 @@ fn gradient_plots_take_the_deepest_analysed_resnet_or_grid_depth() {
         run(Arch::Resnet, 386, false, true),
         run(Arch::Grid, 1538, true, false),
     ];
-    let (depth, per_arch) = deepest_grads(&runs, |g| !g.histogram.is_empty()).unwrap();
+    let (depth, per_arch) = deepest_grads(&runs, |r| r.grad.as_ref(), |g| !g.histogram.is_empty()).unwrap();
     assert_eq!(depth, 98, "vgg, diverged runs and runs without a histogram do not count");
     assert_eq!(per_arch.iter().map(|(a, _, g)| (*a, g.len())).collect::<Vec<_>>(), [(Arch::Grid, 1)]);
-    assert!(deepest_grads(&runs[3..4], |_| true).is_none());
+    assert!(deepest_grads(&runs[3..4], |r| r.grad.as_ref(), |_| true).is_none());
 }
 
 #[test]
@@ -101,7 +112,7 @@ fn a_varying_setting_splits_the_series_and_labels_them() {
     assert_eq!(means, [50.0, 51.0, 61.0], "each condition averages only its own runs");
     let depth: Vec<String> = depth_curves(&runs).iter().map(curve_label).collect();
     assert_eq!(depth, labels);
-    let (_, grads) = deepest_grads(&runs, |g| !g.histogram.is_empty()).unwrap();
+    let (_, grads) = deepest_grads(&runs, |r| r.grad.as_ref(), |g| !g.histogram.is_empty()).unwrap();
     let series: Vec<(Arch, &str, usize)> = grads.iter().map(|(a, c, g)| (*a, c.label.as_str(), g.len())).collect();
     assert_eq!(series, [(Arch::Resnet, "lr=0.05", 2), (Arch::Resnet, "lr=0.1", 2)]);
     assert_ne!(super::style::shade(Arch::Resnet, 1), super::style::shade(Arch::Resnet, 0));

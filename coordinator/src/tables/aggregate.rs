@@ -9,7 +9,7 @@ use gridsweep_proto::job::Arch;
 
 use gridsweep_proto::result::EPSILONS;
 
-use super::extract::{Figures, Outcome, Protocol};
+use super::extract::{GradFigures, Outcome, Protocol};
 use super::{Entry, RunRecord, TablesError, arch_index, mean_std};
 use crate::condition::{SettingValue, Varying};
 
@@ -28,6 +28,8 @@ pub(crate) struct Cell {
     pub failed: usize,
     /// Pending or running runs.
     pub pending: usize,
+    /// Completed analysis-only runs (0 epochs), which have no accuracy.
+    pub analysis_only: usize,
 }
 
 /// One condition at one depth of table 1: a cell per architecture (vgg, resnet, grid), None
@@ -51,6 +53,10 @@ pub(crate) struct Table2Row {
     pub arch: Arch,
     /// The depth.
     pub depth: u32,
+    /// The epoch analysed (0: at initialisation).
+    pub epoch: u32,
+    /// Whether every run was analysed after its last epoch (the paper's protocol).
+    pub after_training: bool,
     /// Completed runs with a gradient analysis.
     pub runs: usize,
     /// Mean gradient elements.
@@ -110,6 +116,8 @@ pub(crate) fn table1<'a>(runs: &[Entry<'a>], varying: &Varying) -> Result<Vec<Ta
         match f.outcome {
             Outcome::Completed => match f.final_test_acc {
                 Some(acc) => cell.accs.push(acc),
+                // An analysis-only run (0 epochs): no accuracy, nothing to average.
+                None if run.spec.train.epochs == 0 => cell.analysis_only += 1,
                 // extract::figures guarantees it; refuse rather than drop a run silently.
                 None => {
                     return Err(TablesError::Inconsistent {
@@ -126,20 +134,21 @@ pub(crate) fn table1<'a>(runs: &[Entry<'a>], varying: &Varying) -> Result<Vec<Ta
     Ok(rows.into_iter().map(|((condition, depth), cells)| Table1Row { condition, depth, cells }).collect())
 }
 
-/// Table 2's rows, by condition, depth, then architecture: only completed runs with an
-/// analysis count.
+/// Table 2's rows, by condition, depth, architecture, then analysed epoch: only completed
+/// runs with an analysis count.
 pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
-    let mut groups: BTreeMap<(Vec<SettingValue>, u32, Arch), Vec<&Figures>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Vec<SettingValue>, u32, Arch, u32), Vec<&GradFigures>> = BTreeMap::new();
     for Entry { run, figures: f, grad_condition, .. } in runs {
-        if f.outcome == Outcome::Completed && f.grad.is_some() {
+        if f.outcome == Outcome::Completed {
             let t = &run.spec.train;
-            groups.entry((grad_condition.clone(), t.depth, t.arch)).or_default().push(f);
+            for g in &f.grads {
+                groups.entry((grad_condition.clone(), t.depth, t.arch, g.epoch)).or_default().push(g);
+            }
         }
     }
     groups
         .into_iter()
-        .map(|((condition, depth, arch), figs)| {
-            let grads: Vec<_> = figs.iter().filter_map(|f| f.grad.as_ref()).collect();
+        .map(|((condition, depth, arch, epoch), grads)| {
             let mean = |values: Vec<f64>| mean_std(&values).0.unwrap_or(f64::NAN);
             let mut vanished_pct = [0.0; 4];
             for (i, slot) in vanished_pct.iter_mut().enumerate().take(EPSILONS.len()) {
@@ -149,6 +158,8 @@ pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
                 condition,
                 arch,
                 depth,
+                epoch,
+                after_training: grads.iter().all(|g| g.after_training),
                 runs: grads.len(),
                 total_gradients: mean(grads.iter().map(|g| g.total_gradients as f64).collect()),
                 std: mean(grads.iter().map(|g| g.std).collect()),
@@ -157,4 +168,9 @@ pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
             }
         })
         .collect()
+}
+
+/// Whether Table 2 needs an epoch column: its rows were analysed at more than one epoch.
+pub(crate) fn several_epochs(rows: &[Table2Row]) -> bool {
+    rows.windows(2).any(|w| w[0].epoch != w[1].epoch)
 }

@@ -70,15 +70,24 @@ pub(super) fn table1(path: &Path, varying: &Varying, rows: &[Table1Row]) -> Resu
 /// `table2.csv`: one row per analysed (condition, architecture, depth), the condition's
 /// settings (`varying`) first; ratios in percent.
 pub(super) fn table2(path: &Path, varying: &Varying, rows: &[Table2Row]) -> Result<Vec<u8>, TablesError> {
+    let with_epoch = super::aggregate::several_epochs(rows);
     let mut header = varying.names.clone();
-    header.extend(["arch", "depth", "runs", "total_gradients", "std"].map(String::from));
+    header.extend(["arch", "depth"].map(String::from));
+    if with_epoch {
+        header.push("epoch".to_owned());
+    }
+    header.extend(["runs", "total_gradients", "std"].map(String::from));
     header.extend(EPS_NAMES.iter().map(|e| format!("vanished_lt_{e}_pct")));
     header.extend(PROTOCOL_COLUMNS.map(String::from));
     let rows = rows
         .iter()
         .map(|r| {
             let mut out = condition_cells(&r.condition);
-            out.extend([r.arch.name().to_owned(), r.depth.to_string(), r.runs.to_string()]);
+            out.extend([r.arch.name().to_owned(), r.depth.to_string()]);
+            if with_epoch {
+                out.push(r.epoch.to_string());
+            }
+            out.push(r.runs.to_string());
             out.extend([r.total_gradients.to_string(), r.std.to_string()]);
             out.extend(r.vanished_pct.iter().map(f64::to_string));
             out.extend(protocol_cells(&r.protocols));
@@ -185,7 +194,7 @@ fn runs_row(entry: &Entry<'_>) -> Result<Vec<String>, TablesError> {
     let milestones = t.lr_milestones.iter().map(f64::to_string).collect::<Vec<_>>().join(";");
     let spec = serde_json::to_string(&run.spec)
         .map_err(|e| TablesError::Inconsistent { job_id: run.job_id.clone(), problem: e.to_string() })?;
-    let grad = f.grad.as_ref();
+    let grad = f.grads.last();
     let mut row = vec![
         run.job_id.clone(),
         t.arch.name().to_owned(),

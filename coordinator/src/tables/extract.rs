@@ -20,9 +20,13 @@ pub(crate) enum Outcome {
     Unfinished,
 }
 
-/// One run's gradient analysis, as Table 2 uses it.
+/// One run's gradient analysis at one epoch, as Table 2 uses it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct GradFigures {
+    /// The epoch after which it was taken (0: at initialisation).
+    pub epoch: u32,
+    /// Whether that is the run's last epoch (after training, as the paper's Table 2).
+    pub after_training: bool,
     /// Gradient elements (parameters x validation batches).
     pub total_gradients: u64,
     /// Their standard deviation.
@@ -86,8 +90,8 @@ pub(crate) struct Figures {
     pub device: Option<String>,
     /// The GPU's name or the CPU thread count.
     pub device_name: Option<String>,
-    /// The gradient analysis, when the result has one.
-    pub grad: Option<GradFigures>,
+    /// The gradient analyses of the result, in increasing epoch order (the last is the latest).
+    pub grads: Vec<GradFigures>,
 }
 
 impl Figures {
@@ -104,7 +108,7 @@ impl Figures {
             train_seconds: None,
             device: None,
             device_name: None,
-            grad: None,
+            grads: Vec::new(),
         }
     }
 }
@@ -127,7 +131,8 @@ pub(crate) fn figures(run: &RunRecord) -> Result<Figures, TablesError> {
             problem: format!("the run is {} but its result's status is '{}'", run.state, r.status.name()),
         });
     }
-    if outcome == Outcome::Completed && r.final_test_acc.is_none() {
+    // An analysis-only run (0 epochs) has no accuracy.
+    if outcome == Outcome::Completed && r.final_test_acc.is_none() && r.config.epochs > 0 {
         return Err(TablesError::Inconsistent {
             job_id: run.job_id.clone(),
             problem: "completed without a final test accuracy".to_owned(),
@@ -144,16 +149,24 @@ pub(crate) fn figures(run: &RunRecord) -> Result<Figures, TablesError> {
         train_seconds: Some(r.train_seconds),
         device: Some(r.environment.device.clone()),
         device_name: Some(r.environment.device_name.clone()),
-        grad: r.grad_analysis.as_ref().map(|g| GradFigures {
-            total_gradients: g.total_gradients,
-            std: g.std,
-            vanished: g.vanished_ratios(),
-            protocol: Protocol {
-                bn_train_mode: g.config.bn_train_mode,
-                batch_size: g.config.batch_size,
-                batches: g.batches,
-                test_images: r.data.test_images,
-            },
-        }),
+        grads: r
+            .grad_reports()
+            .map(|g| {
+                let epoch = g.epoch_or(r.epochs.len());
+                GradFigures {
+                    epoch,
+                    after_training: epoch == r.config.epochs,
+                    total_gradients: g.total_gradients,
+                    std: g.std,
+                    vanished: g.vanished_ratios(),
+                    protocol: Protocol {
+                        bn_train_mode: g.config.bn_train_mode,
+                        batch_size: g.config.batch_size,
+                        batches: g.batches,
+                        test_images: r.data.test_images,
+                    },
+                }
+            })
+            .collect(),
     })
 }

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use gridsweep_proto::job::{Arch, DataSpec};
 
-use super::aggregate::{Cell, Table1Row, Table2Row};
+use super::aggregate::{self, Cell, Table1Row, Table2Row};
 use super::extract::{Outcome, Protocol};
 use super::{EPS_NAMES, Entry, arch_index, mean_std};
 use crate::condition::{SettingValue, Varying};
@@ -159,6 +159,9 @@ fn acc_cell(cell: Option<&Cell>) -> String {
     if !notes.is_empty() {
         let _ = write!(out, " ⚠ **{}**", notes.join(", "));
     }
+    if c.analysis_only > 0 {
+        let _ = write!(out, " ({} analysis-only, no accuracy)", c.analysis_only);
+    }
     out
 }
 
@@ -253,18 +256,28 @@ pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> St
         return md;
     }
     md.push_str(&grouping_note(varying, "analysed jobs"));
+    let with_epoch = aggregate::several_epochs(rows);
     let mut header = varying.names.clone();
-    header.extend(["model", "runs", "total gradients", "(paper)", "std", "(paper)"].map(String::from));
+    header.push("model".to_owned());
+    if with_epoch {
+        header.push("epoch".to_owned());
+    }
+    header.extend(["runs", "total gradients", "(paper)", "std", "(paper)"].map(String::from));
     for e in EPS_NAMES {
         header.extend([format!("vanished < {e}"), "(paper)".to_owned()]);
     }
     push_row(&mut md, &header);
     push_row(&mut md, &vec!["---".to_owned(); header.len()]);
     for row in rows {
-        let paper = PAPER_TABLE2.iter().find(|p| p.arch == row.arch && p.depth == row.depth);
+        // The paper analysed after training: its figures sit beside ours only there.
+        let paper =
+            PAPER_TABLE2.iter().find(|p| p.arch == row.arch && p.depth == row.depth).filter(|_| row.after_training);
         let mut out = condition_cells(&row.condition);
+        out.push(format!("{}-{}", row.arch, row.depth));
+        if with_epoch {
+            out.push(if row.epoch == 0 { "0 (init)".to_owned() } else { row.epoch.to_string() });
+        }
         out.extend([
-            format!("{}-{}", row.arch, row.depth),
             row.runs.to_string(),
             format!("{:.2e}", row.total_gradients),
             paper.map_or(NONE, |p| p.total_gradients).to_owned(),
@@ -283,6 +296,13 @@ pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> St
          gradient elements. vanished < eps: percentage of gradient elements with |g| < eps (the paper's \
          eq. 9). — : not in the paper.\n",
     );
+    if with_epoch {
+        md.push_str(
+            "\nepoch: the analysis after that many epochs of training; 0 (init) is at initialisation, before \
+             any step. The paper's figures (after its 300 epochs) sit only beside rows analysed after the \
+             last epoch.\n",
+        );
+    }
     md.push_str(&protocol_note(rows));
     md
 }
@@ -314,7 +334,7 @@ fn protocol_note(rows: &[Table2Row]) -> String {
     md.push_str("it differs between rows:\n\n");
     for r in rows {
         let ps: Vec<String> = r.protocols.iter().map(describe).collect();
-        let _ = writeln!(md, "- {}-{}: {}", r.arch, r.depth, ps.join("; or "));
+        let _ = writeln!(md, "- {}-{} at epoch {}: {}", r.arch, r.depth, r.epoch, ps.join("; or "));
     }
     md
 }

@@ -42,6 +42,7 @@ fn sample() -> TrainResult {
         },
         grad_analysis: Some(GradReport {
             config: AnalysisConfig::default(),
+            epoch: None,
             batches: 1,
             total_gradients: 1000,
             mean: 0.0,
@@ -53,6 +54,7 @@ fn sample() -> TrainResult {
             above_range: 0,
             blocks: Vec::new(),
         }),
+        earlier_grad_analyses: Vec::new(),
     }
 }
 
