@@ -5,15 +5,16 @@
 #! grid node by node, grid as a wavefront, each contiguous and channels-last; interleaved, one
 #! process) and the PyTorch reference on the same models in both layouts at each depth, times
 #! the packed against the per-parameter SGD update at the largest depth, then makes a synthetic
-#! data set and trains grid-26 for 2 epochs with each grid execution. On CUDA it also runs one
-#! comparison with TF32 allowed. Every figure lands as JSON in OUT_DIR; a summary goes to stdout.
+#! data set and trains grid-26 for 2 epochs with each grid execution. Every run uses PyTorch's
+#! default precision (cuDNN convolutions may use TF32), as the reference does; on CUDA one more
+#! comparison runs with IEEE fp32 convolutions (`--conv-precision ieee`). Every figure lands as JSON in OUT_DIR; a summary goes to stdout.
 #!
 #!   scripts/gpu-check.sh OUT_DIR
 #!
 #! Environment: WORKER (the binary; default target/release/worker beside this script's repo, else
 #! `worker` on PATH), PYTHON (with torch; default python3), DEVICE (cuda when torch sees a GPU,
 #! else cpu). On CUDA: depths 26 98 386 1538, batch 128; on CPU (to test the script) smaller
-#! settings. DEPTHS, BATCH, STEPS, WARMUP, TRAIN_IMAGES and TF32_DEPTH override them. Budget: under 8 minutes.
+#! settings. DEPTHS, BATCH, STEPS, WARMUP, TRAIN_IMAGES and IEEE_DEPTH override them. Budget: under 8 minutes.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -112,10 +113,11 @@ log "optimizer update, grid-$largest: packed vs per parameter"
 try "optimizer-$largest" run_to "$out/optimizer-$largest.json" "$worker" bench --optimizer --arch grid \
     --depth "$largest" --steps 10 --device "$device"
 if [ "$device" != cpu ]; then
-    tf32_depth=${TF32_DEPTH:-98}
-    log "bench --compare depth $tf32_depth with TF32 allowed"
-    try "compare-$tf32_depth-tf32" run_to "$out/compare-$tf32_depth-tf32.json" "$worker" bench --compare --tf32 \
-        --depth "$tf32_depth" --batch "$batch" --steps "$steps" --warmup "$warmup" --device "$device"
+    ieee_depth=${IEEE_DEPTH:-98}
+    log "bench --compare depth $ieee_depth with IEEE fp32 convolutions"
+    try "compare-$ieee_depth-ieee" run_to "$out/compare-$ieee_depth-ieee.json" "$worker" bench --compare \
+        --conv-precision ieee --depth "$ieee_depth" --batch "$batch" --steps "$steps" --warmup "$warmup" \
+        --device "$device"
 fi
 
 "$python" - "$out" $depths <<'PY' | tee "$out/summary.json"
@@ -155,10 +157,10 @@ summary = {"bench": rows}
 o = load(f"optimizer-{depths[-1]}.json")
 if o:
     summary["optimizer"] = {k: o[k] for k in ("depth", "tensors", "packed_seconds", "per_parameter_seconds", "speedup")}
-tf32 = [f for f in os.listdir(out) if f.endswith("-tf32.json")]
-if tf32:
-    t = load(tf32[0])
-    summary["tf32"] = {"depth": t["depth"], "summaries": t["summaries"]}
+ieee = [f for f in os.listdir(out) if f.endswith("-ieee.json")]
+if ieee:
+    t = load(ieee[0])
+    summary["ieee_conv"] = {"depth": t["depth"], "summaries": t["summaries"]}
 train = {}
 for e in ("sequential", "wavefront"):
     r = load(f"train-grid-26-{e}.json")

@@ -7,7 +7,8 @@
 //! settings that differ between the runs of a sweep are its *varying settings*, each of which
 //! becomes a leading column of the tables and a part of each series' label.
 //!
-//! Setting names are those of the sweep file (`lr`, `batch_size`, ...); the data set's are
+//! Setting names are those of the sweep file (`lr`, `batch_size`, ...), a map's fields joined to
+//! its name (`precision_conv`, `precision_matmul`); the data set's are
 //! `data`, `data_train`, `data_test` and `data_seed`, and the gradient analysis's (grouped on in
 //! Table 2 only) `analysis_batch_size` and `analysis_bn_train_mode`, as in `runs.csv`.
 
@@ -77,8 +78,13 @@ pub fn settings(spec: &JobSpec, with_analysis: bool) -> Vec<(String, Value)> {
     // Through YAML, whose mapping keeps TrainConfig's declaration order (serde_json's is sorted).
     if let Ok(serde_yaml::Value::Mapping(train)) = serde_yaml::to_value(&spec.train) {
         for (k, v) in train {
-            if let (Some(k), Ok(v)) = (k.as_str(), serde_json::to_value(v)) {
-                out.push((k.to_owned(), v));
+            match (k.as_str(), serde_json::to_value(v)) {
+                // A map of settings (precision): one setting per field, `precision_conv`.
+                (Some(k), Ok(Value::Object(fields))) => {
+                    out.extend(fields.into_iter().map(|(f, v)| (format!("{k}_{f}"), v)));
+                }
+                (Some(k), Ok(v)) => out.push((k.to_owned(), v)),
+                _ => {}
             }
         }
     }

@@ -328,11 +328,12 @@ fn hardware(md: &mut String, runs: &[RunRecord]) {
 /// lowers precision; the others change summation order at most.
 fn settings(md: &mut String, runs: &[RunRecord]) {
     let mut seen: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-    for (_, e) in environments(runs) {
+    for (r, e) in environments(runs) {
         let known = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_owned());
         let key = [
             known(e.grid_exec.map(|g| g.to_string())),
             known(e.memory_format.map(|m| m.to_string())),
+            r.spec.train.precision.describe(),
             known(e.tf32.map(|t| t.to_string())),
             e.cudnn_benchmark.to_string(),
             e.deterministic.to_string(),
@@ -340,10 +341,14 @@ fn settings(md: &mut String, runs: &[RunRecord]) {
         *seen.entry(key.into()).or_default() += 1;
     }
     md.push_str(
-        "Execution settings (`environment`; TF32 lowers fp32 precision on CUDA, the rest change at most the \
-                 order of fp32 sums):\n\n",
+        "Execution settings (`environment`, and each job's `precision`, which lowers fp32 precision on CUDA \
+         where it allows TF32: `conv=tf32 matmul=highest` is PyTorch's default, the paper's setting; the \
+         rest change at most the order of fp32 sums; TF32 is never used on a CPU):\n\n",
     );
-    header(md, &["grid execution", "memory format", "TF32", "cuDNN benchmark", "deterministic", "jobs"]);
+    header(
+        md,
+        &["grid execution", "memory format", "precision (job)", "conv TF32 used", "cuDNN benchmark", "deterministic", "jobs"],
+    );
     for (values, n) in &seen {
         let mut cells: Vec<String> = values.iter().map(|v| cell(v)).collect();
         cells.push(n.to_string());

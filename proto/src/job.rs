@@ -193,6 +193,74 @@ pub struct TrainConfig {
     /// and software, at some cost in speed. CPU training is deterministic either way.
     #[serde(default)]
     pub deterministic: bool,
+    /// How exact fp32 convolutions and matrix products are on CUDA (no effect on a CPU).
+    /// Default: PyTorch's own, as the paper ran (cuDNN convolutions may use TF32, matrix
+    /// products IEEE).
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// The fp32 precision of CUDA work: what libtorch's TF32 switches are set to for a job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Precision {
+    /// cuDNN's fp32 convolutions.
+    #[serde(default)]
+    pub conv: ConvPrecision,
+    /// fp32 matrix products (cuBLAS: the classifier).
+    #[serde(default)]
+    pub matmul: MatmulPrecision,
+}
+
+impl Precision {
+    /// `conv=tf32 matmul=highest`, for reports.
+    pub fn describe(&self) -> String {
+        format!("conv={} matmul={}", self.conv.name(), self.matmul.name())
+    }
+}
+
+/// cuDNN's fp32 convolutions: TF32 tensor cores allowed, or IEEE fp32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ConvPrecision {
+    /// TF32 allowed (10-bit mantissa products, fp32 sums): PyTorch's default.
+    #[default]
+    Tf32,
+    /// IEEE fp32 throughout.
+    Ieee,
+}
+
+impl ConvPrecision {
+    /// `tf32` or `ieee`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPrecision::Tf32 => "tf32",
+            ConvPrecision::Ieee => "ieee",
+        }
+    }
+}
+
+/// fp32 matrix products, in PyTorch's `set_float32_matmul_precision` words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulPrecision {
+    /// IEEE fp32: PyTorch's default.
+    #[default]
+    Highest,
+    /// TF32 allowed.
+    High,
+}
+
+impl MatmulPrecision {
+    /// `highest` or `high`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulPrecision::Highest => "highest",
+            MatmulPrecision::High => "high",
+        }
+    }
 }
 
 /// Default values, for serde.
@@ -272,6 +340,7 @@ impl TrainConfig {
             test_subset: None,
             eval_batch_size: defaults::eval_batch_size(),
             deterministic: false,
+            precision: Precision::default(),
         }
     }
 
@@ -519,7 +588,8 @@ impl JobSpec {
 
 /// Settings added to `TrainConfig` after the first release, as they serialise at their default
 /// (`serde_json`'s compact form): left out of the text a job id hashes.
-const ADDED_AT_DEFAULT: [&str; 1] = [",\"deterministic\":false"];
+const ADDED_AT_DEFAULT: [&str; 2] =
+    [",\"deterministic\":false", ",\"precision\":{\"conv\":\"tf32\",\"matmul\":\"highest\"}"];
 
 /// Images in CIFAR-10's training split.
 pub const CIFAR10_TRAIN: u64 = 50_000;
@@ -598,13 +668,19 @@ mod tests {
         // The id as hashed before `deterministic` existed (the spec's JSON without it).
         let before = {
             use sha2::{Digest, Sha256};
-            let json = serde_json::to_string(&job).unwrap_or_default().replace(",\"deterministic\":false", "");
-            assert!(!json.contains("deterministic"));
+            let json = serde_json::to_string(&job)
+                .unwrap_or_default()
+                .replace(",\"deterministic\":false", "")
+                .replace(",\"precision\":{\"conv\":\"tf32\",\"matmul\":\"highest\"}", "");
+            assert!(!json.contains("deterministic") && !json.contains("precision"), "{json}");
             Sha256::digest(json.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect::<String>()
         };
         assert_eq!(job.id(), before);
         let strict = JobSpec { train: TrainConfig { deterministic: true, ..job.train.clone() }, ..job.clone() };
         assert_ne!(strict.id(), job.id(), "a deterministic job is another job");
+        let ieee = Precision { conv: ConvPrecision::Ieee, ..Precision::default() };
+        let exact = JobSpec { train: TrainConfig { precision: ieee, ..job.train.clone() }, ..job.clone() };
+        assert_ne!(exact.id(), job.id(), "another precision is another job");
     }
 
     #[test]

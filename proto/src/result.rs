@@ -250,10 +250,14 @@ pub struct GradReport {
     pub batches: u64,
     /// Gradient elements: parameters x batches.
     pub total_gradients: u64,
-    /// Their mean.
-    pub mean: f64,
-    /// Their sample standard deviation.
-    pub std: f64,
+    /// Elements that were NaN or infinite (a network whose backward pass overflowed); counted in
+    /// the total, never below a threshold, left out of the mean, std and histogram.
+    #[serde(default)]
+    pub nonfinite: u64,
+    /// The mean of the finite elements; None when there are none.
+    pub mean: Option<f64>,
+    /// Their sample standard deviation; None when there are none.
+    pub std: Option<f64>,
     /// Ratios at the thresholds, one entry per `EPSILONS` value.
     pub vanished: Vec<Vanished>,
     /// Counts of |g| in `HIST_BINS` log-spaced bins from 10^HIST_LOG10_LO to 10^HIST_LOG10_HI
@@ -438,8 +442,12 @@ impl GradReport {
             let problem = format!("has {} bins, expected {HIST_BINS}", self.histogram.len());
             return Err(invalid(format!("{at}.histogram"), problem));
         }
-        if !(self.std.is_finite() && self.std >= 0.0) {
-            return Err(invalid(format!("{at}.std"), format!("= {} is not a standard deviation", self.std)));
+        if let Some(std) = self.std.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+            return Err(invalid(format!("{at}.std"), format!("= {std} is not a standard deviation")));
+        }
+        if self.nonfinite > self.total_gradients {
+            let problem = format!("= {} exceeds total_gradients ({})", self.nonfinite, self.total_gradients);
+            return Err(invalid(format!("{at}.nonfinite"), problem));
         }
         Ok(())
     }

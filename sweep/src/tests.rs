@@ -433,3 +433,24 @@ fn analysis_at_epochs_and_analysis_only_jobs() {
     assert_eq!(sweep.jobs.len(), 12);
     assert!(sweep.jobs.iter().all(|j| j.analysis.as_ref().is_some_and(|a| a.at_epochs == [0, 1] && a.bn_train_mode)));
 }
+
+#[test]
+fn precision_is_a_setting_with_pytorchs_default() {
+    use gridsweep_proto::job::{ConvPrecision, MatmulPrecision, Precision};
+    let default = ok(BASE);
+    assert!(default.jobs.iter().all(|j| j.train.precision == Precision::default()));
+    assert_eq!(Precision::default(), Precision { conv: ConvPrecision::Tf32, matmul: MatmulPrecision::Highest });
+    let ieee = ok(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  precision: {conv: ieee}\n"));
+    assert!(ieee.jobs.iter().all(|j| j.train.precision.conv == ConvPrecision::Ieee
+        && j.train.precision.matmul == MatmulPrecision::Highest));
+    assert_ne!(ids(&ieee), ids(&default), "another precision, other jobs");
+    let axis = ok(&format!("{BASE}  precision: [{{conv: tf32}}, {{conv: ieee, matmul: high}}]\n"));
+    assert_eq!(axis.jobs.len(), 12);
+    assert_eq!(axis.jobs.iter().filter(|j| j.train.precision.matmul == MatmulPrecision::High).count(), 6);
+    let e = err(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  precision: {conv: fp16}\n"));
+    assert!(e.starts_with("sweeps/x.yaml:6:3: train.precision") && e.contains("unknown variant `fp16`"), "{e}");
+    let e = err(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  precision: {matmul: medium}\n"));
+    assert!(e.contains("train.precision") && e.contains("`highest`"), "{e}");
+    let e = err(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  precision: {conf: ieee}\n"));
+    assert!(e.contains("train.precision") && e.contains("unknown field `conf`"), "{e}");
+}

@@ -301,7 +301,8 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
             Some(Event::Done(r)) => break *r,
             Some(Event::Epoch(m)) => {
                 tracing::info!("{}", train::progress_line(&m, spec.train.epochs));
-                if !stale {
+                // A diverged epoch leaves no checkpoint (nothing to resume from).
+                if !stale && m.train_loss.is_some() {
                     upload_checkpoint(client, worker, &job, token, m.epoch, &job_dir).await;
                 }
                 epochs.push(pb::EpochReport {
@@ -359,6 +360,12 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
                     r.final_test_acc.map_or_else(|| "-".to_owned(), |a| format!("{a:.2}%"))
                 ),
                 Ok(resp) => tracing::warn!("{:?} (accepted: false): {}", r.status, resp.get_ref().reason),
+                // The coordinator refused the result itself: the job's fault, which uses an
+                // attempt, rather than a lease left to expire and a rerun that ends the same.
+                Err(s) if s.code() == Code::InvalidArgument => {
+                    let f = Failure::new(FailureKind::Job, format!("result refused: {}", s.message()));
+                    return report_failure(client, worker, &job, token, f).await;
+                }
                 Err(s) => tracing::error!("result not delivered: {}", s.message()),
             }
         }

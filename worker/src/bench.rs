@@ -12,6 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::layout::MemoryFormat;
 use crate::models::{Arch, GridExec, ModelError, ModelSpec, Net};
 use crate::optim::Sgd;
+use crate::recipe::{ConvPrecision, Precision};
 use crate::speed::Speed;
 
 /// The measurement.
@@ -25,7 +26,7 @@ pub struct BenchResult {
     pub grid_exec: GridExec,
     /// Layout of images, activations and convolution weights.
     pub memory_format: MemoryFormat,
-    /// TF32 allowed on CUDA.
+    /// cuDNN convolutions allowed TF32 (CUDA and `--conv-precision tf32`).
     pub tf32: bool,
     /// Images per step.
     pub batch: i64,
@@ -97,8 +98,16 @@ fn sync(device: Device) {
 
 /// Times `steps` training steps of `spec` at `batch` on `device` after `warmup` steps, with
 /// the speed switches `speed`.
-pub fn run(spec: ModelSpec, batch: i64, steps: u32, warmup: u32, device: Device, speed: Speed) -> BenchResult {
-    crate::context::set_tf32(speed.tf32);
+pub fn run(
+    spec: ModelSpec,
+    batch: i64,
+    steps: u32,
+    warmup: u32,
+    device: Device,
+    speed: Speed,
+    precision: Precision,
+) -> BenchResult {
+    crate::context::set_precision(precision);
     let (exec, format) = (speed.grid_exec, speed.memory_format);
     let mut r = Runner::new(spec, exec, format, batch, device);
     for _ in 0..warmup {
@@ -116,7 +125,7 @@ pub fn run(spec: ModelSpec, batch: i64, steps: u32, warmup: u32, device: Device,
         depth: spec.depth,
         grid_exec: exec,
         memory_format: format,
-        tf32: device.is_cuda() && speed.tf32,
+        tf32: device.is_cuda() && precision.conv == ConvPrecision::Tf32,
         batch,
         steps,
         warmup,
@@ -177,7 +186,7 @@ pub struct CompareResult {
     pub device: String,
     /// CPU threads libtorch used.
     pub threads: i32,
-    /// TF32 allowed on CUDA.
+    /// cuDNN convolutions allowed TF32 (CUDA and `--conv-precision tf32`).
     pub tf32: bool,
     /// Every network, in the order they stepped.
     pub variants: Vec<Variant>,
@@ -189,8 +198,8 @@ pub struct CompareResult {
 }
 
 /// Times resnet, grid-sequential and grid-wavefront at `depth` in each of `formats`,
-/// interleaved step by step (A B C D ... A B C D ...) after `warmup` steps of each, TF32
-/// allowed on CUDA when `tf32`; each network's figure is from its median step.
+/// interleaved step by step (A B C D ... A B C D ...) after `warmup` steps of each, at
+/// `precision` on CUDA; each network's figure is from its median step.
 pub fn compare(
     depth: u32,
     batch: i64,
@@ -198,9 +207,9 @@ pub fn compare(
     warmup: u32,
     device: Device,
     formats: &[MemoryFormat],
-    tf32: bool,
+    precision: Precision,
 ) -> Result<CompareResult, ModelError> {
-    crate::context::set_tf32(tf32);
+    crate::context::set_precision(precision);
     let resnet = ModelSpec::new(Arch::Resnet, depth)?;
     let grid = ModelSpec::new(Arch::Grid, depth)?;
     let kinds = [(resnet, GridExec::Sequential), (grid, GridExec::Sequential), (grid, GridExec::Wavefront)];
@@ -260,7 +269,7 @@ pub fn compare(
         warmup,
         device: format!("{device:?}").to_lowercase(),
         threads: tch::get_num_threads(),
-        tf32: device.is_cuda() && tf32,
+        tf32: device.is_cuda() && precision.conv == ConvPrecision::Tf32,
         variants,
         summaries,
         channels_last_over_contiguous,

@@ -18,6 +18,7 @@ use crate::data::augment::{self, Augment, Normalizer};
 use crate::models::{Arch, ModelError, ModelSpec, Net};
 use crate::optim::Sgd;
 use crate::recipe::TrainConfig;
+use crate::recipe::{ConvPrecision, Precision};
 use crate::speed::Speed;
 
 /// One model at one batch size: a calibration entry to measure.
@@ -36,8 +37,10 @@ pub struct Target {
 pub struct Settings {
     /// The device measured.
     pub device: Device,
-    /// Grid execution, memory layout and TF32, as jobs on this device would run.
+    /// Grid execution and memory layout, as jobs on this device would run.
     pub speed: Speed,
+    /// The precision the jobs ask for (`TrainConfig::precision`).
+    pub precision: Precision,
     /// Untimed training steps of each model first (and one untimed evaluation batch).
     pub warmup: u32,
     /// Timed training steps of each model.
@@ -132,7 +135,7 @@ pub fn calibrate(
     if targets.iter().any(|t| t.batch_size < 2 || t.eval_batch_size < 1) {
         return Err(CalibrateError::Settings("batch sizes must be at least 2 (evaluation: 1)"));
     }
-    crate::context::set_tf32(settings.speed.tf32);
+    crate::context::set_precision(settings.precision);
     if settings.device.is_cuda() {
         // As in training without --deterministic.
         tch::Cuda::cudnn_set_benchmark(true);
@@ -160,7 +163,7 @@ pub fn calibrate(
         created_unix_s: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         grid_exec: settings.speed.grid_exec.name().to_owned(),
         memory_format: settings.speed.memory_format.name().to_owned(),
-        tf32: settings.device.is_cuda() && settings.speed.tf32,
+        tf32: settings.device.is_cuda() && settings.precision.conv == ConvPrecision::Tf32,
         threads: tch::get_num_threads(),
         warmup_steps: settings.warmup,
         steps: settings.steps,

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use tch::Device;
 
 use crate::models::Arch;
-use crate::recipe::TrainConfig;
+use crate::recipe::{ConvPrecision, MatmulPrecision, Precision, TrainConfig};
 
 /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available) to a device; the error says why.
 pub fn parse_device(s: &str) -> Result<Device, String> {
@@ -106,6 +106,26 @@ pub struct JobArgs {
     /// Evaluation batch size (speed only).
     #[arg(long, default_value_t = 500)]
     pub eval_batch_size: i64,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
+}
+
+/// The fp32 precision of CUDA work (no effect on a CPU); defaults are PyTorch's.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct PrecisionArgs {
+    /// cuDNN's fp32 convolutions: tf32 (TF32 tensor cores allowed; PyTorch's default) or ieee.
+    #[arg(long, value_enum, default_value_t = ConvPrecision::Tf32)]
+    pub conv_precision: ConvPrecision,
+    /// fp32 matrix products: highest (IEEE; PyTorch's default) or high (TF32 allowed).
+    #[arg(long, value_enum, default_value_t = MatmulPrecision::Highest)]
+    pub matmul_precision: MatmulPrecision,
+}
+
+impl PrecisionArgs {
+    /// The precision these flags describe.
+    pub fn precision(self) -> Precision {
+        Precision { conv: self.conv_precision, matmul: self.matmul_precision }
+    }
 }
 
 impl JobArgs {
@@ -131,6 +151,7 @@ impl JobArgs {
             eval_batch_size: self.eval_batch_size,
             // `worker train --deterministic` sets it; other commands train as fast as they can.
             deterministic: false,
+            precision: self.precision.precision(),
         }
     }
 }

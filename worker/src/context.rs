@@ -52,9 +52,16 @@ const OP_MATMUL: i32 = 3;
 /// `at::Float32Precision::TF32`.
 const PRECISION_TF32: i32 = 2;
 
+/// Sets libtorch's TF32 switches to `precision` (both generations of flags, see above).
+pub fn set_precision(precision: crate::recipe::Precision) {
+    use crate::recipe::{ConvPrecision, MatmulPrecision};
+    set_tf32(precision.conv == ConvPrecision::Tf32);
+    set_matmul_tf32(precision.matmul == MatmulPrecision::High);
+}
+
 /// Lets cuDNN's fp32 convolutions (and RNNs: libtorch's legacy switch sets both) use TF32 tensor
 /// cores (10-bit mantissa: faster on Ampere and later, less exact), or keeps them IEEE fp32.
-/// Matrix products keep libtorch's default (IEEE; the nets' only one is the 64x10 classifier).
+/// Matrix products have their own switch, `set_matmul_tf32`.
 /// No effect on the CPU.
 pub fn set_tf32(enabled: bool) {
     // SAFETY: as for `set_deterministic`: the process-wide context and a bool.
@@ -146,18 +153,18 @@ mod tests {
     fn tf32_switches_keep_every_getter_consistent() {
         // Nothing else in this test binary touches the precision switches.
         assert_eq!(tf32_flags(), (true, true, true, false, false, 0), "libtorch 2.11's defaults");
-        for conv in [false, true] {
-            for matmul in [false, true] {
-                set_tf32(conv);
-                set_matmul_tf32(matmul);
+        use crate::recipe::{ConvPrecision, MatmulPrecision, Precision};
+        for (conv, c) in [(false, ConvPrecision::Ieee), (true, ConvPrecision::Tf32)] {
+            for (matmul, m) in [(false, MatmulPrecision::Highest), (true, MatmulPrecision::High)] {
+                // As a job's `precision` sets them.
+                set_precision(Precision { conv: c, matmul: m });
                 // Every getter, legacy and new: a mix of the two generations would throw here.
                 let flags = tf32_flags();
                 assert_eq!(flags, (conv, conv, conv, matmul, matmul, i32::from(matmul)), "conv {conv} matmul {matmul}");
                 assert_eq!(tf32(), conv);
             }
         }
-        set_tf32(true);
-        set_matmul_tf32(false);
-        assert_eq!(tf32_flags(), (true, true, true, false, false, 0), "back to the defaults");
+        set_precision(Precision::default());
+        assert_eq!(tf32_flags(), (true, true, true, false, false, 0), "the job default is libtorch's default");
     }
 }

@@ -89,6 +89,7 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
     let mut below = [0u64; 4];
     let mut hist = vec![0u64; HIST_BINS as usize];
     let (mut zeros, mut below_range, mut above_range, mut batches) = (0u64, 0u64, 0u64, 0u64);
+    let (mut nonfinite, mut total) = (0u64, 0u64);
 
     let n = split.len();
     let mut start = 0;
@@ -103,13 +104,27 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
             }
         }
         net.forward_t(&x, cfg.bn_train_mode).cross_entropy_for_logits(&y).backward();
-        let grads: Vec<Tensor> = params.iter().map(|(_, p)| p.grad().detach().flatten(0, -1)).collect();
-        let (count, mean, m2, lt, h, extra, sums) = tch::no_grad(|| {
-            let flat = Tensor::cat(&grads, 0);
+        let mut grads: Vec<Tensor> = params.iter().map(|(_, p)| p.grad().detach().flatten(0, -1)).collect();
+        let (count, finite, mean, m2, lt, h, extra, sums) = tch::no_grad(|| {
+            let mut flat = Tensor::cat(&grads, 0);
             let count = flat.size()[0];
-            let d = flat.to_kind(Kind::Double);
-            let mean = d.mean(Kind::Double);
+            // A backward pass that overflowed leaves NaN or infinite elements: counted apart,
+            // zeroed for the per-block sums, left out of the moments and the histogram.
+            let nonfinite = count - flat.isfinite().sum(Kind::Int64).int64_value(&[]);
+            let d = if nonfinite > 0 {
+                grads = grads.iter().map(|g| g.where_self(&g.isfinite(), &g.zeros_like())).collect();
+                let kept = flat.masked_select(&flat.isfinite()).to_kind(Kind::Double);
+                let top = f64::from(f32::MAX);
+                flat = flat.nan_to_num(top, top, top);
+                kept
+            } else {
+                flat.to_kind(Kind::Double)
+            };
+            let finite = count - nonfinite;
+            let mean = if finite > 0 { d.mean(Kind::Double) } else { Tensor::zeros([], (Kind::Double, d.device())) };
             let m2 = (&d - &mean).square().sum(Kind::Double);
+            // Non-finite elements (now f32::MAX) fall above every threshold and the histogram's top;
+            // they are taken out of `above_range` below.
             let abs = flat.abs();
             let lt = Tensor::stack(&EPSILONS.map(|e| abs.lt(e).sum(Kind::Int64)), 0);
             let log = abs.clamp_min(1e-45).log10();
@@ -125,9 +140,14 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
                 ],
                 0,
             );
-            let sums = Tensor::stack(&grads.iter().map(|g| g.square().sum(Kind::Double)).collect::<Vec<_>>(), 0);
+            // Squared in f64: a large fp32 gradient squared overflows fp32.
+            let sums = Tensor::stack(
+                &grads.iter().map(|g| g.to_kind(Kind::Double).square().sum(Kind::Double)).collect::<Vec<_>>(),
+                0,
+            );
             (
                 count,
+                finite,
                 mean.double_value(&[]),
                 m2.double_value(&[]),
                 to_u64(&lt),
@@ -136,7 +156,11 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
                 to_f64(&sums),
             )
         });
-        moments = moments.merge(count as f64, mean, m2);
+        nonfinite += (count - finite) as u64;
+        total += count as u64;
+        if finite > 0 {
+            moments = moments.merge(finite as f64, mean, m2);
+        }
         for k in 0..4 {
             below[k] += lt[k];
         }
@@ -145,7 +169,7 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
         }
         zeros += extra[0];
         below_range += extra[1];
-        above_range += extra[2];
+        above_range += extra[2] - (count - finite) as u64;
         for (k, s) in sums.iter().enumerate() {
             if let Some(b) = owner[k] {
                 block_sums[b] += s;
@@ -155,14 +179,14 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
         batches += 1;
         start += len;
     }
-    let total = moments.n as u64;
     GradReport {
         config: cfg.clone(),
         epoch: None,
         batches,
         total_gradients: total,
-        mean: moments.mean,
-        std: if moments.n > 1.0 { (moments.m2 / (moments.n - 1.0)).sqrt() } else { 0.0 },
+        nonfinite,
+        mean: (moments.n > 0.0).then_some(moments.mean),
+        std: (moments.n > 1.0).then(|| (moments.m2 / (moments.n - 1.0)).sqrt()),
         vanished: EPSILONS
             .iter()
             .zip(below)
@@ -240,13 +264,15 @@ mod tests {
         assert_eq!(report.total_gradients, total);
         assert_eq!(total, 3 * 369_690);
         let std = all.std(true).double_value(&[]);
-        assert!((report.std / std - 1.0).abs() < 1e-9, "{} vs {std}", report.std);
-        assert!((report.mean - all.mean(Kind::Double).double_value(&[])).abs() < 1e-12);
+        let (rstd, rmean) = (report.std.unwrap(), report.mean.unwrap());
+        assert!((rstd / std - 1.0).abs() < 1e-9, "{rstd} vs {std}");
+        assert!((rmean - all.mean(Kind::Double).double_value(&[])).abs() < 1e-12);
         let abs = all.abs();
         for v in &report.vanished {
             let expect = abs.lt(v.eps).sum(Kind::Int64).int64_value(&[]) as u64;
             assert_eq!(v.count, expect, "eps {}", v.eps);
         }
+        assert_eq!(report.nonfinite, 0);
         let binned: u64 = report.histogram.iter().sum::<u64>() + report.zeros + report.below_range + report.above_range;
         assert_eq!(binned, total);
         // One block by hand: stage2.node_1_1.
@@ -263,5 +289,40 @@ mod tests {
         }
         assert_eq!(b.elements, el);
         assert!((b.mean_sq / (sq / el as f64) - 1.0).abs() < 1e-9);
+    }
+
+    /// A network whose backward pass overflows: the NaN and infinite elements are counted apart,
+    /// never below a threshold, and the report stays a valid result (no NaN in its numbers).
+    #[test]
+    fn non_finite_gradients_are_counted_apart() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), ModelSpec::new(Arch::Resnet, 8).unwrap());
+        let split = Split {
+            images: Tensor::randint(256, [6, 3, 32, 32], (Kind::Uint8, Device::Cpu)),
+            labels: Tensor::randint(10, [6], (Kind::Int64, Device::Cpu)),
+        };
+        let norm = Normalizer::new(Device::Cpu);
+        let cfg = GradConfig { batch_size: 3, bn_train_mode: true, at_epochs: Vec::new() };
+        let clean = analyze(&net, &vs, &split, &norm, &cfg);
+        // One NaN weight in the classifier: the loss and every gradient become NaN.
+        let mut vars = vs.variables();
+        let w = vars.get_mut("fc.weight").expect("the classifier's weight");
+        tch::no_grad(|| {
+            let _ = w.get(0).get(0).fill_(f64::NAN);
+        });
+        let broken = analyze(&net, &vs, &split, &norm, &cfg);
+        assert_eq!(broken.total_gradients, clean.total_gradients);
+        assert_eq!(broken.nonfinite, broken.total_gradients, "every element NaN");
+        assert_eq!((broken.mean, broken.std), (None, None));
+        assert!(broken.vanished.iter().all(|v| v.count == 0), "NaN is never below a threshold");
+        let binned: u64 = broken.histogram.iter().sum::<u64>() + broken.zeros + broken.below_range + broken.above_range;
+        assert_eq!(binned + broken.nonfinite, broken.total_gradients);
+        assert!(broken.blocks.iter().all(|b| b.mean_sq == 0.0));
+        // It serialises without a null where a number is required, and reads back.
+        let json = serde_json::to_string(&broken).unwrap();
+        let back: GradReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.nonfinite, broken.nonfinite);
+        assert!(clean.nonfinite == 0 && clean.std.is_some());
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 use gridsweep_proto::client::ClientFlags;
 use worker::calibrate::{self, Settings};
-use worker::cli::{DataArgs, JobArgs, LogFormat, parse_device};
+use worker::cli::{DataArgs, JobArgs, LogFormat, PrecisionArgs, parse_device};
 use worker::data::{self, fetch};
 use worker::devices::DeviceReport;
 use worker::gradstats::GradConfig;
@@ -122,6 +122,8 @@ enum Command {
         optimizer: bool,
         #[command(flatten)]
         speed: SpeedFlags,
+        #[command(flatten)]
+        precision: PrecisionArgs,
         /// Depth.
         #[arg(long, required_unless_present = "calibrate")]
         depth: Option<u32>,
@@ -293,6 +295,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             compare,
             optimizer,
             speed,
+            precision,
             depth,
             batch,
             steps,
@@ -308,6 +311,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let settings = Settings {
                     device,
                     speed: speed.resolve(device),
+                    precision: precision.precision(),
                     warmup: warmup.unwrap_or(2),
                     steps: steps.unwrap_or(5),
                     eval_batches,
@@ -326,7 +330,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 Some(arch) if !compare => {
                     let spec = ModelSpec::new(arch, depth).map_err(bad_input)?;
-                    print_json(&worker::bench::run(spec, batch, steps, warmup, device, speed.resolve(device)))
+                    let (speed, precision) = (speed.resolve(device), precision.precision());
+                    print_json(&worker::bench::run(spec, batch, steps, warmup, device, speed, precision))
                 }
                 _ => {
                     if speed.grid_exec.is_some() {
@@ -336,7 +341,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let formats = speed
                         .memory_format
                         .map_or_else(|| vec![MemoryFormat::Contiguous, MemoryFormat::ChannelsLast], |f| vec![f]);
-                    let r = worker::bench::compare(depth, batch, steps, warmup, device, &formats, speed.tf32);
+                    let precision = precision.precision();
+                    let r = worker::bench::compare(depth, batch, steps, warmup, device, &formats, precision);
                     print_json(&r.map_err(bad_input)?)
                 }
             }

@@ -1,7 +1,7 @@
 //! The switches that change how fast a job trains but not what it computes (beyond summation
-//! order, or, for TF32, precision a user opted into): how grid stages run, the memory layout,
-//! and TF32 on CUDA. Each is recorded in the result's environment. The defaults follow what was
-//! measured: see `Speed::default_for`.
+//! order): how grid stages run and the memory layout. Each is recorded in the result's
+//! environment. The defaults follow what was measured: see `Speed::default_for`. Precision (TF32)
+//! changes what is computed, so it is the job's setting (`TrainConfig::precision`), not a switch.
 
 use serde::{Deserialize, Serialize};
 use tch::Device;
@@ -16,8 +16,6 @@ pub struct Speed {
     pub grid_exec: GridExec,
     /// Layout of images, activations and convolution weights.
     pub memory_format: MemoryFormat,
-    /// fp32 convolutions on CUDA may use TF32 (reduced precision: off unless asked for).
-    pub tf32: bool,
 }
 
 impl Speed {
@@ -31,7 +29,7 @@ impl Speed {
     /// on a GPU yet (`scripts/gpu-check.sh` measures both).
     pub fn default_for(device: Device) -> Self {
         let grid_exec = if device.is_cuda() { GridExec::Wavefront } else { GridExec::Sequential };
-        Speed { grid_exec, memory_format: MemoryFormat::Contiguous, tf32: false }
+        Speed { grid_exec, memory_format: MemoryFormat::Contiguous }
     }
 }
 
@@ -46,10 +44,6 @@ pub struct SpeedFlags {
     /// channels-last ran 1.15-1.4x faster on CPU but with noisier fp32 gradients).
     #[arg(long, value_enum)]
     pub memory_format: Option<MemoryFormat>,
-    /// Let cuDNN's fp32 convolutions use TF32 tensor cores (faster, less exact; libtorch's own
-    /// default, off here so that results are plain fp32).
-    #[arg(long)]
-    pub tf32: bool,
 }
 
 impl SpeedFlags {
@@ -59,7 +53,6 @@ impl SpeedFlags {
         Speed {
             grid_exec: self.grid_exec.unwrap_or(d.grid_exec),
             memory_format: self.memory_format.unwrap_or(d.memory_format),
-            tf32: self.tf32,
         }
     }
 
@@ -71,9 +64,6 @@ impl SpeedFlags {
         }
         if let Some(f) = self.memory_format {
             out.extend(["--memory-format".to_owned(), f.name().to_owned()]);
-        }
-        if self.tf32 {
-            out.push("--tf32".to_owned());
         }
         out
     }
@@ -97,9 +87,9 @@ mod tests {
         assert_eq!(none.resolve(Device::Cuda(0)).grid_exec, GridExec::Wavefront);
         assert!(none.to_args().is_empty());
         let all =
-            Cli::parse_from(["x", "--grid-exec", "wavefront", "--memory-format", "channels-last", "--tf32"]).speed;
+            Cli::parse_from(["x", "--grid-exec", "wavefront", "--memory-format", "channels-last"]).speed;
         let s = all.resolve(Device::Cpu);
-        assert_eq!(s, Speed { grid_exec: GridExec::Wavefront, memory_format: MemoryFormat::ChannelsLast, tf32: true });
+        assert_eq!(s, Speed { grid_exec: GridExec::Wavefront, memory_format: MemoryFormat::ChannelsLast });
         let again = Cli::parse_from(std::iter::once("x".to_owned()).chain(all.to_args())).speed;
         assert_eq!(again.resolve(Device::Cpu), s);
     }

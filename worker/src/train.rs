@@ -18,7 +18,7 @@ use crate::data::{Dataset, Split};
 use crate::gradstats::{self, GradConfig, GradReport};
 use crate::models::{ModelError, Net};
 use crate::optim::Sgd;
-use crate::recipe::{ConfigError, TrainConfig, lr_at};
+use crate::recipe::{ConfigError, ConvPrecision, Precision, TrainConfig, lr_at};
 use crate::speed::Speed;
 
 pub use gridsweep_proto::result::{DataInfo, Environment, EpochMetrics, RunStatus as Status, TrainResult};
@@ -42,7 +42,7 @@ pub struct Options {
     /// Set from another thread to stop as soon as possible (status `stopped`); the partial
     /// epoch is dropped and the last epoch-end checkpoint stays the resume point.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-    /// How grid stages run, the memory layout and TF32 (see `speed`).
+    /// How grid stages run and the memory layout (see `speed`).
     pub speed: Speed,
 }
 
@@ -115,7 +115,7 @@ pub fn train(
     // The job's setting, or the caller's (`worker train --deterministic`).
     let deterministic = opts.deterministic || cfg.deterministic;
     crate::context::set_deterministic(deterministic);
-    crate::context::set_tf32(opts.speed.tf32);
+    crate::context::set_precision(cfg.precision);
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(!deterministic);
     }
@@ -280,7 +280,7 @@ pub fn train(
             train_images: train_set.len(),
             test_images: test_set.len(),
         },
-        environment: environment(device, deterministic, opts.speed),
+        environment: environment(device, deterministic, opts.speed, cfg.precision),
         grad_analysis,
         earlier_grad_analyses: analyses,
     })
@@ -291,8 +291,9 @@ fn to(split: &Split, device: Device) -> Result<Split, tch::TchError> {
     Ok(Split { images: split.images.f_to_device(device)?, labels: split.labels.f_to_device(device)? })
 }
 
-/// The device and software of this process, and the speed switches the job ran with.
-pub fn environment(device: Device, deterministic: bool, speed: Speed) -> Environment {
+/// The device and software of this process, and the speed switches and precision the job ran
+/// with.
+pub fn environment(device: Device, deterministic: bool, speed: Speed, precision: Precision) -> Environment {
     let report = crate::devices::DeviceReport::probe();
     let (name, label) = match device {
         Device::Cuda(i) => (
@@ -310,7 +311,7 @@ pub fn environment(device: Device, deterministic: bool, speed: Speed) -> Environ
         deterministic,
         grid_exec: Some(speed.grid_exec),
         memory_format: Some(speed.memory_format),
-        tf32: Some(device.is_cuda() && speed.tf32),
+        tf32: Some(device.is_cuda() && precision.conv == ConvPrecision::Tf32),
     }
 }
 

@@ -61,8 +61,10 @@ pub(crate) struct Table2Row {
     pub runs: usize,
     /// Mean gradient elements.
     pub total_gradients: f64,
-    /// Mean gradient std.
+    /// Mean gradient std (over the runs with a finite gradient; NaN when none has one).
     pub std: f64,
+    /// Mean share of non-finite gradient elements, percent (0 in a network that did not overflow).
+    pub nonfinite_pct: f64,
     /// Mean vanished ratios at EPSILONS, in percent.
     pub vanished_pct: [f64; 4],
     /// The protocols the row's runs were analysed with (one, unless they differ).
@@ -134,12 +136,13 @@ pub(crate) fn table1<'a>(runs: &[Entry<'a>], varying: &Varying) -> Result<Vec<Ta
     Ok(rows.into_iter().map(|((condition, depth), cells)| Table1Row { condition, depth, cells }).collect())
 }
 
-/// Table 2's rows, by condition, depth, architecture, then analysed epoch: only completed
-/// runs with an analysis count.
+/// Table 2's rows, by condition, depth, architecture, then analysed epoch: the analyses of
+/// completed runs, and those a diverged run took before it diverged (a worker analyses no
+/// diverged epoch, so each is of a network that was still finite at that epoch).
 pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
     let mut groups: BTreeMap<(Vec<SettingValue>, u32, Arch, u32), Vec<&GradFigures>> = BTreeMap::new();
     for Entry { run, figures: f, grad_condition, .. } in runs {
-        if f.outcome == Outcome::Completed {
+        if matches!(f.outcome, Outcome::Completed | Outcome::Diverged) {
             let t = &run.spec.train;
             for g in &f.grads {
                 groups.entry((grad_condition.clone(), t.depth, t.arch, g.epoch)).or_default().push(g);
@@ -162,7 +165,8 @@ pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
                 after_training: grads.iter().all(|g| g.after_training),
                 runs: grads.len(),
                 total_gradients: mean(grads.iter().map(|g| g.total_gradients as f64).collect()),
-                std: mean(grads.iter().map(|g| g.std).collect()),
+                std: mean(grads.iter().filter_map(|g| g.std).collect()),
+                nonfinite_pct: mean(grads.iter().map(|g| g.nonfinite * 100.0).collect()),
                 vanished_pct,
                 protocols: grads.iter().map(|g| g.protocol.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
             }

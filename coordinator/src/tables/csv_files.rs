@@ -78,6 +78,7 @@ pub(super) fn table2(path: &Path, varying: &Varying, rows: &[Table2Row]) -> Resu
     }
     header.extend(["runs", "total_gradients", "std"].map(String::from));
     header.extend(EPS_NAMES.iter().map(|e| format!("vanished_lt_{e}_pct")));
+    header.push("nonfinite_pct".to_owned());
     header.extend(PROTOCOL_COLUMNS.map(String::from));
     let rows = rows
         .iter()
@@ -90,6 +91,7 @@ pub(super) fn table2(path: &Path, varying: &Varying, rows: &[Table2Row]) -> Resu
             out.push(r.runs.to_string());
             out.extend([r.total_gradients.to_string(), r.std.to_string()]);
             out.extend(r.vanished_pct.iter().map(f64::to_string));
+            out.push(r.nonfinite_pct.to_string());
             out.extend(protocol_cells(&r.protocols));
             out
         })
@@ -237,7 +239,7 @@ fn runs_row(entry: &Entry<'_>) -> Result<Vec<String>, TablesError> {
         f.device.clone().unwrap_or_default(),
         f.device_name.clone().unwrap_or_default(),
         cell(grad.map(|g| g.total_gradients)),
-        cell(grad.map(|g| g.std)),
+        cell(grad.and_then(|g| g.std)),
     ]);
     row.extend((0..EPSILONS.len()).map(|i| cell(grad.map(|g| g.vanished[i] * 100.0))));
     row.push(run.error.clone().unwrap_or_default());

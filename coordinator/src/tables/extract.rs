@@ -29,8 +29,10 @@ pub(crate) struct GradFigures {
     pub after_training: bool,
     /// Gradient elements (parameters x validation batches).
     pub total_gradients: u64,
-    /// Their standard deviation.
-    pub std: f64,
+    /// The standard deviation of the finite ones (None: none was finite).
+    pub std: Option<f64>,
+    /// Share of the elements that were NaN or infinite, in [0, 1].
+    pub nonfinite: f64,
     /// Fractions with |g| below each of `EPSILONS`.
     pub vanished: [f64; 4],
     /// How the gradients were taken.
@@ -158,6 +160,7 @@ pub(crate) fn figures(run: &RunRecord) -> Result<Figures, TablesError> {
                     after_training: epoch == r.config.epochs,
                     total_gradients: g.total_gradients,
                     std: g.std,
+                    nonfinite: g.nonfinite as f64 / g.total_gradients.max(1) as f64,
                     vanished: g.vanished_ratios(),
                     protocol: Protocol {
                         bn_train_mode: g.config.bn_train_mode,

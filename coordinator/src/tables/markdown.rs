@@ -273,7 +273,13 @@ pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> St
         let paper =
             PAPER_TABLE2.iter().find(|p| p.arch == row.arch && p.depth == row.depth).filter(|_| row.after_training);
         let mut out = condition_cells(&row.condition);
-        out.push(format!("{}-{}", row.arch, row.depth));
+        let mut model = format!("{}-{}", row.arch, row.depth);
+        if row.nonfinite_pct > 0.0 {
+            // Overflowed gradients: the vanished shares are of every element, the std of the
+            // finite ones.
+            let _ = write!(model, " ⚠ {:.2}% non-finite", row.nonfinite_pct);
+        }
+        out.push(model);
         if with_epoch {
             out.push(if row.epoch == 0 { "0 (init)".to_owned() } else { row.epoch.to_string() });
         }
@@ -281,7 +287,7 @@ pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> St
             row.runs.to_string(),
             format!("{:.2e}", row.total_gradients),
             paper.map_or(NONE, |p| p.total_gradients).to_owned(),
-            format!("{:.2e}", row.std),
+            if row.std.is_finite() { format!("{:.2e}", row.std) } else { NONE.to_owned() },
             paper.map_or(NONE, |p| p.std).to_owned(),
         ]);
         for (i, pct) in row.vanished_pct.iter().enumerate() {
@@ -291,10 +297,12 @@ pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> St
         push_row(&mut md, &out);
     }
     md.push_str(
-        "\nMeans over the completed runs with a gradient analysis (diverged runs are left out). Total \
+        "\nMeans over the runs with a gradient analysis at that epoch: completed runs, and runs that diverged \
+         later (a diverged epoch is never analysed). Total \
          gradients: gradient elements, parameters x validation batches. std: standard deviation of all \
          gradient elements. vanished < eps: percentage of gradient elements with |g| < eps (the paper's \
-         eq. 9). — : not in the paper.\n",
+         eq. 9). — : not in the paper. ⚠ non-finite: NaN or infinite gradient elements (the backward \
+         pass overflowed); they count in the total and never as vanished, and the std is of the finite ones.\n",
     );
     if with_epoch {
         md.push_str(
