@@ -26,6 +26,44 @@ fn main() {
     }
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     println!("cargo:rustc-link-arg=-ltorch");
+    cuda_memory_shim(lib.as_deref());
+}
+
+/// Compiles `cpp/cuda_memory.cpp` (the CUDA caching allocator's peak) when the wheel has what it
+/// needs: torch's headers, the CUDA runtime headers of its nvidia package, and libc10_cuda. The
+/// cfg `gridsweep_cuda_memory` tells the Rust side; without it peak GPU memory reads as unknown.
+fn cuda_memory_shim(lib: Option<&std::path::Path>) {
+    println!("cargo::rustc-check-cfg=cfg(gridsweep_cuda_memory)");
+    println!("cargo:rerun-if-changed=cpp/cuda_memory.cpp");
+    let Some(lib) = lib.and_then(|l| std::fs::canonicalize(l).ok()) else { return };
+    let include = lib.join("../include");
+    // A complete set of CUDA runtime headers (crt/ included): the nvidia runtime package's
+    // when it has them, else the set triton ships beside torch.
+    let site = lib.join("../..");
+    let nvidia =
+        std::fs::read_dir(site.join("nvidia")).into_iter().flatten().flatten().map(|e| e.path().join("include"));
+    let cuda_include = nvidia
+        .chain(std::iter::once(site.join("triton/backends/nvidia/include")))
+        .find(|p| p.join("cuda_runtime_api.h").exists() && p.join("crt/host_config.h").exists());
+    let (true, true, Some(cuda_include)) =
+        (include.join("c10/cuda/CUDACachingAllocator.h").exists(), lib.join("libc10_cuda.so").exists(), cuda_include)
+    else {
+        println!("cargo:warning=no CUDA headers or libc10_cuda beside libtorch: peak GPU memory will read as unknown");
+        return;
+    };
+    cc::Build::new()
+        .cpp(true)
+        .file("cpp/cuda_memory.cpp")
+        .include(&include)
+        .include(&cuda_include)
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .warnings(false)
+        .compile("gridsweep_cuda_memory");
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    println!("cargo:rustc-link-lib=dylib=c10");
+    println!("cargo:rustc-cfg=gridsweep_cuda_memory");
 }
 
 /// The `__version__ = '2.11.0+cu130'` line of torch's `version.py`.

@@ -59,8 +59,12 @@ fn jobs(n: usize) -> Vec<JobSpec> {
 
 async fn simulated_worker(url: String) -> Vec<Duration> {
     let mut c = CoordinatorClient::connect(url).await.expect("connect");
-    let req =
-        pb::RegisterWorkerRequest { protocol_version: PROTOCOL_VERSION, name: "sim".into(), device: "none".into() };
+    let req = pb::RegisterWorkerRequest {
+        protocol_version: PROTOCOL_VERSION,
+        name: "sim".into(),
+        device: "none".into(),
+        device_memory_bytes: 0,
+    };
     let id = c.register_worker(req).await.expect("register").into_inner().worker_id;
     let mut latencies = Vec::new();
     loop {

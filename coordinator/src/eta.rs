@@ -88,6 +88,7 @@ mod tests {
             failures: 0,
             max_attempts: 3,
             result: None,
+            memory_need: None,
         }
     }
 

@@ -54,6 +54,7 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
             error_kind: j.error.is_some().then_some(j.error_kind),
             error: j.error,
             result: j.result,
+            memory_need: j.memory_need,
         })
         .collect())
 }
@@ -203,7 +204,7 @@ mod tests {
         };
         let specs = [job(0.1), job(0.05)];
         store.add_sweep("s", "s.yaml", &specs, 3).unwrap();
-        let w = store.register_worker("w", "cpu").unwrap();
+        let w = store.register_worker("w", "cpu", None).unwrap();
         let crate::store::Grant::Lease(l) = store.grant(&w, 60.0, false).unwrap() else { panic!("a lease") };
         let spec: JobSpec = serde_json::from_str(&l.spec_json).unwrap();
         let r = TrainResult::simulated(spec.train.clone(), RunStatus::Completed, &[30.0, 40.0]);

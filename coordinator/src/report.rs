@@ -252,6 +252,25 @@ fn problems(md: &mut String, runs: &[RunRecord], varying: &Varying) {
     if unfinished > 0 {
         let _ = writeln!(md, "{unfinished} jobs are still pending or running; they are in no mean.\n");
     }
+    for r in runs.iter().filter(|r| r.state == JobState::Pending) {
+        if let Some(need) = r.memory_need {
+            let t = &r.spec.train;
+            let _ = writeln!(
+                md,
+                "- `{}` ({}-{} batch {}) ran out of memory on a worker with {:.1} GiB and waits for one with more \
+                 (last error: {}).",
+                r.job_id,
+                t.arch,
+                t.depth,
+                t.batch_size,
+                need as f64 / f64::from(1u32 << 30),
+                r.error.as_deref().unwrap_or("none recorded")
+            );
+        }
+    }
+    if runs.iter().any(|r| r.state == JobState::Pending && r.memory_need.is_some()) {
+        md.push('\n');
+    }
 }
 
 /// A CUDA runtime version as text: CUDART_VERSION is 1000 * major + 10 * minor.
@@ -347,7 +366,15 @@ fn settings(md: &mut String, runs: &[RunRecord]) {
     );
     header(
         md,
-        &["grid execution", "memory format", "precision (job)", "conv TF32 used", "cuDNN benchmark", "deterministic", "jobs"],
+        &[
+            "grid execution",
+            "memory format",
+            "precision (job)",
+            "conv TF32 used",
+            "cuDNN benchmark",
+            "deterministic",
+            "jobs",
+        ],
     );
     for (values, n) in &seen {
         let mut cells: Vec<String> = values.iter().map(|v| cell(v)).collect();

@@ -208,6 +208,7 @@ impl Shared {
                         last_seen_s: (t - w.last_seen).max(0.0),
                         quarantined: w.quarantined,
                         problem,
+                        device_memory_bytes: w.memory_bytes.unwrap_or(0),
                     }
                 })
                 .collect(),
@@ -258,8 +259,9 @@ impl Coordinator for CoordinatorService {
         let r = request.into_inner();
         check_version(r.protocol_version)?;
         let (name, device) = (r.name.clone(), r.device.clone());
-        let id = blocking(&self.shared, move |store| store.register_worker(&name, &device)).await?;
-        tracing::info!(worker = %id, name = %r.name, device = %r.device, "worker registered");
+        let memory = (r.device_memory_bytes > 0).then_some(r.device_memory_bytes);
+        let id = blocking(&self.shared, move |store| store.register_worker(&name, &device, memory)).await?;
+        tracing::info!(worker = %id, name = %r.name, device = %r.device, memory_bytes = r.device_memory_bytes, "worker registered");
         self.shared.bump();
         Ok(Response::new(pb::RegisterWorkerResponse { worker_id: id }))
     }

@@ -1,7 +1,7 @@
 //! Telling a sweep that waits from a sweep that cannot go on: jobs are pending, none is
 //! running, and every worker is quarantined, gone, or failing for reasons that are not the jobs'
-//! (no data to fetch, a lost device). `status` and `run` show the explanation instead of waiting
-//! silently.
+//! (no data to fetch, a lost device); or a job ran out of memory and no live worker has more.
+//! `status` and `run` show the explanation instead of waiting silently.
 
 use crate::store::{JobRow, WorkerRow};
 use gridsweep_proto::v1::JobState;
@@ -33,9 +33,57 @@ pub fn is_live(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> bool {
     !w.quarantined && now - w.last_seen <= GONE_AFTER_S.max(lease_ttl_s)
 }
 
+/// `bytes` for people: `24.0 GiB`.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// The pending jobs that ran out of memory and that no live worker has more memory for (a live
+/// worker of unknown memory may hold anything): one line each, naming the need.
+pub fn memory_blocked(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s: f64) -> Vec<String> {
+    let live: Vec<&WorkerRow> = workers.iter().filter(|w| is_live(w, now, lease_ttl_s)).collect();
+    if live.iter().any(|w| w.memory_bytes.is_none()) {
+        return Vec::new();
+    }
+    let most = live.iter().filter_map(|w| w.memory_bytes).max();
+    jobs.iter()
+        .filter(|j| j.state == JobState::Pending)
+        .filter_map(|j| {
+            let need = j.memory_need?;
+            if most.is_some_and(|m| m > need) {
+                return None;
+            }
+            let t = &j.spec.train;
+            let largest =
+                most.map_or_else(|| "no live worker".to_owned(), |m| format!("the largest live worker has {}", gib(m)));
+            Some(format!(
+                "job {} ({}-{} batch {}) ran out of memory on a worker with {} and needs more; {largest}: attach \
+                 a worker with more memory, or lower its batch size",
+                j.id,
+                t.arch,
+                t.depth,
+                t.batch_size,
+                gib(need)
+            ))
+        })
+        .collect()
+}
+
 /// Why no pending job can be taken, or an empty string when the sweep can go on (or is done).
+/// Jobs that no live worker has the memory for are named even while others run.
 pub fn explain(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s: f64) -> String {
-    let pending = jobs.iter().filter(|j| j.state == JobState::Pending).count();
+    let blocked = memory_blocked(jobs, workers, now, lease_ttl_s);
+    let rest = explain_workers(jobs, workers, now, lease_ttl_s, blocked.len());
+    let mut parts = blocked;
+    if !rest.is_empty() {
+        parts.push(rest);
+    }
+    parts.join("; ")
+}
+
+/// Why the pending jobs other than the `blocked` ones wait, from the workers' side.
+fn explain_workers(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s: f64, blocked: usize) -> String {
+    let pending = jobs.iter().filter(|j| j.state == JobState::Pending).count().saturating_sub(blocked);
     if pending == 0 || jobs.iter().any(|j| j.state == JobState::Running) {
         return String::new();
     }
@@ -95,6 +143,7 @@ mod tests {
             failures: 0,
             max_attempts: 3,
             result: None,
+            memory_need: None,
         }
     }
 
@@ -106,6 +155,7 @@ mod tests {
             last_seen,
             quarantined,
             problem: problem.map(|(p, at)| (p.to_owned(), at)),
+            memory_bytes: None,
         }
     }
 
@@ -137,5 +187,26 @@ mod tests {
         let old = [worker("w3", now - 2.0, false, Some(("transfer: x", now - 900.0)))];
         assert_eq!(explain(&jobs, &old, now, 120.0), "");
         assert!(explain(&jobs, &[], now, 120.0).contains("no worker connected"));
+    }
+
+    #[test]
+    fn a_job_no_live_worker_has_the_memory_for_is_named() {
+        let now = 1000.0;
+        let gb = 1u64 << 30;
+        let mut big = job(JobState::Pending);
+        big.memory_need = Some(24 * gb);
+        let small = WorkerRow { memory_bytes: Some(24 * gb), ..worker("w1", now, false, None) };
+        let running = job(JobState::Running);
+        let e = explain(&[big.clone(), running.clone()], std::slice::from_ref(&small), now, 30.0);
+        assert!(e.starts_with("job j (vgg-8 batch 128) ran out of memory on a worker with 24.0 GiB"), "{e}");
+        assert!(e.contains("the largest live worker has 24.0 GiB"), "{e}");
+        // A larger live worker, or one of unknown memory, may take it: nothing to say.
+        let large = WorkerRow { memory_bytes: Some(80 * gb), ..worker("w2", now, false, None) };
+        assert_eq!(explain(&[big.clone(), running.clone()], &[small.clone(), large], now, 30.0), "");
+        let unknown = worker("w3", now, false, None);
+        assert_eq!(explain(&[big.clone(), running], &[small.clone(), unknown], now, 30.0), "");
+        // The blocked job alone, nothing running, the small worker live: only the memory line.
+        let e = explain(std::slice::from_ref(&big), &[small], now, 30.0);
+        assert!(e.starts_with("job j") && !e.contains("jobs pending"), "{e}");
     }
 }

@@ -17,8 +17,14 @@ use gridsweep_proto::job::{AnalysisConfig, Arch, DataSpec, JobSpec, TrainConfig}
 use serde_json::{Value, json};
 
 /// The SVGs a full sweep gets, in `write_plots`' order.
-const SVGS: [&str; 4] =
-    ["accuracy_vs_epoch.svg", "accuracy_vs_depth.svg", "grad_histogram.svg", "grad_vs_distance.svg"];
+const SVGS: [&str; 6] = [
+    "accuracy_vs_epoch.svg",
+    "accuracy_vs_depth.svg",
+    "grad_histogram.svg",
+    "grad_vs_distance.svg",
+    "grad_vs_distance_init.svg",
+    "vanished_vs_epoch.svg",
+];
 
 /// A gradient analysis: a bell-shaped 120-bin histogram centred on 10^centre and per-block
 /// mean squares falling as `decay^distance`, with `blocks` blocks per distance.
@@ -49,8 +55,20 @@ fn grad(centre: f64, decay: f64, blocks: u32) -> Value {
     })
 }
 
-/// A worker result with test accuracies `accs` per epoch.
+/// `grad` taken after `epoch`, with its vanished fractions scaled by `scale`.
+fn at_epoch(mut grad: Value, epoch: u32, scale: f64) -> Value {
+    grad["epoch"] = json!(epoch);
+    for v in grad["vanished"].as_array_mut().unwrap() {
+        v["ratio"] = json!(v["ratio"].as_f64().unwrap() * scale);
+    }
+    grad
+}
+
+/// A worker result with test accuracies `accs` per epoch; `grad` is the analysis after the last
+/// epoch, and one at initialisation (with steeper per-block decay) comes with it.
 fn result(spec: &JobSpec, status: &str, accs: &[f64], grad: Option<Value>) -> Value {
+    let init = grad.as_ref().map(|g| at_epoch(g.clone(), 0, 0.5));
+    let grad = grad.map(|g| at_epoch(g, accs.len() as u32, 1.0));
     let epochs: Vec<Value> = accs
         .iter()
         .enumerate()
@@ -68,6 +86,7 @@ fn result(spec: &JobSpec, status: &str, accs: &[f64], grad: Option<Value>) -> Va
         "environment": {"device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3", "libtorch_version": "2.11.0",
                         "cuda_version": 12060, "cudnn_benchmark": false, "deterministic": false},
         "grad_analysis": grad,
+        "earlier_grad_analyses": init.into_iter().collect::<Vec<_>>(),
     })
 }
 
@@ -80,7 +99,7 @@ fn sweep(with_grads: bool) -> Vec<RunRecord> {
                 let analysed = with_grads && depth == 98;
                 let spec = JobSpec {
                     train: TrainConfig { epochs: 3, ..TrainConfig::paper(arch, depth, seed) },
-                    analysis: analysed.then(AnalysisConfig::default),
+                    analysis: analysed.then(|| AnalysisConfig { at_epochs: vec![0, 3], ..AnalysisConfig::default() }),
                     data: DataSpec::Synthetic { train: 256, test: 128, seed: 7 },
                     repeat: 0,
                 };
@@ -105,7 +124,17 @@ fn sweep(with_grads: bool) -> Vec<RunRecord> {
                 let worker = Some(format!("w{seed}"));
                 let result = res.map(|v| serde_json::from_value(v).expect("a well-formed result"));
                 let error_kind = error.as_ref().map(|_| FailureKind::OutOfMemory);
-                runs.push(RunRecord { job_id: spec.id(), spec, state, attempts: 1, worker, error, error_kind, result });
+                runs.push(RunRecord {
+                    job_id: spec.id(),
+                    spec,
+                    state,
+                    attempts: 1,
+                    worker,
+                    error,
+                    error_kind,
+                    result,
+                    memory_need: None,
+                });
             }
         }
     }
@@ -163,6 +192,15 @@ fn plots_and_report_of_a_finished_sweep() {
         &["resnet (2 runs)", "grid (2 runs)", "distance d from the input", "mean squared gradient", "(log scale)"],
         &["vgg"],
     );
+    // The paper's models fitted: the resnet points fall as 0.7^d, the grid's as 0.85^d.
+    assert_texts(SVGS[3], &texts[SVGS[3]], &["resnet fit, eq. 5: α = ", "grid fit, eq. 6: β = ", "rms"], &[]);
+    assert_texts(SVGS[4], &texts[SVGS[4]], &["at initialisation", "resnet fit, eq. 5", "grid fit, eq. 6"], &["vgg"]);
+    assert_texts(
+        SVGS[5],
+        &texts[SVGS[5]],
+        &["vanished < 1e-4, depth 98", "vanished < 1e-7", "epoch analysed (0: at initialisation)", "vgg (1 run)"],
+        &[],
+    );
 
     let sweep_file = dir.path().join("tiny.yaml");
     std::fs::write(&sweep_file, "name: tiny\naxes:\n  arch: [vgg, resnet, grid]\n").unwrap();
@@ -202,7 +240,7 @@ fn plots_and_report_of_a_finished_sweep() {
     assert!(md.contains("GPU 0.08 h (300 s), CPU 0.00 h (0 s)"), "{md}");
     assert!(md.contains("| NVIDIA H100 80GB HBM3 | 2.11.0 | 12.6 (12060) | 10 | 2 |"), "{md}");
     // Results from before the switches existed say so rather than guess.
-    assert!(md.contains("| unknown | unknown | unknown | false | false | 10 |"), "{md}");
+    assert!(md.contains("| unknown | unknown | conv=tf32 matmul=highest | unknown | false | false | 10 |"), "{md}");
 }
 
 /// The fabricated sweep twice, at lr 0.1 (the paper's) and at lr 0.05 with every accuracy 5
@@ -274,12 +312,14 @@ fn plots_without_data_are_skipped_and_stale_files_removed() {
     let files = plots::write_plots(&runs, &out).unwrap();
     let names: Vec<&str> = files.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
     assert_eq!(names, &SVGS[..2]);
-    assert!(!out.join(SVGS[2]).exists() && !out.join(SVGS[3]).exists(), "stale gradient plots removed");
+    assert!(SVGS[2..].iter().all(|f| !out.join(f).exists()), "stale gradient plots removed");
     let index = plots::plot_index(&runs).unwrap();
     assert_eq!(index.iter().map(|p| p.file).collect::<Vec<_>>(), SVGS);
     assert!(index[..2].iter().all(|p| p.skipped.is_none()));
     assert!(index[2].skipped.as_deref().unwrap().contains("gradient histogram"), "{:?}", index[2]);
     assert!(index[3].skipped.as_deref().unwrap().contains("per-block"), "{:?}", index[3]);
+    assert!(index[4].skipped.as_deref().unwrap().contains("at initialisation"), "{:?}", index[4]);
+    assert!(index[5].skipped.as_deref().unwrap().contains("more than one epoch"), "{:?}", index[5]);
 
     tables::write_tables(&runs, "tiny", &out).unwrap();
     let md = std::fs::read_to_string(report::write_report(&runs, "tiny", None, &out).unwrap()).unwrap();

@@ -139,6 +139,7 @@ async fn lease(c: &mut gridsweep_proto::client::Client) -> (String, pb::Lease) {
             name: "test".into(),
             device: "cpu".into(),
             protocol_version: PROTOCOL_VERSION,
+            device_memory_bytes: 0,
         })
         .await
         .unwrap()
@@ -458,4 +459,54 @@ fn dashboard_command_refuses_a_directory_that_is_not_a_state() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(dir.to_str().unwrap()), "{err}");
+}
+
+/// Out of memory over gRPC: the workers register their memory, a job that ran out of memory on a
+/// 24 GiB worker is not given to another 24 GiB one but to an 80 GiB one, and while only small
+/// workers are live the status names it.
+#[tokio::test]
+async fn an_out_of_memory_job_goes_to_a_worker_with_more_memory() {
+    let s = start("oom", None, "127.0.0.1").await;
+    let mut c = client(&s.grpc, None).await;
+    let gib = 1u64 << 30;
+    let register = |name: &str, bytes: u64| pb::RegisterWorkerRequest {
+        protocol_version: PROTOCOL_VERSION,
+        name: name.into(),
+        device: "cuda:0".into(),
+        device_memory_bytes: bytes,
+    };
+    let small = c.register_worker(register("small", 24 * gib)).await.unwrap().into_inner().worker_id;
+    let pull = |w: &str| pb::PullJobRequest { worker_id: w.to_owned(), wait_ms: 0 };
+    let Some(Outcome::Lease(l)) = c.pull_job(pull(&small)).await.unwrap().into_inner().outcome else {
+        panic!("no lease")
+    };
+    let fail = pb::FailJobRequest {
+        worker_id: small.clone(),
+        job_id: l.job_id.clone(),
+        fencing_token: l.fencing_token,
+        error: "out of memory on cuda:0 (24.0 GiB); the job needs more: CUDA out of memory".into(),
+        kind: pb::FailureKind::OutOfMemory.into(),
+    };
+    assert!(c.fail_job(fail).await.unwrap().into_inner().will_retry);
+    // The small worker gets the other three jobs, never this one.
+    for _ in 0..3 {
+        let Some(Outcome::Lease(other)) = c.pull_job(pull(&small)).await.unwrap().into_inner().outcome else {
+            panic!("no lease")
+        };
+        assert_ne!(other.job_id, l.job_id);
+    }
+    let nothing = c.pull_job(pull(&small)).await.unwrap().into_inner().outcome;
+    assert!(matches!(nothing, Some(Outcome::NoJobYet(_))), "{nothing:?}");
+    let status = s.shared.status_off_runtime().await.unwrap();
+    assert!(
+        status.stalled.contains(&format!("job {} ", l.job_id)) && status.stalled.contains("24.0 GiB"),
+        "{}",
+        status.stalled
+    );
+    assert_eq!(status.workers[0].device_memory_bytes, 24 * gib);
+    let large = c.register_worker(register("large", 80 * gib)).await.unwrap().into_inner().worker_id;
+    let Some(Outcome::Lease(again)) = c.pull_job(pull(&large)).await.unwrap().into_inner().outcome else {
+        panic!("no lease for the large worker")
+    };
+    assert_eq!(again.job_id, l.job_id);
 }

@@ -441,8 +441,12 @@ fn precision_is_a_setting_with_pytorchs_default() {
     assert!(default.jobs.iter().all(|j| j.train.precision == Precision::default()));
     assert_eq!(Precision::default(), Precision { conv: ConvPrecision::Tf32, matmul: MatmulPrecision::Highest });
     let ieee = ok(&BASE.replace("  epochs: 2\n", "  epochs: 2\n  precision: {conv: ieee}\n"));
-    assert!(ieee.jobs.iter().all(|j| j.train.precision.conv == ConvPrecision::Ieee
-        && j.train.precision.matmul == MatmulPrecision::Highest));
+    assert!(
+        ieee.jobs
+            .iter()
+            .all(|j| j.train.precision.conv == ConvPrecision::Ieee
+                && j.train.precision.matmul == MatmulPrecision::Highest)
+    );
     assert_ne!(ids(&ieee), ids(&default), "another precision, other jobs");
     let axis = ok(&format!("{BASE}  precision: [{{conv: tf32}}, {{conv: ieee, matmul: high}}]\n"));
     assert_eq!(axis.jobs.len(), 12);

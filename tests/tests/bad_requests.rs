@@ -20,6 +20,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         protocol_version: PROTOCOL_VERSION,
         name: name.into(),
         device: "cpu".into(),
+        device_memory_bytes: 0,
     };
     let holder = c.register_worker(reg("holder")).await.unwrap().into_inner().worker_id;
     let other = c.register_worker(reg("other")).await.unwrap().into_inner().worker_id;

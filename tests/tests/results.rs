@@ -29,7 +29,12 @@ fn sweep(dir: &Path, name: &str, seeds: &str, epochs: u32, train: u32) -> PathBu
 /// A simulated worker: registers under `name`.
 async fn register(url: &str, name: &str) -> (Client, String) {
     let mut c = CoordinatorClient::connect(url.to_owned()).await.unwrap();
-    let req = pb::RegisterWorkerRequest { protocol_version: PROTOCOL_VERSION, name: name.into(), device: "cpu".into() };
+    let req = pb::RegisterWorkerRequest {
+        protocol_version: PROTOCOL_VERSION,
+        name: name.into(),
+        device: "cpu".into(),
+        device_memory_bytes: 0,
+    };
     let id = c.register_worker(req).await.unwrap().into_inner().worker_id;
     (c, id)
 }

@@ -89,6 +89,8 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
         Device::Cuda(i) => format!("cuda:{i}"),
         _ => format!("cpu, {} threads", tch::get_num_threads()),
     };
+    // So that a job that ran out of memory elsewhere comes here only if this device has more.
+    let memory = crate::devices::device_memory_bytes(cfg.device).unwrap_or(0);
     let mut attempt = 0;
     while !stop.load(Ordering::SeqCst) {
         match gridsweep_proto::client::connect(&cfg.coordinator, cfg.tls.as_ref(), cfg.token.as_deref()).await {
@@ -97,6 +99,7 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
                     protocol_version: PROTOCOL_VERSION,
                     name: cfg.name.clone(),
                     device: device.clone(),
+                    device_memory_bytes: memory,
                 };
                 match client.register_worker(req).await {
                     Ok(r) => return Ok(Some((client, r.into_inner().worker_id))),
@@ -202,16 +205,24 @@ impl Failure {
         Failure { kind, message: message.into() }
     }
 
-    /// A training error, classified: out of memory and a broken CUDA context are the device's.
-    fn of_training(message: String) -> Self {
+    /// A training error on `device`, classified: out of memory and a broken CUDA context are
+    /// the device's. An out-of-memory message names the device and its memory: the job needs
+    /// more than that, and the coordinator sends it next to a worker that has more.
+    fn of_training(message: String, device: Device) -> Self {
         let lower = message.to_lowercase();
-        let kind = if lower.contains("out of memory") {
-            FailureKind::OutOfMemory
-        } else if is_sticky_cuda_error(&message) {
-            FailureKind::DeviceLost
-        } else {
-            FailureKind::Job
-        };
+        if lower.contains("out of memory") || lower.contains("can't allocate memory") {
+            let memory = crate::devices::device_memory_bytes(device).map_or_else(
+                || "unknown memory".to_owned(),
+                |b| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
+            );
+            let on = match device {
+                Device::Cuda(i) => format!("cuda:{i}"),
+                _ => "cpu".to_owned(),
+            };
+            let message = format!("out of memory on {on} ({memory}); the job needs more: {message}");
+            return Failure { kind: FailureKind::OutOfMemory, message };
+        }
+        let kind = if is_sticky_cuda_error(&message) { FailureKind::DeviceLost } else { FailureKind::Job };
         Failure { kind, message }
     }
 }
@@ -265,7 +276,7 @@ async fn run_job(cfg: &AgentConfig, client: &mut Client, worker: &str, lease: pb
             train::train(&train_cfg, &data, &opts, &mut |m| {
                 let _ = epoch_tx.send(Event::Epoch(m.clone()));
             })
-            .map_err(|e| Failure::of_training(e.to_string()))
+            .map_err(|e| Failure::of_training(e.to_string(), opts.device))
         }))
         .unwrap_or_else(|p| {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()));

@@ -10,6 +10,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::layout::MemoryFormat;
+use crate::memory::PeakKind;
 use crate::models::{Arch, GridExec, ModelError, ModelSpec, Net};
 use crate::optim::Sgd;
 use crate::recipe::{ConvPrecision, Precision};
@@ -42,6 +43,11 @@ pub struct BenchResult {
     pub seconds: f64,
     /// batch x steps / seconds.
     pub images_per_s: f64,
+    /// Peak memory of the run in bytes (see `peak_memory_kind`); None when it cannot be read.
+    pub peak_memory_bytes: Option<u64>,
+    /// What the peak counts: `cuda-allocated` (the caching allocator's peak of tensor bytes,
+    /// PyTorch's `max_memory_allocated`) or `cpu-max-rss` (the process's peak resident set).
+    pub peak_memory_kind: Option<PeakKind>,
 }
 
 /// One network with its optimiser and a fixed batch, ready to take training steps.
@@ -109,6 +115,7 @@ pub fn run(
 ) -> BenchResult {
     crate::context::set_precision(precision);
     let (exec, format) = (speed.grid_exec, speed.memory_format);
+    crate::memory::reset_peak(device);
     let mut r = Runner::new(spec, exec, format, batch, device);
     for _ in 0..warmup {
         r.step();
@@ -120,6 +127,7 @@ pub fn run(
     }
     sync(device);
     let seconds = t.elapsed().as_secs_f64();
+    let peak = crate::memory::peak(device);
     BenchResult {
         arch: spec.arch.name().to_owned(),
         depth: spec.depth,
@@ -133,6 +141,8 @@ pub fn run(
         threads: tch::get_num_threads(),
         seconds,
         images_per_s: batch as f64 * f64::from(steps) / seconds,
+        peak_memory_bytes: peak.map(|p| p.0),
+        peak_memory_kind: peak.map(|p| p.1),
     }
 }
 

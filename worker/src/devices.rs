@@ -161,7 +161,33 @@ pub(crate) fn driver_devices(count: i64) -> Result<Vec<CudaDevice>, String> {
     }
 }
 
+/// The memory of `device` in bytes: a GPU's total memory (CUDA driver API), or for the CPU the
+/// machine's RAM (`MemTotal` of /proc/meminfo); None when it cannot be read.
+pub fn device_memory_bytes(device: tch::Device) -> Option<u64> {
+    match device {
+        tch::Device::Cuda(i) => {
+            let devices = driver_devices(i as i64 + 1).ok()?;
+            devices.get(i).map(|d| d.total_memory_bytes)
+        }
+        _ => {
+            let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        }
+    }
+}
+
 /// A CUDA driver status as a Result.
 fn check(status: c_int, call: &str) -> Result<(), String> {
     if status == 0 { Ok(()) } else { Err(format!("{call} failed with CUDA error {status}")) }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    #[test]
+    fn the_cpus_memory_is_the_machines_ram() {
+        let bytes = super::device_memory_bytes(tch::Device::Cpu).expect("/proc/meminfo on Linux");
+        assert!(bytes > 256 << 20, "{bytes} bytes of RAM");
+    }
 }

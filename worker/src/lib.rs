@@ -17,6 +17,7 @@ pub mod gradstats;
 pub mod inspect;
 pub mod layout;
 pub mod logging;
+pub mod memory;
 pub mod models;
 pub mod optim;
 pub mod recipe;

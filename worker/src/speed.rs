@@ -86,8 +86,7 @@ mod tests {
         assert_eq!(none.resolve(Device::Cpu), Speed::default_for(Device::Cpu));
         assert_eq!(none.resolve(Device::Cuda(0)).grid_exec, GridExec::Wavefront);
         assert!(none.to_args().is_empty());
-        let all =
-            Cli::parse_from(["x", "--grid-exec", "wavefront", "--memory-format", "channels-last"]).speed;
+        let all = Cli::parse_from(["x", "--grid-exec", "wavefront", "--memory-format", "channels-last"]).speed;
         let s = all.resolve(Device::Cpu);
         assert_eq!(s, Speed { grid_exec: GridExec::Wavefront, memory_format: MemoryFormat::ChannelsLast });
         let again = Cli::parse_from(std::iter::once("x".to_owned()).chain(all.to_args())).speed;

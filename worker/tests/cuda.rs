@@ -2,7 +2,7 @@
 //! them as ignored rather than passed; on a GPU machine `make test-gpu` (or `cargo test -p
 //! gridsweep-worker --test cuda -- --ignored`) runs them, and there each fails without a device: training with both grid executions, the speed switches recorded, the packed
 //! optimizer equal to the per-parameter one, a checkpoint written on the GPU resumed on the CPU,
-//! and `worker bench --compare` on the GPU. (The fp64 equivalence of the wavefront and of
+//! `worker bench --compare` on the GPU, and the caching allocator's peak in `worker bench`. (The fp64 equivalence of the wavefront and of
 //! channels-last runs on the GPU too, in tests/equivalence.rs.)
 
 mod common;
@@ -139,4 +139,20 @@ fn bench_compare_runs_on_the_gpu() {
     let variants = v["variants"].as_array().unwrap();
     assert_eq!(variants.len(), 6);
     assert!(variants.iter().all(|x| x["images_per_s"].as_f64().is_some_and(|s| s > 0.0)), "{v}");
+}
+
+/// `worker bench` on the GPU reports the caching allocator's peak (through the C++ shim), and a
+/// larger batch needs more.
+#[test]
+#[ignore = "needs a CUDA device: run `make test-gpu` on a GPU machine"]
+fn bench_reports_the_allocators_peak() {
+    let (_serial, device) = gpu("bench_reports_the_allocators_peak");
+    let spec = ModelSpec::new(Arch::Resnet, 26).unwrap();
+    let speed = worker::speed::Speed::default_for(device);
+    let precision = worker::recipe::Precision::default();
+    let small = worker::bench::run(spec, 32, 2, 1, device, speed, precision);
+    let large = worker::bench::run(spec, 256, 2, 1, device, speed, precision);
+    assert_eq!(small.peak_memory_kind, Some(worker::memory::PeakKind::CudaAllocated), "{small:?}");
+    let (s, l) = (small.peak_memory_bytes.unwrap(), large.peak_memory_bytes.unwrap());
+    assert!(s > 1 << 20 && l > s, "peaks {s} and {l} bytes");
 }

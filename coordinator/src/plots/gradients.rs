@@ -158,6 +158,10 @@ pub(crate) fn vs_distance_init(runs: &[Run]) -> Result<Drawn, DrawFailure> {
     vs_distance_of(runs, |r| r.grad_init.as_ref(), " at initialisation")
 }
 
+/// A fitted model drawn as a dashed line: the architecture and condition rank (its colour), the
+/// legend text and the points.
+type FitLine = (Arch, usize, String, Vec<(f64, f64)>);
+
 /// One curve's fit of the paper's model for its architecture, on the curve's mean points, with
 /// the distance counted from the output (the last block is k = 0).
 fn fit_curve(curve: &Curve) -> Option<Fit> {
@@ -214,7 +218,7 @@ fn vs_distance_of<'a>(
     ) else {
         return Ok(Drawn::Skipped(format!("the depth-{depth} per-block gradients{when} are all zero")));
     };
-    let fit_lines: Vec<(Arch, usize, String, Vec<(f64, f64)>)> = curves
+    let fit_lines: Vec<FitLine> = curves
         .iter()
         .zip(&fits)
         .filter_map(|(c, f)| {

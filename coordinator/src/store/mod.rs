@@ -195,6 +195,9 @@ pub struct JobRow {
     pub max_attempts: u32,
     /// The result, once ended (completed or diverged).
     pub result: Option<TrainResult>,
+    /// It ran out of memory on a worker with this many bytes of device memory: it needs more,
+    /// and goes only to a worker that has more.
+    pub memory_need: Option<u64>,
 }
 
 impl JobRow {
@@ -221,6 +224,8 @@ pub struct WorkerRow {
     pub last_seen: f64,
     /// Quarantined.
     pub quarantined: bool,
+    /// Its device memory in bytes, as it registered it (None: unknown).
+    pub memory_bytes: Option<u64>,
     /// Its last failure that was not the job's (kind: message), and when (Unix seconds).
     pub problem: Option<(String, f64)>,
 }
@@ -297,12 +302,16 @@ CREATE TABLE IF NOT EXISTS artifacts (
 
 /// Columns added after the first release, for state databases created before them: (table,
 /// column, definition). `Store::open` adds the missing ones.
-const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("attempts", "kind", "TEXT"),
     ("jobs", "error_kind", "TEXT"),
     ("workers", "problem", "TEXT"),
     ("workers", "problem_at", "REAL"),
     ("epochs", "reported_at", "REAL"),
+    // The worker's device memory in bytes (NULL: unknown).
+    ("workers", "memory_bytes", "INTEGER"),
+    // The most device memory a worker had when the job ran out of it there: the job needs more.
+    ("jobs", "memory_need", "INTEGER"),
 ];
 
 /// Adds the columns of `ADDED_COLUMNS` that an older database lacks.
@@ -497,16 +506,19 @@ impl Store {
         })
     }
 
-    /// A new worker id.
-    pub fn register_worker(&self, name: &str, device: &str) -> Result<String> {
+    /// A new worker id, for a worker on `device` with `memory_bytes` of device memory (None:
+    /// unknown).
+    pub fn register_worker(&self, name: &str, device: &str, memory_bytes: Option<u64>) -> Result<String> {
         let sql = self.sql();
         self.tx(|tx| {
             let n: i64 = tx.query_row_c("SELECT COUNT(*) FROM workers", [], |r| r.get(0)).map_err(&sql)?;
             let id = format!("w{}-{:04x}", n + 1, (now().fract() * 65536.0) as u32);
             let t = now();
+            let memory = memory_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
             tx.execute_c(
-                "INSERT INTO workers (id, name, device, registered_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![id, name, device, t],
+                "INSERT INTO workers (id, name, device, registered_at, last_seen, memory_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![id, name, device, t, memory],
             )
             .map_err(&sql)?;
             Ok(id)
@@ -560,7 +572,8 @@ impl Store {
     }
 
     /// Grants the next pending job to `worker` for `ttl_s` seconds: longest expected first, or
-    /// in sweep order when `fifo`.
+    /// in sweep order when `fifo`. A job that ran out of memory on a worker with M bytes goes
+    /// only to a worker with more than M (or one whose memory is unknown).
     pub fn grant(&self, worker: &str, ttl_s: f64, fifo: bool) -> Result<Grant> {
         let sql = self.sql();
         self.tx(|tx| {
@@ -572,9 +585,12 @@ impl Store {
                 .query_row_c(
                     &format!(
                         "SELECT id, spec, attempts, checkpoint_epoch FROM jobs WHERE state = 'pending' AND active = 1
+                         AND (memory_need IS NULL
+                              OR COALESCE((SELECT memory_bytes FROM workers WHERE id = ?1), memory_need + 1)
+                                 > memory_need)
                          ORDER BY {order} LIMIT 1"
                     ),
-                    [],
+                    [worker],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
@@ -815,6 +831,16 @@ impl Store {
                     params![job, error, kind.name(), t],
                 )
                 .map_err(&sql)?;
+                if kind == FailureKind::OutOfMemory {
+                    // The job needs more than this worker's memory: it goes next to a larger one.
+                    tx.execute_c(
+                        "UPDATE jobs SET memory_need = MAX(COALESCE(memory_need, 0),
+                           (SELECT memory_bytes FROM workers WHERE id = ?2))
+                         WHERE id = ?1 AND (SELECT memory_bytes FROM workers WHERE id = ?2) IS NOT NULL",
+                        params![job, worker],
+                    )
+                    .map_err(&sql)?;
+                }
                 tx.execute_c(
                     "UPDATE workers SET problem = ?2, problem_at = ?3 WHERE id = ?1",
                     params![worker, format!("{}: {error}", kind.name()), t],

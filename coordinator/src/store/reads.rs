@@ -23,7 +23,8 @@ macro_rules! jobs_select {
      (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?1) - a.started_at), 0) FROM attempts a WHERE a.job = jobs.id),
      (SELECT ?1 - MAX(a.started_at, COALESCE(
         (SELECT MAX(e.reported_at) FROM epochs e WHERE e.job = a.job AND e.attempt = a.attempt), 0))
-      FROM attempts a WHERE a.token = jobs.token AND jobs.state = 'running')
+      FROM attempts a WHERE a.token = jobs.token AND jobs.state = 'running'),
+     memory_need
      FROM jobs"
     };
 }
@@ -39,7 +40,8 @@ pub type JobCounts = Vec<(JobState, usize)>;
 
 /// Every worker, oldest first.
 const WORKERS_SQL: &str =
-    "SELECT id, name, device, last_seen, quarantined, problem, problem_at FROM workers ORDER BY registered_at";
+    "SELECT id, name, device, last_seen, quarantined, problem, problem_at, memory_bytes FROM workers
+     ORDER BY registered_at";
 
 /// Reads a row of `WORKERS_SQL`.
 fn read_worker(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkerRow> {
@@ -53,6 +55,7 @@ fn read_worker(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkerRow> {
             (Some(p), Some(at)) => Some((p, at)),
             _ => None,
         },
+        memory_bytes: r.get::<_, Option<i64>>(7)?.map(|b| b.max(0) as u64),
     })
 }
 
@@ -73,6 +76,7 @@ pub(super) struct RawJob {
     max_attempts: i64,
     busy_seconds: f64,
     since_progress: Option<f64>,
+    memory_need: Option<i64>,
 }
 
 impl RawJob {
@@ -94,6 +98,7 @@ impl RawJob {
             max_attempts: r.get(12)?,
             busy_seconds: r.get(13)?,
             since_progress: r.get(14)?,
+            memory_need: r.get(15)?,
         })
     }
 
@@ -133,6 +138,7 @@ impl RawJob {
             failures: self.failures as u32,
             max_attempts: self.max_attempts as u32,
             result,
+            memory_need: self.memory_need.map(|b| b.max(0) as u64),
         })
     }
 }

@@ -36,7 +36,7 @@ fn result(l: &LeaseInfo, status: RunStatus) -> String {
 fn longest_first_then_fifo_and_the_end() {
     let (_d, store) = open();
     store.add_sweep("s", "s.yaml", &[job(1, 8), job(2, 26), job(3, 14)], 3).unwrap();
-    let w = store.register_worker("w", "cpu").unwrap();
+    let w = store.register_worker("w", "cpu", None).unwrap();
     let order: Vec<u32> = (0..3)
         .map(|_| lease(&store, &w))
         .map(|l| {
@@ -49,7 +49,7 @@ fn longest_first_then_fifo_and_the_end() {
 
     let (_d2, fifo) = open();
     fifo.add_sweep("s", "s.yaml", &[job(1, 8), job(2, 26)], 3).unwrap();
-    let w = fifo.register_worker("w", "cpu").unwrap();
+    let w = fifo.register_worker("w", "cpu", None).unwrap();
     let Grant::Lease(l) = fifo.grant(&w, 60.0, true).unwrap() else { panic!("expected a lease") };
     let first: JobSpec = serde_json::from_str(&l.spec_json).unwrap();
     assert_eq!(first.train.depth, 8, "file order with fifo");
@@ -59,7 +59,7 @@ fn longest_first_then_fifo_and_the_end() {
 fn tokens_increase_and_stale_reports_are_rejected() {
     let (_d, store) = open();
     store.add_sweep("s", "s.yaml", &[job(1, 8)], 3).unwrap();
-    let (a, b) = (store.register_worker("a", "cpu").unwrap(), store.register_worker("b", "cpu").unwrap());
+    let (a, b) = (store.register_worker("a", "cpu", None).unwrap(), store.register_worker("b", "cpu", None).unwrap());
     let la = lease(&store, &a);
     assert!(store.release(&a, &la.job_id, la.token).unwrap());
     let lb = lease(&store, &b);
@@ -86,7 +86,7 @@ fn tokens_increase_and_stale_reports_are_rejected() {
 fn expiry_requeues_without_using_an_attempt_and_failures_do() {
     let (_d, store) = open();
     store.add_sweep("s", "s.yaml", &[job(1, 8)], 2).unwrap();
-    let w = store.register_worker("w", "cpu").unwrap();
+    let w = store.register_worker("w", "cpu", None).unwrap();
     // A lease with a TTL in the past expires at once.
     let Grant::Lease(l1) = store.grant(&w, -1.0, false).unwrap() else { panic!() };
     assert_eq!(store.expire_leases().unwrap(), [(l1.job_id.clone(), w.clone())]);
@@ -110,7 +110,7 @@ fn expiry_requeues_without_using_an_attempt_and_failures_do() {
 fn a_worker_failing_three_jobs_in_a_row_is_quarantined() {
     let (_d, store) = open();
     store.add_sweep("s", "s.yaml", &[job(1, 8), job(2, 8), job(3, 8), job(4, 8)], 3).unwrap();
-    let bad = store.register_worker("bad", "cpu").unwrap();
+    let bad = store.register_worker("bad", "cpu", None).unwrap();
     for _ in 0..3 {
         let l = lease(&store, &bad);
         store.fail(&bad, &l.job_id, l.token, "broken GPU", FailureKind::Job).unwrap();
@@ -118,7 +118,7 @@ fn a_worker_failing_three_jobs_in_a_row_is_quarantined() {
     assert!(matches!(store.grant(&bad, 60.0, false).unwrap_err(), StoreError::Quarantined(_)));
     let (_, workers) = store.snapshot().unwrap();
     assert!(workers[0].quarantined);
-    let good = store.register_worker("good", "cpu").unwrap();
+    let good = store.register_worker("good", "cpu", None).unwrap();
     let l = lease(&store, &good);
     assert!(store.complete(&good, &l.job_id, l.token, &result(&l, RunStatus::Diverged)).unwrap().accepted);
 }
@@ -130,7 +130,7 @@ fn state_survives_reopening_and_a_rerun_adds_nothing() {
     {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.add_sweep("s", "s.yaml", &jobs, 3).unwrap(), (2, 0));
-        let w = store.register_worker("w", "cpu").unwrap();
+        let w = store.register_worker("w", "cpu", None).unwrap();
         let l = lease(&store, &w);
         let m = TrainResult::simulated(job(1, 8).train, RunStatus::Completed, &[12.5]).epochs[0].clone();
         store.heartbeat(&w, &l.job_id, l.token, &[(1, serde_json::to_string(&m).unwrap())], 60.0).unwrap();
@@ -160,7 +160,7 @@ fn concurrent_transitions_are_group_committed_and_all_durable() {
         .map(|k| {
             let store = store.clone();
             std::thread::spawn(move || {
-                let w = store.register_worker(&format!("w{k}"), "cpu").unwrap();
+                let w = store.register_worker(&format!("w{k}"), "cpu", None).unwrap();
                 let mut done = 0;
                 loop {
                     match store.grant(&w, 60.0, false).unwrap() {
@@ -193,7 +193,7 @@ fn concurrent_transitions_are_group_committed_and_all_durable() {
 fn failures_that_are_not_the_jobs_use_no_attempt_and_no_quarantine() {
     let (_d, store) = open();
     store.add_sweep("s", "s.yaml", &[job(1, 8)], 1).unwrap();
-    let w = store.register_worker("w", "cpu").unwrap();
+    let w = store.register_worker("w", "cpu", None).unwrap();
     for kind in [FailureKind::Transfer, FailureKind::DeviceLost, FailureKind::OutOfMemory, FailureKind::Worker] {
         for _ in 0..4 {
             let l = lease(&store, &w);
@@ -217,7 +217,7 @@ fn failures_that_are_not_the_jobs_use_no_attempt_and_no_quarantine() {
 fn retry_gives_failed_jobs_a_fresh_budget_and_keeps_their_history() {
     let (_d, store) = open();
     store.add_sweep("s", "s.yaml", &[job(1, 8), job(2, 8), job(3, 8)], 1).unwrap();
-    let w = store.register_worker("w", "cpu").unwrap();
+    let w = store.register_worker("w", "cpu", None).unwrap();
     let mut failed = Vec::new();
     for _ in 0..2 {
         let l = lease(&store, &w);
@@ -242,7 +242,7 @@ fn retry_gives_failed_jobs_a_fresh_budget_and_keeps_their_history() {
         assert_eq!((j.state, j.failures, j.attempts), (JobState::Pending, 0, 1));
         assert_eq!(j.error.as_deref(), Some("boom"), "the last error stays shown");
     }
-    let fresh = store.register_worker("fresh", "cpu").unwrap();
+    let fresh = store.register_worker("fresh", "cpu", None).unwrap();
     let again = lease(&store, &fresh);
     assert_eq!(again.attempt, 2, "attempt numbers go on after the earlier ones");
 }
@@ -261,7 +261,43 @@ fn an_older_database_gains_the_new_columns() {
     }
     let store = Store::open(dir.path()).unwrap();
     store.add_sweep("s", "s.yaml", &[job(1, 8)], 1).unwrap();
-    let w = store.register_worker("w", "cpu").unwrap();
+    let w = store.register_worker("w", "cpu", None).unwrap();
     let l = lease(&store, &w);
     store.fail(&w, &l.job_id, l.token, "no data", FailureKind::Transfer).unwrap();
+}
+
+/// A job that ran out of memory goes next only to a worker with more memory (or one whose
+/// memory is unknown), keeps its attempts, and the need is the largest memory it failed on.
+#[test]
+fn out_of_memory_routes_the_job_to_a_worker_with_more() {
+    let (_d, store) = open();
+    let gb = 1u64 << 30;
+    store.add_sweep("s", "s.yaml", &[job(1, 26), job(2, 8)], 3).unwrap();
+    let small = store.register_worker("small", "cuda:0", Some(24 * gb)).unwrap();
+    let same = store.register_worker("same", "cuda:0", Some(24 * gb)).unwrap();
+    let large = store.register_worker("large", "cuda:0", Some(80 * gb)).unwrap();
+    let unknown = store.register_worker("unknown", "cuda:0", None).unwrap();
+    let big = lease(&store, &small);
+    let spec: JobSpec = serde_json::from_str(&big.spec_json).unwrap();
+    assert_eq!(spec.train.depth, 26);
+    let f = store.fail(&small, &big.job_id, big.token, "CUDA out of memory", FailureKind::OutOfMemory).unwrap();
+    assert!(f.will_retry);
+    let (jobs, workers) = store.snapshot().unwrap();
+    let row = jobs.iter().find(|j| j.id == big.job_id).unwrap();
+    assert_eq!((row.memory_need, row.attempts, row.failures), (Some(24 * gb), 1, 0));
+    assert_eq!(workers.iter().find(|w| w.id == large).unwrap().memory_bytes, Some(80 * gb));
+    // A worker of the same size gets the other job, then nothing.
+    let other = lease(&store, &same);
+    assert_ne!(other.job_id, big.job_id);
+    assert_eq!(store.grant(&same, 60.0, false).unwrap(), Grant::NothingYet, "24 GiB cannot hold it");
+    assert_eq!(store.grant(&small, 60.0, false).unwrap(), Grant::NothingYet);
+    // A larger worker takes it; a failure there raises the need.
+    let again = lease(&store, &large);
+    assert_eq!(again.job_id, big.job_id);
+    store.fail(&large, &again.job_id, again.token, "CUDA out of memory", FailureKind::OutOfMemory).unwrap();
+    let (jobs, _) = store.snapshot().unwrap();
+    assert_eq!(jobs.iter().find(|j| j.id == big.job_id).unwrap().memory_need, Some(80 * gb));
+    assert_eq!(store.grant(&large, 60.0, false).unwrap(), Grant::NothingYet);
+    // A worker that did not say its memory may try.
+    assert_eq!(lease(&store, &unknown).job_id, big.job_id);
 }

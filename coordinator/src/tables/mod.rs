@@ -73,6 +73,10 @@ pub struct RunRecord {
     pub error_kind: Option<FailureKind>,
     /// The worker's result; present for completed and diverged runs.
     pub result: Option<TrainResult>,
+    /// It ran out of memory on a worker with this many bytes of device memory, and waits for a
+    /// worker with more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_need: Option<u64>,
 }
 
 /// What [`write_tables`] wrote and how the runs were counted.

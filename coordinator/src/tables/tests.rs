@@ -126,6 +126,7 @@ fn sweep() -> Vec<RunRecord> {
                     error_kind: error.as_ref().map(|_| FailureKind::Job),
                     error,
                     result: res.map(|v| serde_json::from_value(v).unwrap()),
+                    memory_need: None,
                 });
             }
         }

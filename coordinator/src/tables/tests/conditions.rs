@@ -43,6 +43,7 @@ fn lr_sweep() -> Vec<RunRecord> {
                         error: None,
                         error_kind: None,
                         result: Some(serde_json::from_value(res).unwrap()),
+                        memory_need: None,
                     });
                 }
             }
