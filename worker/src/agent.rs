@@ -456,23 +456,34 @@ async fn prepare(
 ) -> Result<(JobSpec, PathBuf, PathBuf), Failure> {
     let job_err = |e: String| Failure::new(FailureKind::Job, format!("job spec: {e}"));
     let spec: JobSpec = serde_json::from_str(&lease.spec_json).map_err(|e| job_err(e.to_string()))?;
-    spec.train.validate().map_err(|e| job_err(e.to_string()))?;
+    spec.validate().map_err(|e| job_err(e.to_string()))?;
     let local = |e: String| Failure::new(FailureKind::Worker, e);
     let transfer = |e: String| Failure::new(FailureKind::Transfer, e);
+    // Loading a set and hashing ~180 MB of CIFAR-10 block: they run on the blocking pool.
+    let verified = |dir: PathBuf| async move {
+        tokio::task::spawn_blocking(move || data::fetch::verify(&dir).is_ok()).await.unwrap_or(false)
+    };
     let data_dir = match &spec.data {
         DataSpec::Synthetic { train, test, seed } => {
             let dest = cfg.work_dir.join(format!("synthetic-{train}-{test}-{seed}"));
-            if data::load(&dest, Device::Cpu).is_err() {
-                data::synth::write(&dest, *train, *test, *seed).map_err(|e| local(e.to_string()))?;
+            let (dir, (train, test, seed)) = (dest.clone(), (*train, *test, *seed));
+            let made = tokio::task::spawn_blocking(move || match data::load(&dir, Device::Cpu) {
+                Ok(_) => Ok(false),
+                Err(_) => data::synth::write(&dir, train, test, seed).map(|_| true).map_err(|e| e.to_string()),
+            })
+            .await
+            .map_err(|e| local(e.to_string()))?
+            .map_err(local)?;
+            if made {
                 tracing::debug!("synthetic set written to {}", dest.display());
             }
             dest
         }
         DataSpec::Cifar10 => match &cfg.data_dir {
-            Some(d) if data::fetch::verify(&data::resolve_dir(d)).is_ok() => d.clone(),
+            Some(d) if verified(data::resolve_dir(d)).await => d.clone(),
             _ => {
                 let dest = cfg.work_dir.join("cifar10");
-                if data::fetch::verify(&dest.join(data::SET_DIR)).is_err() {
+                if !verified(dest.join(data::SET_DIR)).await {
                     fetch_data(client, worker, &dest.join(data::SET_DIR)).await.map_err(transfer)?;
                 }
                 dest
@@ -585,7 +596,10 @@ async fn fetch_data(client: &mut Client, worker: &str, dest: &Path) -> Result<()
             std::fs::rename(&part, &path).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
-    data::fetch::verify(dest).map_err(|e| e.to_string())
+    let dir = dest.to_owned();
+    tokio::task::spawn_blocking(move || data::fetch::verify(&dir).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]

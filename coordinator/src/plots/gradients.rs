@@ -310,15 +310,23 @@ pub(crate) fn vanished_vs_epoch(runs: &[Run]) -> Result<Drawn, DrawFailure> {
             let ys = curves.iter().flat_map(|c| c.points.iter().flat_map(|(_, s)| [s.min, s.max]));
             let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
             let (lo, hi) = style::padded(lo, hi, 0.08, 1.0);
-            let mut x = Axis::linear(-0.05 * emax, emax * 1.05, "epoch analysed (0: at initialisation)");
+            let xr = (-0.05 * emax, emax * 1.05);
+            // The legend goes in a corner that hides no line, else above them.
+            let lines: Vec<Vec<(f64, f64)>> = curves.iter().flat_map(curve_lines).collect();
+            let labels: Vec<String> = curves.iter().map(curve_label).collect();
+            use SeriesLabelPosition::*;
+            let prefs = [UpperLeft, LowerRight, UpperRight, LowerLeft];
+            let (corner, (lo, hi)) =
+                style::plan_legend(&lines, xr, (lo.max(0.0), hi), &labels, style::plot_px(PANEL), &prefs);
+            let mut x = Axis::linear(xr.0, xr.1, "epoch analysed (0: at initialisation)");
             x.ticks.retain(|t| t.fract() == 0.0 && *t >= 0.0);
-            let y = Axis::linear(lo.max(0.0), hi.min(100.0), format!("% of gradients with |g| < 1e{}", THRESHOLDS[t]));
+            let y = Axis::linear(lo, hi, format!("% of gradients with |g| < 1e{}", THRESHOLDS[t]));
             let title = format!("vanished < 1e{}, depth {depth}", THRESHOLDS[t]);
             let mut chart = style::chart(area, &title, x, y)?;
             for curve in curves {
                 draw_curve(&mut chart, curve, false)?;
             }
-            style::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            style::legend(&mut chart, corner)?;
         }
         Ok(())
     })?;

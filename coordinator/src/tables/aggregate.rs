@@ -174,7 +174,8 @@ pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
         .collect()
 }
 
-/// Whether Table 2 needs an epoch column: its rows were analysed at more than one epoch.
-pub(crate) fn several_epochs(rows: &[Table2Row]) -> bool {
-    rows.windows(2).any(|w| w[0].epoch != w[1].epoch)
+/// Whether Table 2 needs an epoch column: its rows were analysed at more than one epoch, or a
+/// row was not analysed after training (at initialisation, say).
+pub(crate) fn shows_epoch(rows: &[Table2Row]) -> bool {
+    rows.windows(2).any(|w| w[0].epoch != w[1].epoch) || rows.iter().any(|r| !r.after_training)
 }

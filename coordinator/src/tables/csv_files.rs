@@ -70,7 +70,7 @@ pub(super) fn table1(path: &Path, varying: &Varying, rows: &[Table1Row]) -> Resu
 /// `table2.csv`: one row per analysed (condition, architecture, depth), the condition's
 /// settings (`varying`) first; ratios in percent.
 pub(super) fn table2(path: &Path, varying: &Varying, rows: &[Table2Row]) -> Result<Vec<u8>, TablesError> {
-    let with_epoch = super::aggregate::several_epochs(rows);
+    let with_epoch = super::aggregate::shows_epoch(rows);
     let mut header = varying.names.clone();
     header.extend(["arch", "depth"].map(String::from));
     if with_epoch {

@@ -157,7 +157,8 @@ pub(crate) fn figures(run: &RunRecord) -> Result<Figures, TablesError> {
                 let epoch = g.epoch_or(r.epochs.len());
                 GradFigures {
                     epoch,
-                    after_training: epoch == r.config.epochs,
+                    // An analysis-only run (0 epochs) was never trained.
+                    after_training: epoch == r.config.epochs && epoch > 0,
                     total_gradients: g.total_gradients,
                     std: g.std,
                     nonfinite: g.nonfinite as f64 / g.total_gradients.max(1) as f64,

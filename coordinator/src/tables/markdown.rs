@@ -256,7 +256,7 @@ pub(crate) fn table2(ctx: &Context, varying: &Varying, rows: &[Table2Row]) -> St
         return md;
     }
     md.push_str(&grouping_note(varying, "analysed jobs"));
-    let with_epoch = aggregate::several_epochs(rows);
+    let with_epoch = aggregate::shows_epoch(rows);
     let mut header = varying.names.clone();
     header.push("model".to_owned());
     if with_epoch {

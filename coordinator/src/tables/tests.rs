@@ -358,3 +358,43 @@ fn run_records_serialise_with_lowercase_states() {
     let running: JobState = serde_json::from_str("\"running\"").unwrap();
     assert_eq!(running, JobState::Running);
 }
+
+/// Analysis-only runs (0 epochs, analysed at initialisation): no accuracy in Table 1, which says
+/// so; Table 2 shows the epoch, and never the paper's after-training figures beside them.
+#[test]
+fn analysis_only_runs_have_no_accuracy_and_no_paper_figures() {
+    let mut runs = Vec::new();
+    for arch in [Arch::Resnet, Arch::Grid] {
+        let spec = JobSpec {
+            train: TrainConfig { epochs: 0, ..TrainConfig::paper(arch, 1538, 42) },
+            analysis: Some(AnalysisConfig { at_epochs: vec![0], ..AnalysisConfig::default() }),
+            data: DataSpec::Cifar10,
+            repeat: 0,
+        };
+        let mut res = result(&spec, "completed", 50.0, 24_868_122, 3_681_063_616, None);
+        res["epochs"] = json!([]);
+        res["final_test_acc"] = Value::Null;
+        (res["best_test_acc"], res["best_epoch"]) = (Value::Null, Value::Null);
+        let mut g = grad(4.65, [0.0211, 0.0021, 0.0002, 0.0]);
+        (g["epoch"], g["histogram"]) = (json!(0), json!([]));
+        res["grad_analysis"] = g;
+        let result: TrainResult = serde_json::from_value(res).unwrap();
+        result.validate().unwrap();
+        runs.push(RunRecord {
+            job_id: spec.id(),
+            spec,
+            state: JobState::Completed,
+            attempts: 1,
+            worker: Some("w1".to_owned()),
+            error: None,
+            error_kind: None,
+            result: Some(result),
+            memory_need: None,
+        });
+    }
+    let (t1, t2) = render_markdown(&runs, "init").unwrap();
+    assert!(t1.contains("— (1 analysis-only, no accuracy)"), "{t1}");
+    let row = t2.lines().find(|l| l.starts_with("| resnet-1538 |")).unwrap();
+    assert!(row.starts_with("| resnet-1538 | 0 (init) | 1 |"), "{row}");
+    assert!(!row.contains("64.64%") && !row.contains("2.60e-3"), "no paper figures at initialisation: {row}");
+}
