@@ -319,7 +319,8 @@ async fn status(
     token: Option<String>,
     tls: Option<ClientTls>,
 ) -> Result<(), String> {
-    let mut client = gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await?;
+    let mut client =
+        gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await.map_err(|e| e.to_string())?;
     if !watch {
         let s = client.get_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
         match json {
@@ -373,8 +374,9 @@ async fn retry(
             let url = connect.unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
             let token = client.token().map_err(|e| (2, e))?;
             let tls = client.tls().map_err(|e| (2, e))?;
-            let mut c =
-                gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await.map_err(|e| (1, e))?;
+            let mut c = gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref())
+                .await
+                .map_err(|e| (1, e.to_string()))?;
             match c.retry_jobs(RetryJobsRequest { job_ids: jobs }).await {
                 Ok(r) => {
                     let r = r.into_inner();

@@ -78,10 +78,47 @@ impl ClientFlags {
     }
 }
 
+/// Why a client could not connect. The caller decides on the variant, never on the text: a
+/// bad URL or TLS setting will not pass by retrying, an unreachable coordinator may.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL does not parse.
+    #[error("bad coordinator URL {url}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// Why it is not one.
+        reason: String,
+    },
+    /// The TLS settings cannot be used.
+    #[error("TLS settings for {url}: {reason}")]
+    BadTls {
+        /// The coordinator's URL.
+        url: String,
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// The coordinator was not reached: down, unreachable, or the handshake failed.
+    #[error("connecting to {url}: {reason}")]
+    Unreachable {
+        /// The coordinator's URL.
+        url: String,
+        /// The transport's error with its causes.
+        reason: String,
+    },
+}
+
+impl ConnectError {
+    /// Whether trying again cannot help (the settings are wrong, not the network).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ConnectError::BadUrl { .. } | ConnectError::BadTls { .. })
+    }
+}
+
 /// The endpoint for `url` (`http://` or, with `tls`, `https://`).
-pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, String> {
+pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, ConnectError> {
     let mut ep = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("bad coordinator URL {url}: {e}"))?
+        .map_err(|e| ConnectError::BadUrl { url: url.to_owned(), reason: e.to_string() })?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
@@ -91,15 +128,17 @@ pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, String> 
         if let Some(d) = &tls.domain {
             cfg = cfg.domain_name(d.clone());
         }
-        ep = ep.tls_config(cfg).map_err(|e| format!("TLS settings for {url}: {e}"))?;
+        ep = ep.tls_config(cfg).map_err(|e| ConnectError::BadTls { url: url.to_owned(), reason: e.to_string() })?;
     }
     Ok(ep)
 }
 
 /// Connects to `url` and returns a client sending `token`.
-pub async fn connect(url: &str, tls: Option<&ClientTls>, token: Option<&str>) -> Result<Client, String> {
-    let channel =
-        endpoint(url, tls)?.connect().await.map_err(|e| format!("connecting to {url}: {}", error_chain(&e)))?;
+pub async fn connect(url: &str, tls: Option<&ClientTls>, token: Option<&str>) -> Result<Client, ConnectError> {
+    let channel = endpoint(url, tls)?
+        .connect()
+        .await
+        .map_err(|e| ConnectError::Unreachable { url: url.to_owned(), reason: error_chain(&e) })?;
     Ok(CoordinatorClient::with_interceptor(channel, BearerToken::new(token))
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))
@@ -114,4 +153,18 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_errors_are_permanent() {
+        let e = endpoint("not a url", None).unwrap_err();
+        assert!(matches!(e, ConnectError::BadUrl { .. }) && e.is_permanent(), "{e}");
+        assert!(e.to_string().starts_with("bad coordinator URL not a url: "), "{e}");
+        let unreachable = ConnectError::Unreachable { url: "http://x".into(), reason: "refused".into() };
+        assert!(!unreachable.is_permanent());
+    }
 }

@@ -43,13 +43,13 @@ async fn only_clients_trusting_the_certificate_get_through() {
     assert_eq!(good.get_status(GetStatusRequest {}).await.unwrap().into_inner().sweep_name, "tls");
 
     let refused = match connect(&https, Some(&trust(&other)), None).await {
-        Err(e) => e,
+        Err(e) => e.to_string(),
         Ok(mut c) => c.get_status(GetStatusRequest {}).await.unwrap_err().to_string(),
     };
     assert!(refused.to_lowercase().contains("certificate") || refused.contains("BadSignature"), "{refused}");
 
     let plain = match connect(&url, None, None).await {
-        Err(e) => e,
+        Err(e) => e.to_string(),
         Ok(mut c) => {
             c.get_status(GetStatusRequest {}).await.map(|_| "answered".to_owned()).unwrap_or_else(|e| e.to_string())
         }

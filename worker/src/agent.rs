@@ -113,9 +113,7 @@ async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Option<(Client,
                     Err(s) => tracing::warn!("registering with {}: {}; retrying", cfg.coordinator, s.message()),
                 }
             }
-            Err(e) if e.starts_with("bad coordinator URL") || e.starts_with("TLS settings") => {
-                return Err(AgentError::Refused(e));
-            }
+            Err(e) if e.is_permanent() => return Err(AgentError::Refused(e.to_string())),
             Err(e) => tracing::warn!("{e}; retrying"),
         }
         tokio::time::sleep(backoff(attempt)).await;
