@@ -257,13 +257,13 @@ fn problems(md: &mut String, runs: &[RunRecord], varying: &Varying) {
             let t = &r.spec.train;
             let _ = writeln!(
                 md,
-                "- `{}` ({}-{} batch {}) ran out of memory on a worker with {:.1} GiB and waits for one with more \
+                "- `{}` ({}-{} batch {}) ran out of memory on a worker with {} and waits for one with more \
                  (last error: {}).",
                 r.job_id,
                 t.arch,
                 t.depth,
                 t.batch_size,
-                need as f64 / f64::from(1u32 << 30),
+                crate::stall::gib(need),
                 r.error.as_deref().unwrap_or("none recorded")
             );
         }

@@ -34,7 +34,7 @@ pub fn is_live(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> bool {
 }
 
 /// `bytes` for people: `24.0 GiB`.
-fn gib(bytes: u64) -> String {
+pub(crate) fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 

@@ -5,18 +5,15 @@
 //! set to share, and a corrupt database row (DATA_LOSS, not the INVALID_ARGUMENT of a bad report).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use coordinator::server::{Shared, serve};
-use coordinator::store::Store;
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::client::Client;
 use gridsweep_proto::job::JobSpec;
 use gridsweep_proto::result::{RunStatus, TrainResult};
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
-use tokio::net::TcpListener;
 use tonic::Code;
+
+mod common;
 
 /// A served coordinator over a four-job synthetic sweep.
 struct Served {
@@ -27,24 +24,7 @@ struct Served {
 }
 
 async fn start(name: &str) -> Served {
-    let dir = std::env::temp_dir().join(format!("gridsweep-rpcs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sweep_file = dir.join("s.yaml");
-    std::fs::write(
-        &sweep_file,
-        "name: rpcs\ndata: {kind: synthetic, train: 64, test: 32, seed: 1}\ntrain: {epochs: 2, batch_size: 32}\n\
-         axes:\n  arch: [resnet, grid]\n  depth: [8]\n  seed: [1, 2]\n",
-    )
-    .unwrap();
-    let sweep = coordinator::sweep::load(&sweep_file).unwrap();
-    let state = dir.join("state");
-    let store = Store::open(&state).unwrap();
-    store.add_sweep(&sweep.name, "s.yaml", &sweep.jobs, 3).unwrap();
-    let shared = Arc::new(Shared::new(store, sweep.name.clone(), Duration::from_secs(30), false, None, None, None));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, shared.clone(), std::future::pending()));
+    let common::Grpc { url, state, .. } = common::serve_sweep(&common::scratch("rpcs", name), "rpcs", 2, None).await;
     let client = gridsweep_proto::client::connect(&url, None, None).await.unwrap();
     Served { client, state }
 }

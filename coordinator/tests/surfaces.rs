@@ -12,12 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coordinator::http::{self, Dashboard, HttpError};
-use coordinator::server::{Shared, serve};
-use coordinator::store::Store;
+use coordinator::server::Shared;
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::result::EpochMetrics;
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
-use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -27,14 +25,13 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
+mod common;
+
 const TOKEN: &str = "surface-test-token";
 
 /// A fresh scratch directory for this test process.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gridsweep-surfaces-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("surfaces", name)
 }
 
 /// A served coordinator: its shared state, gRPC URL and dashboard address.
@@ -48,30 +45,7 @@ struct Served {
 /// Serves a four-job synthetic sweep over a fresh state: gRPC on 127.0.0.1:0 with `token`, the
 /// dashboard on `http_ip`:0 (requiring the token when that is not loopback).
 async fn start(name: &str, token: Option<&str>, http_ip: &str) -> Served {
-    let dir = scratch(name);
-    let sweep_file = dir.join("s.yaml");
-    std::fs::write(
-        &sweep_file,
-        "name: surf\ndata: {kind: synthetic, train: 64, test: 32, seed: 1}\ntrain: {epochs: 3, batch_size: 32}\n\
-         axes:\n  arch: [resnet, grid]\n  depth: [8]\n  seed: [1, 2]\n",
-    )
-    .unwrap();
-    let sweep = coordinator::sweep::load(&sweep_file).unwrap();
-    let store = Store::open(&dir.join("state")).unwrap();
-    store.add_sweep(&sweep.name, "s.yaml", &sweep.jobs, 3).unwrap();
-    let jobs = sweep.jobs.iter().map(|j| j.id()).collect();
-    let shared = Arc::new(Shared::new(
-        store,
-        sweep.name.clone(),
-        Duration::from_secs(30),
-        false,
-        None,
-        token.map(str::to_owned),
-        None,
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, shared.clone(), std::future::pending()));
+    let common::Grpc { shared, url: grpc, jobs, .. } = common::serve_sweep(&scratch(name), "surf", 3, token).await;
     let http_listener = http::bind(format!("{http_ip}:0").parse().unwrap(), token).await.unwrap();
     let http = http_listener.local_addr().unwrap();
     let dashboard = Dashboard::new(shared.clone(), http::required_token(http, token), true);

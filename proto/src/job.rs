@@ -394,6 +394,21 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Checks every setting and, with them, the gradient analysis a run of them gets:
+    /// `epochs: 0` only with an analysis (an analysis-only job), `at_epochs` within the epochs.
+    pub fn validate_with(&self, analysis: Option<&AnalysisConfig>) -> Result<(), ConfigError> {
+        self.validate()?;
+        match analysis {
+            Some(a) => a.validate(self.epochs),
+            None if self.epochs == 0 => Err(ConfigError::Field {
+                field: "epochs".to_owned(),
+                value: "0".to_owned(),
+                reason: "trains nothing: 0 epochs is only for an analysis-only job (one with a gradient analysis)",
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The first setting (by its serialised name) in which `self` and `other` differ; None
     /// when they are equal. Names the field when a checkpoint or a result does not fit its job.
     pub fn first_difference(&self, other: &TrainConfig) -> Option<String> {
@@ -511,19 +526,9 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// Checks the training settings and, with them, the analysis: `epochs: 0` only for an
-    /// analysis-only job (one with an analysis), `at_epochs` within the epochs.
+    /// Checks the training settings and, with them, the analysis (`TrainConfig::validate_with`).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.train.validate()?;
-        match &self.analysis {
-            Some(a) => a.validate(self.train.epochs),
-            None if self.train.epochs == 0 => Err(ConfigError::Field {
-                field: "epochs".to_owned(),
-                value: "0".to_owned(),
-                reason: "trains nothing: 0 epochs is only for an analysis-only job (an analysis that selects it)",
-            }),
-            None => Ok(()),
-        }
+        self.train.validate_with(self.analysis.as_ref())
     }
 
     /// The job id: the first 12 hex digits of the SHA-256 of the spec's canonical JSON (fields

@@ -110,10 +110,11 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
             let count = flat.size()[0];
             // A backward pass that overflowed leaves NaN or infinite elements: counted apart,
             // zeroed for the per-block sums, left out of the moments and the histogram.
-            let nonfinite = count - flat.isfinite().sum(Kind::Int64).int64_value(&[]);
+            let finite_mask = flat.isfinite();
+            let nonfinite = count - finite_mask.sum(Kind::Int64).int64_value(&[]);
             let d = if nonfinite > 0 {
-                grads = grads.iter().map(|g| g.where_self(&g.isfinite(), &g.zeros_like())).collect();
-                let kept = flat.masked_select(&flat.isfinite()).to_kind(Kind::Double);
+                grads = grads.iter().map(|g| g.nan_to_num(0.0, 0.0, 0.0)).collect();
+                let kept = flat.masked_select(&finite_mask).to_kind(Kind::Double);
                 let top = f64::from(f32::MAX);
                 flat = flat.nan_to_num(top, top, top);
                 kept

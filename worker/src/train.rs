@@ -101,15 +101,7 @@ pub fn train(
     on_epoch: &mut dyn FnMut(&EpochMetrics),
 ) -> Result<TrainResult, TrainError> {
     let started = Instant::now();
-    cfg.validate()?;
-    match &opts.grad_analysis {
-        Some(g) => g.validate(cfg.epochs)?,
-        None if cfg.epochs == 0 => {
-            let reason = "trains nothing: 0 epochs is only for an analysis-only run (with a gradient analysis)";
-            return Err(ConfigError::Field { field: "epochs".to_owned(), value: "0".to_owned(), reason }.into());
-        }
-        None => {}
-    }
+    cfg.validate_with(opts.grad_analysis.as_ref())?;
     let analysed: Vec<u32> = opts.grad_analysis.as_ref().map(|g| g.epochs(cfg.epochs)).unwrap_or_default();
     let device = opts.device;
     // The job's setting, or the caller's (`worker train --deterministic`).
@@ -163,13 +155,14 @@ pub fn train(
     let n = train_set.len();
     let mut status = Status::Completed;
     let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+    // The analysis after `epoch` when one is asked for then.
+    let analyse = |epoch: u32| match &opts.grad_analysis {
+        Some(g) if analysed.contains(&epoch) => gradstats::analyze_at(&net, &vs, &test_set, &norm, g, epoch).map(Some),
+        _ => Ok(None),
+    };
     // At initialisation, before any step (not repeated by a resumed run).
-    if let Some(g) = &opts.grad_analysis
-        && start_epoch == 0
-        && analysed.first() == Some(&0)
-        && analyses.is_empty()
-    {
-        analyses.push(gradstats::analyze_at(&net, &vs, &test_set, &norm, g, 0)?);
+    if start_epoch == 0 && analyses.is_empty() {
+        analyses.extend(analyse(0)?);
     }
     for epoch in start_epoch..cfg.epochs {
         let t0 = Instant::now();
@@ -223,11 +216,8 @@ pub fn train(
         };
         train_seconds += m.seconds;
         history.push(m);
-        if let Some(g) = &opts.grad_analysis
-            && !diverged
-            && analysed.contains(&(epoch + 1))
-        {
-            analyses.push(gradstats::analyze_at(&net, &vs, &test_set, &norm, g, epoch + 1)?);
+        if !diverged {
+            analyses.extend(analyse(epoch + 1)?);
         }
         if diverged {
             status = Status::Diverged;

@@ -97,7 +97,8 @@ pub(crate) fn fit(model: Model, points: &[(f64, f64)]) -> Option<Fit> {
     // the best point of the scan.
     const STEPS: usize = 400;
     let step = 2.0 * LN_RANGE / STEPS as f64;
-    let best = (0..=STEPS).map(|i| -LN_RANGE + step * i as f64).min_by(|a, b| cost(*a).0.total_cmp(&cost(*b).0))?;
+    let (_, best) =
+        (0..=STEPS).map(|i| -LN_RANGE + step * i as f64).map(|x| (cost(x).0, x)).min_by(|a, b| a.0.total_cmp(&b.0))?;
     let (mut lo, mut hi) = ((best - step).max(-LN_RANGE), (best + step).min(LN_RANGE));
     let g = (5f64.sqrt() - 1.0) / 2.0;
     for _ in 0..100 {

@@ -162,17 +162,23 @@ pub(crate) fn vs_distance_init(runs: &[Run]) -> Result<Drawn, DrawFailure> {
 /// legend text and the points.
 type FitLine = (Arch, usize, String, Vec<(f64, f64)>);
 
+/// A curve's fitted model and its values at the curve's distances.
+type Fitted = (Fit, Vec<(f64, f64)>);
+
 /// One curve's fit of the paper's model for its architecture, on the curve's mean points, with
-/// the distance counted from the output (the last block is k = 0).
-fn fit_curve(curve: &Curve) -> Option<Fit> {
+/// the distance counted from the output (the last block is k = 0), and the fitted values at the
+/// curve's distances (the dashed line).
+fn fit_curve(curve: &Curve) -> Option<Fitted> {
     let model = Model::of(curve.arch)?;
     let dmax = curve.points.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let points: Vec<(f64, f64)> = curve.points.iter().map(|(d, s)| (dmax - d, s.mean)).collect();
-    fit::fit(model, &points)
+    let f = fit::fit(model, &points)?;
+    let line = curve.points.iter().map(|(d, _)| (*d, f.predict(dmax - d))).collect();
+    Some((f, line))
 }
 
 /// A fit as text: `resnet: eq. 5, α = 0.99871, rms residual 0.213 decades over 768 distances`.
-pub(crate) fn fit_text(name: &str, f: &Fit) -> String {
+fn fit_text(name: &str, f: &Fit) -> String {
     format!(
         "{name}: {}, {} = {:.5}, rms residual {:.3} decades over {} distances",
         f.model.equation(),
@@ -208,7 +214,7 @@ fn vs_distance_of<'a>(
         })
         .filter(|c| !c.points.is_empty())
         .collect();
-    let fits: Vec<Option<Fit>> = curves.iter().map(fit_curve).collect();
+    let fits: Vec<Option<Fitted>> = curves.iter().map(fit_curve).collect();
     let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
     let ys = curves.iter().flat_map(|c| c.points.iter().flat_map(|(_, s)| [s.min, s.max]));
     let (Some(dmax), Some(ylo), Some(yhi)) = (
@@ -222,9 +228,7 @@ fn vs_distance_of<'a>(
         .iter()
         .zip(&fits)
         .filter_map(|(c, f)| {
-            let f = f.as_ref()?;
-            let top = c.points.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
-            let line = c.points.iter().map(|(d, _)| (*d, f.predict(top - d))).collect();
+            let (f, line) = f.as_ref()?;
             let label = format!(
                 "{} fit, {}: {} = {:.4} (rms {:.2} dec.)",
                 series_name(c.arch, &c.cond),
@@ -233,7 +237,7 @@ fn vs_distance_of<'a>(
                 f.param,
                 f.rms
             );
-            Some((c.arch, c.cond.rank, label, line))
+            Some((c.arch, c.cond.rank, label, line.clone()))
         })
         .collect();
     let mut x = Axis::linear(0.5, dmax + 0.5, "distance d from the input (blocks on the longest path)");
@@ -270,7 +274,7 @@ fn vs_distance_of<'a>(
     let fitted: Vec<String> = curves
         .iter()
         .zip(&fits)
-        .filter_map(|(c, f)| f.as_ref().map(|f| fit_text(&series_name(c.arch, &c.cond), f)))
+        .filter_map(|(c, f)| f.as_ref().map(|(f, _)| fit_text(&series_name(c.arch, &c.cond), f)))
         .collect();
     let fitted = if fitted.is_empty() { String::new() } else { format!("; fitted: {}", fitted.join("; ")) };
     Ok(Drawn::Svg { svg, note: format!("depth {depth}{when}: {counts}{fitted}") })

@@ -134,6 +134,21 @@ fn sweep() -> Vec<RunRecord> {
     runs
 }
 
+/// A completed run of `spec` with `result`, on worker w1 at its first attempt.
+fn completed(spec: JobSpec, result: TrainResult) -> RunRecord {
+    RunRecord {
+        job_id: spec.id(),
+        spec,
+        state: JobState::Completed,
+        attempts: 1,
+        worker: Some("w1".to_owned()),
+        error: None,
+        error_kind: None,
+        result: Some(result),
+        memory_need: None,
+    }
+}
+
 /// A CSV file as a header and rows of name -> cell.
 fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
     let mut reader = csv::Reader::from_path(path).unwrap();
@@ -380,17 +395,7 @@ fn analysis_only_runs_have_no_accuracy_and_no_paper_figures() {
         res["grad_analysis"] = g;
         let result: TrainResult = serde_json::from_value(res).unwrap();
         result.validate().unwrap();
-        runs.push(RunRecord {
-            job_id: spec.id(),
-            spec,
-            state: JobState::Completed,
-            attempts: 1,
-            worker: Some("w1".to_owned()),
-            error: None,
-            error_kind: None,
-            result: Some(result),
-            memory_need: None,
-        });
+        runs.push(completed(spec, result));
     }
     let (t1, t2) = render_markdown(&runs, "init").unwrap();
     assert!(t1.contains("— (1 analysis-only, no accuracy)"), "{t1}");

@@ -34,17 +34,7 @@ fn lr_sweep() -> Vec<RunRecord> {
                     let std = 2e-3 + lr * 1e-2 + seed as f64 * 1e-4;
                     let g = analysed.then(|| grad(std, [0.5 + lr, 0.3, 0.2, 0.1]));
                     let res = result(&spec, "completed", acc(arch, depth, lr, seed), params, flops, g);
-                    runs.push(RunRecord {
-                        job_id: spec.id(),
-                        spec,
-                        state: JobState::Completed,
-                        attempts: 1,
-                        worker: Some("w1".to_owned()),
-                        error: None,
-                        error_kind: None,
-                        result: Some(serde_json::from_value(res).unwrap()),
-                        memory_need: None,
-                    });
+                    runs.push(completed(spec, serde_json::from_value(res).unwrap()));
                 }
             }
         }
