@@ -15,6 +15,7 @@ pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod plots;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod server;

@@ -201,17 +201,7 @@ fn vs_distance_of<'a>(
     };
     let curves: Vec<Curve> = per_series
         .iter()
-        .map(|(arch, cond, grads)| {
-            let per_run: Vec<Vec<(f64, f64)>> = grads
-                .iter()
-                .map(|g| data::per_distance(g).into_iter().filter(|&(_, y)| y > 0.0 && y.is_finite()).collect())
-                .collect();
-            let mut curve = data::cond_curve(*arch, cond, &per_run);
-            for (_, s) in &mut curve.points {
-                (s.mean, s.min, s.max) = (s.mean.log10(), s.min.log10(), s.max.log10());
-            }
-            curve
-        })
+        .map(|(arch, cond, grads)| log_curve(*arch, cond, grads))
         .filter(|c| !c.points.is_empty())
         .collect();
     let fits: Vec<Option<Fitted>> = curves.iter().map(fit_curve).collect();
@@ -224,22 +214,8 @@ fn vs_distance_of<'a>(
     ) else {
         return Ok(Drawn::Skipped(format!("the depth-{depth} per-block gradients{when} are all zero")));
     };
-    let fit_lines: Vec<FitLine> = curves
-        .iter()
-        .zip(&fits)
-        .filter_map(|(c, f)| {
-            let (f, line) = f.as_ref()?;
-            let label = format!(
-                "{} fit, {}: {} = {:.4} (rms {:.2} dec.)",
-                series_name(c.arch, &c.cond),
-                f.model.equation(),
-                f.model.symbol(),
-                f.param,
-                f.rms
-            );
-            Some((c.arch, c.cond.rank, label, line.clone()))
-        })
-        .collect();
+    let fit_lines: Vec<FitLine> =
+        curves.iter().zip(&fits).filter_map(|(c, f)| f.as_ref().map(|(f, line)| fit_line(c, f, line))).collect();
     let mut x = Axis::linear(0.5, dmax + 0.5, "distance d from the input (blocks on the longest path)");
     x.ticks.retain(|t| t.fract() == 0.0);
     let mut lines: Vec<Vec<(f64, f64)>> = curves.iter().flat_map(curve_lines).collect();
@@ -266,6 +242,38 @@ fn vs_distance_of<'a>(
         }
         style::legend(&mut chart, corner)
     })?;
+    Ok(Drawn::Svg { svg, note: distance_note(depth, when, &curves, &fits) })
+}
+
+/// One series' mean squared gradient per distance, over its runs, in log10 (zero and
+/// non-finite points left out: they have no logarithm).
+fn log_curve(arch: Arch, cond: &data::Cond, grads: &[&data::Grad]) -> Curve {
+    let per_run: Vec<Vec<(f64, f64)>> = grads
+        .iter()
+        .map(|g| data::per_distance(g).into_iter().filter(|&(_, y)| y > 0.0 && y.is_finite()).collect())
+        .collect();
+    let mut curve = data::cond_curve(arch, cond, &per_run);
+    for (_, s) in &mut curve.points {
+        (s.mean, s.min, s.max) = (s.mean.log10(), s.min.log10(), s.max.log10());
+    }
+    curve
+}
+
+/// A fitted model's dashed line with its legend entry.
+fn fit_line(c: &Curve, f: &Fit, line: &[(f64, f64)]) -> FitLine {
+    let label = format!(
+        "{} fit, {}: {} = {:.4} (rms {:.2} dec.)",
+        series_name(c.arch, &c.cond),
+        f.model.equation(),
+        f.model.symbol(),
+        f.param,
+        f.rms
+    );
+    (c.arch, c.cond.rank, label, line.to_vec())
+}
+
+/// The plot's note: the depth, the runs behind each series and the fitted parameters.
+fn distance_note(depth: u32, when: &str, curves: &[Curve], fits: &[Option<Fitted>]) -> String {
     let counts = curves
         .iter()
         .map(|c| format!("{} ({})", series_name(c.arch, &c.cond), runs_label(c.runs)))
@@ -273,11 +281,11 @@ fn vs_distance_of<'a>(
         .join(", ");
     let fitted: Vec<String> = curves
         .iter()
-        .zip(&fits)
+        .zip(fits)
         .filter_map(|(c, f)| f.as_ref().map(|(f, _)| fit_text(&series_name(c.arch, &c.cond), f)))
         .collect();
     let fitted = if fitted.is_empty() { String::new() } else { format!("; fitted: {}", fitted.join("; ")) };
-    Ok(Drawn::Svg { svg, note: format!("depth {depth}{when}: {counts}{fitted}") })
+    format!("depth {depth}{when}: {counts}{fitted}")
 }
 
 /// `vanished_vs_epoch.svg`: Table 2's vanished fractions against the analysed epoch, one panel
