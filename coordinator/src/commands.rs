@@ -3,6 +3,7 @@
 //! file with errors, a missing token, a state directory that is not one, an unknown job), 1 for
 //! anything else, 130 for an interrupted run.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -139,33 +140,34 @@ pub async fn status(
         gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await.map_err(|e| e.to_string())?;
     if !watch {
         let s = client.get_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
-        match json {
-            true => println!("{}", display::to_json(&s)),
-            false => print!("{}", display::render(&s, true)),
-        }
-        return Ok(());
+        let text = if json { format!("{}\n", display::to_json(&s)) } else { display::render(&s, true) };
+        return match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing the status: {e}")),
+            _ => Ok(()),
+        };
     }
     let mut stream = client.watch_status(GetStatusRequest {}).await.map_err(|s| s.message().to_owned())?.into_inner();
     let screen = (!json).then(Screen::stdout);
     let mut board = Board::default();
     let mut first = true;
     while let Some(s) = stream.message().await.map_err(|s| s.message().to_owned())? {
-        match &screen {
-            None => println!("{}", display::to_json(&s)),
+        let shown = match &screen {
+            None => writeln!(std::io::stdout().lock(), "{}", display::to_json(&s)),
             Some(screen) => {
                 let mut changes = board.changes(&s, !screen.is_live());
                 if first && !screen.is_live() {
                     changes.insert(0, format!("sweep {}: {}", s.sweep_name, display::progress_line(&s)));
                 }
-                screen.show(&changes, &s);
-                if s.finished {
-                    screen.finish(&s);
-                }
+                screen.show(&changes, &s).and_then(|()| if s.finished { screen.finish(&s) } else { Ok(()) })
             }
-        }
+        };
         first = false;
-        if s.finished {
-            break;
+        match shown {
+            // Whoever read the output has gone (`status --watch | head`): done, quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(format!("writing the status: {e}")),
+            Ok(()) if s.finished => break,
+            Ok(()) => {}
         }
     }
     Ok(())

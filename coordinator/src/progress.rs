@@ -8,7 +8,7 @@
 //! block does not grow with them, so a sweep of 10,000 jobs is watched like one of ten.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use gridsweep_proto::v1 as pb;
@@ -50,10 +50,8 @@ impl Board {
     /// The live block: the sweep's progress, its workers, then the running jobs, at most
     /// `rows` lines in all (the last saying how many running jobs did not fit).
     pub fn block(status: &pb::SweepStatus, rows: usize) -> Vec<String> {
-        let mut lines = vec![format!("sweep {}: {}", status.sweep_name, display::progress_line(status))];
-        if !status.workers.is_empty() {
-            lines.push(format!("  {}", workers_line(&status.workers)));
-        }
+        let mut lines = vec![display::progress_line(status)];
+        lines.push(format!("  sweep {}, {}", status.sweep_name, workers_line(&status.workers)));
         let room = rows.saturating_sub(lines.len()).max(2);
         let running: Vec<&pb::JobStatus> = status.jobs.iter().filter(|j| j.state() == pb::JobState::Running).collect();
         let shown = if running.len() <= room { running.len() } else { room - 1 };
@@ -65,7 +63,7 @@ impl Board {
     }
 }
 
-/// "3 workers (1 quarantined), w2-0a1f: problem ..." with the first problem named.
+/// "3 workers (1 quarantined), w2-0a1f: ..." with the first worker's problem named.
 fn workers_line(workers: &[pb::WorkerStatus]) -> String {
     let quarantined = workers.iter().filter(|w| w.quarantined).count();
     let mut line = format!("{} workers", workers.len());
@@ -135,13 +133,15 @@ impl Screen {
         self.live.is_some()
     }
 
-    /// Prints the changes and, on a terminal, redraws the block below them.
-    pub fn show(&self, changes: &[String], status: &pb::SweepStatus) {
+    /// Prints the changes and, on a terminal, redraws the block below them. The error is
+    /// standard output's (a closed pipe: whoever read it has gone).
+    pub fn show(&self, changes: &[String], status: &pb::SweepStatus) -> std::io::Result<()> {
         let Some(bar) = &self.live else {
+            let mut out = std::io::stdout().lock();
             for line in changes {
-                println!("{line}");
+                writeln!(out, "{line}")?;
             }
-            return;
+            return out.flush();
         };
         let (rows, cols) = self.size();
         for line in changes {
@@ -152,14 +152,13 @@ impl Screen {
         let cut: Vec<String> = block.iter().map(|l| fit(l, usize::from(cols))).collect();
         bar.set_message(cut.join("\n"));
         bar.tick();
+        Ok(())
     }
 
     /// Clears the block and prints the final progress line.
-    pub fn finish(&self, status: &pb::SweepStatus) {
-        if let Some(bar) = &self.live {
-            bar.finish_and_clear();
-        }
-        println!("{}", display::progress_line(status));
+    pub fn finish(&self, status: &pb::SweepStatus) -> std::io::Result<()> {
+        self.clear();
+        writeln!(std::io::stdout().lock(), "{}", display::progress_line(status))
     }
 
     /// Clears the block (the command is stopping; its own message follows).
@@ -225,9 +224,10 @@ mod tests {
         let block = Board::block(&s, 20);
         assert_eq!(block.len(), 20, "{block:?}");
         assert!(block[0].contains("0/10000 ended") && block[0].contains("1000 running"), "{}", block[0]);
-        assert_eq!(block[19], "  ... and 982 more running");
+        assert_eq!(block[1], "  sweep s, 0 workers");
+        assert_eq!(block[19], "  ... and 983 more running");
         let few = Board::block(&status(vec![job("a", pb::JobState::Running, 1)]), 20);
-        assert_eq!(few.len(), 2, "no 'more' line when all fit: {few:?}");
+        assert_eq!(few.len(), 3, "no 'more' line when all fit: {few:?}");
     }
 
     #[test]

@@ -326,10 +326,11 @@ async fn watch(
     let mut changes = shared.changed.subscribe();
     tokio::pin!(shutdown);
     loop {
-        screen.show(&board.changes(status, !screen.is_live()), status);
+        // A closed standard output loses the progress, not the sweep.
+        let _ = screen.show(&board.changes(status, !screen.is_live()), status);
         outputs.update(shared, status).await;
         if status.finished {
-            screen.finish(status);
+            let _ = screen.finish(status);
             return Ok(false);
         }
         if workers.all_exited() && !status.workers.iter().any(|w| w.last_seen_s < 60.0) {
