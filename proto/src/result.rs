@@ -4,14 +4,14 @@
 //! must agree on (Table 2's thresholds, the gradient histogram's bins).
 //!
 //! Results travel as JSON inside the gRPC messages. [`TrainResult::parse`] and
-//! [`EpochMetrics::parse`] are the only way in on the coordinator's side: a document that does
-//! not deserialise, or holds a figure out of its range, is a [`ResultError`] naming the field's
-//! path (`grad_analysis.vanished[2].ratio`), never a silent default.
+//! [`EpochMetrics::parse`] (in `validate`) are the only way in on the coordinator's side: a
+//! document that does not deserialise, or holds a figure out of its range, is a [`ResultError`]
+//! naming the field's path (`grad_analysis.vanished[2].ratio`), never a silent default.
+//! `simulated` builds a well-formed result without training, for tests and benchmarks.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::job::{AnalysisConfig, TrainConfig};
@@ -316,191 +316,15 @@ pub enum ResultError {
     },
 }
 
-/// Deserialises `json` as a `T`, naming the field that does not fit.
-fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, ResultError> {
-    let mut de = serde_json::Deserializer::from_str(json);
-    let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| ResultError::Parse { field: e.path().to_string(), message: e.inner().to_string() })?;
-    de.end().map_err(|e| ResultError::Parse { field: ".".to_owned(), message: e.to_string() })?;
-    Ok(value)
-}
-
-/// The error for `field`.
-fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ResultError {
-    ResultError::Invalid { field: field.into(), problem: problem.into() }
-}
-
-/// Checks that `x` is a percentage.
-fn percent(field: &str, x: f64) -> Result<(), ResultError> {
-    if (0.0..=100.0).contains(&x) {
-        Ok(())
-    } else {
-        Err(invalid(field, format!("= {x} is not a percentage in [0, 100]")))
-    }
-}
-
-impl EpochMetrics {
-    /// Parses and checks one epoch report.
-    pub fn parse(json: &str) -> Result<Self, ResultError> {
-        let m: EpochMetrics = from_json(json)?;
-        m.validate("")?;
-        Ok(m)
-    }
-
-    /// Checks the ranges; `at` prefixes the field names (`epochs[3].`).
-    fn validate(&self, at: &str) -> Result<(), ResultError> {
-        if self.epoch == 0 {
-            return Err(invalid(format!("{at}epoch"), "is 0; epochs count from 1"));
-        }
-        percent(&format!("{at}train_acc"), self.train_acc)?;
-        percent(&format!("{at}test_acc"), self.test_acc)?;
-        if !(self.seconds.is_finite() && self.seconds >= 0.0) {
-            return Err(invalid(format!("{at}seconds"), format!("= {} is not a duration", self.seconds)));
-        }
-        Ok(())
-    }
-}
-
 impl TrainResult {
-    /// Parses and checks a delivered result (see [`TrainResult::validate`]).
-    pub fn parse(json: &str) -> Result<Self, ResultError> {
-        let r: TrainResult = from_json(json)?;
-        r.validate()?;
-        Ok(r)
-    }
-
-    /// Checks what the tables and plots rely on: the ranges of the accuracies and fractions, a
-    /// final accuracy for a completed run, epochs numbered 1, 2, ..., and a gradient analysis
-    /// with an entry for each of Table 2's thresholds and a histogram of `HIST_BINS` bins.
-    pub fn validate(&self) -> Result<(), ResultError> {
-        for (i, m) in self.epochs.iter().enumerate() {
-            m.validate(&format!("epochs[{i}]."))?;
-            if m.epoch as usize != i + 1 {
-                return Err(invalid(format!("epochs[{i}].epoch"), format!("is {}, expected {}", m.epoch, i + 1)));
-            }
-        }
-        match (self.status, self.final_test_acc) {
-            // An analysis-only job (0 epochs) has no accuracy to report.
-            (RunStatus::Completed, None) if self.config.epochs > 0 => {
-                return Err(invalid("final_test_acc", "is missing in a completed run"));
-            }
-            (_, Some(acc)) => percent("final_test_acc", acc)?,
-            _ => {}
-        }
-        if let Some(acc) = self.best_test_acc {
-            percent("best_test_acc", acc)?;
-        }
-        if !(self.train_seconds.is_finite() && self.train_seconds >= 0.0) {
-            return Err(invalid("train_seconds", format!("= {} is not a duration", self.train_seconds)));
-        }
-        if let Some(g) = &self.grad_analysis {
-            g.validate("grad_analysis")?;
-        }
-        let mut last = None;
-        for (i, g) in self.earlier_grad_analyses.iter().chain(&self.grad_analysis).enumerate() {
-            let at = if i < self.earlier_grad_analyses.len() {
-                format!("earlier_grad_analyses[{i}]")
-            } else {
-                "grad_analysis".to_owned()
-            };
-            g.validate(&at)?;
-            let epoch = g.epoch_or(self.epochs.len());
-            if epoch as usize > self.epochs.len() || last.is_some_and(|l| epoch <= l) {
-                let problem =
-                    format!("is {epoch}: analysed epochs increase and are at most the {} run", self.epochs.len());
-                return Err(invalid(format!("{at}.epoch"), problem));
-            }
-            last = Some(epoch);
-        }
-        if !self.earlier_grad_analyses.is_empty() && self.grad_analysis.is_none() {
-            return Err(invalid("grad_analysis", "is missing while earlier_grad_analyses has entries"));
-        }
-        Ok(())
-    }
-
     /// Every gradient analysis of the run, in increasing epoch order.
     pub fn grad_reports(&self) -> impl Iterator<Item = &GradReport> {
         self.earlier_grad_analyses.iter().chain(&self.grad_analysis)
     }
 }
 
-impl GradReport {
-    /// See [`TrainResult::validate`]; `at` names the report (`grad_analysis`).
-    fn validate(&self, at: &str) -> Result<(), ResultError> {
-        for (i, v) in self.vanished.iter().enumerate() {
-            if !(0.0..=1.0).contains(&v.ratio) {
-                let field = format!("{at}.vanished[{i}].ratio");
-                return Err(invalid(field, format!("= {} is not a fraction in [0, 1]", v.ratio)));
-            }
-        }
-        for target in EPSILONS {
-            if !self.vanished.iter().any(|v| same_eps(v.eps, target)) {
-                return Err(invalid(format!("{at}.vanished"), format!("has no entry for eps = {target:e}")));
-            }
-        }
-        if !self.histogram.is_empty() && self.histogram.len() != HIST_BINS {
-            let problem = format!("has {} bins, expected {HIST_BINS}", self.histogram.len());
-            return Err(invalid(format!("{at}.histogram"), problem));
-        }
-        if let Some(std) = self.std.filter(|s| !(s.is_finite() && *s >= 0.0)) {
-            return Err(invalid(format!("{at}.std"), format!("= {std} is not a standard deviation")));
-        }
-        if self.nonfinite > self.total_gradients {
-            let problem = format!("= {} exceeds total_gradients ({})", self.nonfinite, self.total_gradients);
-            return Err(invalid(format!("{at}.nonfinite"), problem));
-        }
-        Ok(())
-    }
-}
-
-impl TrainResult {
-    /// A well-formed result of `config` with test accuracies `test_accs` per epoch, on a CPU,
-    /// without a gradient analysis: what simulated workers in tests and benchmarks deliver.
-    pub fn simulated(config: TrainConfig, status: RunStatus, test_accs: &[f64]) -> TrainResult {
-        let epochs: Vec<EpochMetrics> = test_accs
-            .iter()
-            .enumerate()
-            .map(|(i, &acc)| EpochMetrics {
-                epoch: i as u32 + 1,
-                lr: config.lr,
-                train_loss: Some(1.0),
-                train_acc: acc,
-                test_loss: Some(1.0),
-                test_acc: acc,
-                seconds: 1.0,
-                images_per_s: 100.0,
-            })
-            .collect();
-        let best = epochs.iter().max_by(|a, b| a.test_acc.total_cmp(&b.test_acc).then(b.epoch.cmp(&a.epoch)));
-        TrainResult {
-            params: 0,
-            flops: 0,
-            status,
-            final_test_acc: epochs.last().filter(|_| status == RunStatus::Completed).map(|m| m.test_acc),
-            best_test_acc: best.map(|m| m.test_acc),
-            best_epoch: best.map(|m| m.epoch),
-            wall_seconds: epochs.len() as f64,
-            train_seconds: epochs.len() as f64,
-            resumed_from_epoch: None,
-            data: DataInfo { dir: PathBuf::new(), synthetic: true, train_images: 0, test_images: 0 },
-            environment: Environment {
-                device: "cpu".to_owned(),
-                device_name: "simulated".to_owned(),
-                libtorch_version: String::new(),
-                cuda_version: None,
-                cudnn_benchmark: false,
-                deterministic: false,
-                grid_exec: Some(GridExec::Sequential),
-                memory_format: Some(MemoryFormat::Contiguous),
-                tf32: Some(false),
-            },
-            grad_analysis: None,
-            earlier_grad_analyses: Vec::new(),
-            epochs,
-            config,
-        }
-    }
-}
+mod simulated;
+mod validate;
 
 #[cfg(test)]
 mod tests;
