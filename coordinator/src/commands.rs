@@ -215,8 +215,8 @@ async fn retry_served(
     client: ClientFlags,
 ) -> Result<(Vec<String>, Vec<String>), Failure> {
     let url = connect.unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
-    let token = client.token().map_err(|e| (2, e))?;
-    let tls = client.tls().map_err(|e| (2, e))?;
+    let token = client.token().map_err(|e| (2, e.to_string()))?;
+    let tls = client.tls().map_err(|e| (2, e.to_string()))?;
     let mut c =
         gridsweep_proto::client::connect(&url, tls.as_ref(), token.as_deref()).await.map_err(|e| (1, e.to_string()))?;
     match c.retry_jobs(RetryJobsRequest { job_ids: jobs }).await {

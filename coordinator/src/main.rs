@@ -72,8 +72,8 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), (u8, St
             commands::plan(&sweep, workers, calibration.as_deref(), json)
         }
         Command::Status { connect, watch, json, client } => {
-            let token = client.token().map_err(|e| (2, e))?;
-            let tls = client.tls().map_err(|e| (2, e))?;
+            let token = client.token().map_err(|e| (2, e.to_string()))?;
+            let tls = client.tls().map_err(|e| (2, e.to_string()))?;
             commands::status(connect, watch, json, token, tls).await.map_err(|e| (1, e))
         }
         Command::Dashboard { state, http, token_file } => {

@@ -24,11 +24,27 @@ pub struct ClientTls {
 impl ClientTls {
     /// The `--tls-ca FILE [--tls-domain NAME]` flags of a client: none without a CA file; the
     /// error names the file.
-    pub fn from_flags(ca: Option<&std::path::Path>, domain: Option<String>) -> Result<Option<Self>, String> {
+    pub fn from_flags(ca: Option<&std::path::Path>, domain: Option<String>) -> Result<Option<Self>, FlagError> {
         let Some(ca) = ca else { return Ok(None) };
-        let ca_pem = std::fs::read(ca).map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
+        let ca_pem = std::fs::read(ca).map_err(|source| FlagError::TlsCa { path: ca.to_path_buf(), source })?;
         Ok(Some(ClientTls { ca_pem, domain }))
     }
+}
+
+/// A client's flags that cannot be used: the user's input, which a command reports and exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    /// The token file (or `GRIDSWEEP_TOKEN`).
+    #[error(transparent)]
+    Token(#[from] crate::auth::TokenError),
+    /// The CA file could not be read.
+    #[error("--tls-ca {}: {source}", path.display())]
+    TlsCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The command-line flags of every client (the worker, `coordinator status`): the token file
@@ -49,12 +65,12 @@ pub struct ClientFlags {
 
 impl ClientFlags {
     /// The token (from the file, else the environment); the error names where it came from.
-    pub fn token(&self) -> Result<Option<String>, String> {
-        crate::auth::read_token(self.token_file.as_deref()).map_err(|e| e.to_string())
+    pub fn token(&self) -> Result<Option<String>, FlagError> {
+        Ok(crate::auth::read_token(self.token_file.as_deref())?)
     }
 
     /// The TLS settings; the error names the CA file.
-    pub fn tls(&self) -> Result<Option<ClientTls>, String> {
+    pub fn tls(&self) -> Result<Option<ClientTls>, FlagError> {
         ClientTls::from_flags(self.tls_ca.as_deref(), self.tls_domain.clone())
     }
 
@@ -166,5 +182,18 @@ mod tests {
         assert!(e.to_string().starts_with("bad coordinator URL not a url: "), "{e}");
         let unreachable = ConnectError::Unreachable { url: "http://x".into(), reason: "refused".into() };
         assert!(!unreachable.is_permanent());
+    }
+
+    #[test]
+    fn unusable_flags_are_typed_and_name_their_file() {
+        let flags = ClientFlags { tls_ca: Some("/nonexistent/ca.pem".into()), ..Default::default() };
+        let e = flags.tls().unwrap_err();
+        assert!(matches!(e, FlagError::TlsCa { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("--tls-ca /nonexistent/ca.pem: "), "{e}");
+        let flags = ClientFlags { token_file: Some("/nonexistent/token".into()), ..Default::default() };
+        let e = flags.token().unwrap_err();
+        assert!(matches!(e, FlagError::Token(crate::auth::TokenError::Io { .. })), "{e:?}");
+        assert!(e.to_string().starts_with("token file /nonexistent/token: "), "{e}");
+        assert!(ClientFlags::default().tls().unwrap().is_none(), "no CA file, no TLS");
     }
 }
