@@ -4,6 +4,7 @@ use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
 
 use gridsweep_proto::result::{RunStatus, TrainResult};
 use gridsweep_proto::v1::{FailureKind, JobState};
+use rusqlite::Connection;
 
 use super::*;
 

@@ -1,0 +1,153 @@
+//! The rows the store hands out: a snapshot's jobs and workers, a lease granted to a worker,
+//! how a report was taken, a stored checkpoint, and what a retry did. Plain data, no SQL.
+
+use std::path::PathBuf;
+
+use gridsweep_proto::job::JobSpec;
+use gridsweep_proto::result::TrainResult;
+use gridsweep_proto::v1::{FailureKind, JobState};
+
+/// A job granted to a worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaseInfo {
+    /// The job.
+    pub job_id: String,
+    /// Grant number of this job.
+    pub attempt: u32,
+    /// Fencing token.
+    pub token: u64,
+    /// The job's spec, JSON.
+    pub spec_json: String,
+    /// Epoch of the latest stored checkpoint (0: none).
+    pub checkpoint_epoch: u32,
+}
+
+/// The answer to a pull.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Grant {
+    /// A job.
+    Lease(LeaseInfo),
+    /// Nothing pending now, but jobs are still running.
+    NothingYet,
+    /// Every job has ended.
+    Finished,
+}
+
+/// How a completion or failure report was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportOutcome {
+    /// False when the attempt had already ended: nothing changed.
+    pub accepted: bool,
+    /// Why not, or what happened.
+    pub reason: String,
+    /// For failures: the job is pending again.
+    pub will_retry: bool,
+    /// For failures: this one put the worker in quarantine.
+    pub quarantined: bool,
+}
+
+/// A checkpoint file kept for a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// The epoch it ends.
+    pub epoch: u32,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// What [`Store::retry_failed`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryOutcome {
+    /// The jobs put back in the queue.
+    pub retried: Vec<String>,
+    /// The jobs named that were not failed, with their state: left as they were.
+    pub not_failed: Vec<(String, String)>,
+}
+
+impl ReportOutcome {
+    /// The answer to a report for an attempt that has already ended: nothing changes.
+    pub(super) fn already_ended(outcome: &str) -> Self {
+        ReportOutcome {
+            accepted: false,
+            reason: format!("attempt already ended ({outcome}); nothing changed"),
+            will_retry: false,
+            quarantined: false,
+        }
+    }
+}
+
+/// One job in a status snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
+    /// Id.
+    pub id: String,
+    /// The spec.
+    pub spec: JobSpec,
+    /// Where it stands.
+    pub state: JobState,
+    /// Worker holding it.
+    pub worker: Option<String>,
+    /// Epochs reported.
+    pub epoch: u32,
+    /// Latest test accuracy.
+    pub test_acc: Option<f64>,
+    /// Mean seconds per reported epoch.
+    pub secs_per_epoch: Option<f64>,
+    /// Seconds of reported epochs (training and evaluation) over all attempts.
+    pub epoch_seconds: f64,
+    /// Wall seconds workers have held the job, over all attempts (a running one up to now):
+    /// epochs plus per-job overhead (data loading, checkpoints, the gradient analysis).
+    pub busy_seconds: f64,
+    /// For a running job: seconds since its current attempt last made progress (its last
+    /// reported epoch, or its start).
+    pub since_progress: Option<f64>,
+    /// Grants so far.
+    pub attempts: u32,
+    /// Last error.
+    pub error: Option<String>,
+    /// Whose fault the last error was.
+    pub error_kind: FailureKind,
+    /// Failures that used an attempt (since the last retry).
+    pub failures: u32,
+    /// The attempts the job may use on failures of its own.
+    pub max_attempts: u32,
+    /// The result, once ended (completed or diverged).
+    pub result: Option<TrainResult>,
+    /// It ran out of memory on a worker with this many bytes of device memory: it needs more,
+    /// and goes only to a worker that has more.
+    pub memory_need: Option<u64>,
+}
+
+impl JobRow {
+    /// Seconds to a running job's end at its mean epoch time so far; none before its first
+    /// epoch or when it is not running.
+    pub fn eta_s(&self) -> Option<f64> {
+        match (self.state, self.secs_per_epoch) {
+            (JobState::Running, Some(s)) => Some(s * f64::from(self.spec.train.epochs.saturating_sub(self.epoch))),
+            _ => None,
+        }
+    }
+}
+
+/// One worker in a status snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerRow {
+    /// Id.
+    pub id: String,
+    /// Host/process.
+    pub name: String,
+    /// Device.
+    pub device: String,
+    /// Unix seconds last heard from.
+    pub last_seen: f64,
+    /// Quarantined.
+    pub quarantined: bool,
+    /// Its device memory in bytes, as it registered it (None: unknown).
+    pub memory_bytes: Option<u64>,
+    /// Its last failure that was not the job's (kind: message), and when (Unix seconds).
+    pub problem: Option<(String, f64)>,
+}
