@@ -21,5 +21,6 @@ pub mod memory;
 pub mod models;
 pub mod optim;
 pub mod recipe;
+pub mod slots;
 pub mod speed;
 pub mod train;

@@ -1,5 +1,8 @@
 //! Command-line pieces shared by the worker's subcommands: device parsing, the flags of a
-//! training job (turned into a `TrainConfig`) and the log format.
+//! training job (turned into a `TrainConfig`) and the log format. The binary's whole command
+//! line (`Cli`, its subcommands and the sweep participant's flags) is in `commands`.
+
+mod commands;
 
 use std::path::PathBuf;
 
@@ -8,6 +11,8 @@ use tch::Device;
 
 use crate::models::Arch;
 use crate::recipe::{ConvPrecision, MatmulPrecision, Precision, TrainConfig};
+
+pub use commands::{AgentArgs, BenchArgs, Cli, Command, DataCommand, TrainArgs};
 
 /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available) to a device; the error says why.
 pub fn parse_device(s: &str) -> Result<Device, String> {
