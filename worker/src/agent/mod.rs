@@ -91,7 +91,10 @@ impl AgentError {
 /// Pulls and runs jobs until the sweep finishes (Ok) or `stop` is set (Ok, after giving back
 /// the running job).
 pub async fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> Result<(), AgentError> {
-    std::fs::create_dir_all(&cfg.work_dir)
+    let dir = cfg.work_dir.clone();
+    tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
+        .await
+        .map_err(|e| AgentError::Local(format!("creating {}: {e}", cfg.work_dir.display())))?
         .map_err(|e| AgentError::Local(format!("{}: {e}", cfg.work_dir.display())))?;
     let Some((mut client, mut worker)) = connect(&cfg, &stop).await? else { return Ok(()) };
     tracing::info!(worker = %worker, name = %cfg.name, "registered with {}", cfg.coordinator);
