@@ -2,9 +2,8 @@
 //! mean and M2 of the finite elements, counts below each threshold, the |g| histogram and its
 //! out-of-range counts, and each parameter's sum of squares. Only these leave the device.
 
+use gridsweep_proto::result::{EPSILONS, HIST_LOG10_HI as LOG10_HI, HIST_LOG10_LO as LOG10_LO};
 use tch::{Kind, Tensor};
-
-use super::{EPSILONS, LOG10_HI, LOG10_LO};
 
 /// The histogram's bin count, as libtorch takes it.
 pub(super) const HIST_BINS: i64 = gridsweep_proto::result::HIST_BINS as i64;

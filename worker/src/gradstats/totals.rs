@@ -3,12 +3,13 @@
 //! the report written from them at the end (the thresholds' ratios, mean and standard deviation,
 //! each block's mean squared gradient).
 
+use gridsweep_proto::job::AnalysisConfig as GradConfig;
+use gridsweep_proto::result::{BlockGrad, EPSILONS, GradReport, Vanished};
 use tch::Tensor;
 
 use crate::models::BlockPosition;
 
 use super::reduce::{BatchStats, HIST_BINS};
-use super::{BlockGrad, EPSILONS, GradConfig, GradReport, Vanished};
 
 /// Streaming mean and M2 (Chan et al.'s pairwise merge).
 #[derive(Clone, Copy, Debug, Default)]

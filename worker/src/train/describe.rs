@@ -1,12 +1,11 @@
 //! What a run says of itself: the environment it ran in (device, libtorch, speed switches,
 //! precision), recorded in its result, and an epoch's line in the log.
 
+use gridsweep_proto::result::{Environment, EpochMetrics};
 use tch::Device;
 
 use crate::recipe::{ConvPrecision, Precision};
 use crate::speed::Speed;
-
-use super::{Environment, EpochMetrics};
 
 /// The device and software of this process, and the speed switches and precision the job ran
 /// with.
