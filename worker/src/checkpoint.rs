@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::gradstats::GradReport;
+use gridsweep_proto::result::{EpochMetrics, GradReport};
+
 use crate::recipe::TrainConfig;
-use crate::train::EpochMetrics;
 
 const MAGIC: &[u8; 8] = b"GSCKPT1\n";
 /// The checkpoint's file name inside a checkpoint directory.

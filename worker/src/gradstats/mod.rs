@@ -2,9 +2,16 @@
 //! the loss gradient of every trainable parameter on every validation batch, reduced on the
 //! device to a few numbers per batch and merged on the host, so that the ~2.49e9 values of a
 //! 1538-layer network are never held at once.
+//!
+//! This module runs the batches (`analyze`, and `analyze_at` around training); `reduce` turns
+//! one batch's gradients into its numbers on the device, `totals` merges them on the host and
+//! writes the report.
 
+mod reduce;
+mod totals;
+
+use tch::Tensor;
 use tch::nn::{self, ModuleT};
-use tch::{Kind, Tensor};
 
 use crate::data::Split;
 use crate::data::augment::Normalizer;
@@ -14,30 +21,10 @@ pub use gridsweep_proto::result::{
     BlockGrad, EPSILONS, GradReport, HIST_LOG10_HI as LOG10_HI, HIST_LOG10_LO as LOG10_LO, Vanished,
 };
 
-/// The histogram's bin count, as libtorch takes it.
-const HIST_BINS: i64 = gridsweep_proto::result::HIST_BINS as i64;
-
 /// How to run the analysis (the job schema's settings).
 pub use gridsweep_proto::job::AnalysisConfig as GradConfig;
 
-/// Streaming mean and M2 (Chan et al.'s pairwise merge).
-#[derive(Clone, Copy, Debug, Default)]
-struct Moments {
-    n: f64,
-    mean: f64,
-    m2: f64,
-}
-
-impl Moments {
-    fn merge(self, n: f64, mean: f64, m2: f64) -> Self {
-        if self.n == 0.0 {
-            return Moments { n, mean, m2 };
-        }
-        let total = self.n + n;
-        let delta = mean - self.mean;
-        Moments { n: total, mean: self.mean + delta * n / total, m2: self.m2 + m2 + delta * delta * self.n * n / total }
-    }
-}
+use totals::Totals;
 
 /// The analysis after epoch `epoch` (0: at initialisation). Training-mode batch norm updates
 /// the running statistics as it goes; they are put back afterwards, so that the analysis leaves
@@ -83,149 +70,45 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
         .iter()
         .map(|(name, _)| positions.iter().position(|b| name.starts_with(&format!("{}.", b.name))))
         .collect();
-    let mut block_sums = vec![0.0f64; positions.len()];
-    let mut block_elems = vec![0u64; positions.len()];
-    let mut moments = Moments::default();
-    let mut below = [0u64; 4];
-    let mut hist = vec![0u64; HIST_BINS as usize];
-    let (mut zeros, mut below_range, mut above_range, mut batches) = (0u64, 0u64, 0u64, 0u64);
-    let (mut nonfinite, mut total) = (0u64, 0u64);
-
+    let mut totals = Totals::new(positions.len());
     let n = split.len();
     let mut start = 0;
     while start < n {
         let len = cfg.batch_size.min(n - start);
-        let x = norm.apply(&split.images.narrow(0, start, len));
-        let y = split.labels.narrow(0, start, len);
-        for (_, p) in &params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
-        net.forward_t(&x, cfg.bn_train_mode).cross_entropy_for_logits(&y).backward();
-        let mut grads: Vec<Tensor> = params.iter().map(|(_, p)| p.grad().detach().flatten(0, -1)).collect();
-        let (count, finite, mean, m2, lt, h, extra, sums) = tch::no_grad(|| {
-            let mut flat = Tensor::cat(&grads, 0);
-            let count = flat.size()[0];
-            // A backward pass that overflowed leaves NaN or infinite elements: counted apart,
-            // zeroed for the per-block sums, left out of the moments and the histogram.
-            let finite_mask = flat.isfinite();
-            let nonfinite = count - finite_mask.sum(Kind::Int64).int64_value(&[]);
-            let d = if nonfinite > 0 {
-                grads = grads.iter().map(|g| g.nan_to_num(0.0, 0.0, 0.0)).collect();
-                let kept = flat.masked_select(&finite_mask).to_kind(Kind::Double);
-                let top = f64::from(f32::MAX);
-                flat = flat.nan_to_num(top, top, top);
-                kept
-            } else {
-                flat.to_kind(Kind::Double)
-            };
-            let finite = count - nonfinite;
-            let mean = if finite > 0 { d.mean(Kind::Double) } else { Tensor::zeros([], (Kind::Double, d.device())) };
-            let m2 = (&d - &mean).square().sum(Kind::Double);
-            // Non-finite elements (now f32::MAX) fall above every threshold and the histogram's top;
-            // they are taken out of `above_range` below.
-            let abs = flat.abs();
-            let lt = Tensor::stack(&EPSILONS.map(|e| abs.lt(e).sum(Kind::Int64)), 0);
-            let log = abs.clamp_min(1e-45).log10();
-            let in_range = abs.gt(0.0).logical_and(&log.ge(LOG10_LO)).logical_and(&log.lt(LOG10_HI));
-            let scale = HIST_BINS as f64 / (LOG10_HI - LOG10_LO);
-            let bin = ((log.masked_select(&in_range) - LOG10_LO) * scale).floor().to_kind(Kind::Int64);
-            let h = bin.clamp(0, HIST_BINS - 1).bincount::<Tensor>(None, HIST_BINS);
-            let extra = Tensor::stack(
-                &[
-                    abs.eq(0.0).sum(Kind::Int64),
-                    abs.gt(0.0).logical_and(&log.lt(LOG10_LO)).sum(Kind::Int64),
-                    log.ge(LOG10_HI).sum(Kind::Int64),
-                ],
-                0,
-            );
-            // Squared in f64: a large fp32 gradient squared overflows fp32.
-            let sums = Tensor::stack(
-                &grads.iter().map(|g| g.to_kind(Kind::Double).square().sum(Kind::Double)).collect::<Vec<_>>(),
-                0,
-            );
-            (
-                count,
-                finite,
-                mean.double_value(&[]),
-                m2.double_value(&[]),
-                to_u64(&lt),
-                to_u64(&h.to_kind(Kind::Int64)),
-                to_u64(&extra),
-                to_f64(&sums),
-            )
-        });
-        nonfinite += (count - finite) as u64;
-        total += count as u64;
-        if finite > 0 {
-            moments = moments.merge(finite as f64, mean, m2);
-        }
-        for k in 0..4 {
-            below[k] += lt[k];
-        }
-        for (b, c) in hist.iter_mut().zip(&h) {
-            *b += c;
-        }
-        zeros += extra[0];
-        below_range += extra[1];
-        above_range += extra[2] - (count - finite) as u64;
-        for (k, s) in sums.iter().enumerate() {
-            if let Some(b) = owner[k] {
-                block_sums[b] += s;
-                block_elems[b] += params[k].1.numel() as u64;
-            }
-        }
-        batches += 1;
+        let grads = batch_gradients(net, &params, split, norm, cfg.bn_train_mode, (start, len));
+        totals.add(&reduce::reduce(grads), &owner, &params);
         start += len;
     }
-    GradReport {
-        config: cfg.clone(),
-        epoch: None,
-        batches,
-        total_gradients: total,
-        nonfinite,
-        mean: (moments.n > 0.0).then_some(moments.mean),
-        std: (moments.n > 1.0).then(|| (moments.m2 / (moments.n - 1.0)).sqrt()),
-        vanished: EPSILONS
-            .iter()
-            .zip(below)
-            .map(|(&eps, count)| Vanished { eps, count, ratio: count as f64 / total.max(1) as f64 })
-            .collect(),
-        histogram: hist,
-        zeros,
-        below_range,
-        above_range,
-        blocks: positions
-            .into_iter()
-            .enumerate()
-            .map(|(k, p)| BlockGrad {
-                name: p.name,
-                stage: p.stage,
-                row: p.row,
-                col: p.col,
-                distance: p.distance,
-                elements: block_elems[k],
-                mean_sq: block_sums[k] / block_elems[k].max(1) as f64,
-            })
-            .collect(),
+    totals.report(cfg, positions)
+}
+
+/// The flattened loss gradient of each of `params` on the `(start, len)` batch of `split`
+/// (batch norm in training mode when `bn_train`), the gradients zeroed first.
+fn batch_gradients(
+    net: &Net,
+    params: &[(String, Tensor)],
+    split: &Split,
+    norm: &Normalizer,
+    bn_train: bool,
+    (start, len): (i64, i64),
+) -> Vec<Tensor> {
+    let x = norm.apply(&split.images.narrow(0, start, len));
+    let y = split.labels.narrow(0, start, len);
+    for (_, p) in params {
+        let mut g = p.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
     }
-}
-
-fn to_u64(t: &Tensor) -> Vec<u64> {
-    Vec::<i64>::try_from(t.to_device(tch::Device::Cpu)).unwrap_or_default().into_iter().map(|v| v as u64).collect()
-}
-
-fn to_f64(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(t.to_device(tch::Device::Cpu)).unwrap_or_default()
+    net.forward_t(&x, bn_train).cross_entropy_for_logits(&y).backward();
+    params.iter().map(|(_, p)| p.grad().detach().flatten(0, -1)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::models::{Arch, ModelSpec};
-    use tch::Device;
+    use tch::{Device, Kind};
 
     /// The streamed statistics against all gradients held at once, on a tiny model.
     #[test]
