@@ -118,7 +118,11 @@ pub fn render(status: &pb::SweepStatus, all: bool) -> String {
             w.name,
             w.device,
             duration(w.last_seen_s),
-            if w.quarantined { ", QUARANTINED" } else { "" },
+            match w.state.as_str() {
+                _ if w.quarantined => ", QUARANTINED",
+                "quiet" => ", quiet",
+                _ => "",
+            },
             if w.problem.is_empty() { String::new() } else { format!(", problem: {}", w.problem) }
         );
     }
@@ -151,6 +155,7 @@ pub fn to_json(status: &pb::SweepStatus) -> serde_json::Value {
             json!({
                 "worker_id": w.worker_id, "name": w.name, "device": w.device, "last_seen_s": w.last_seen_s,
                 "quarantined": w.quarantined, "problem": (!w.problem.is_empty()).then_some(&w.problem),
+                "state": (!w.state.is_empty()).then_some(&w.state),
             })
         })
         .collect();

@@ -1,9 +1,9 @@
 //! The gridsweep coordinator library: sweep files (`sweep`, re-exported from its own crate),
 //! experimental conditions (`condition`), the durable state in SQLite (`store`), the gRPC service
 //! (`server`), the paper's tables (`tables`), the plots (`plots`), the Markdown report (`report`),
-//! live results while a sweep runs (`live`), its ETA (`eta`) and stalls (`stall`), the `run`
-//! command that ties them together (`run`), and the expected device time of a sweep's jobs and
-//! its makespan on N workers (`plan`, `forecast`).
+//! live results while a sweep runs (`live`), its ETA (`eta`) and stalls (`stall`), the pacing of
+//! its periodic reads (`pace`), the `run` command that ties them together (`run`), and the
+//! expected device time of a sweep's jobs and its makespan on N workers (`plan`, `forecast`).
 
 pub mod condition;
 pub mod display;
@@ -13,6 +13,7 @@ pub mod forecast;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod pace;
 pub mod plan;
 pub mod plots;
 pub mod progress;

@@ -1,6 +1,7 @@
 //! Results while a sweep runs: `epochs.csv`, one row per job and reported epoch in long format
 //! (what people plot while a 300-epoch sweep runs), rewritten atomically from the state; `run`
-//! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end.
+//! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end, each
+//! paced by what its last rewrite took (`pace`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use gridsweep_proto::v1 as pb;
 
 use crate::condition::Varying;
 use crate::files::{OutputError, create_dir, write_output};
+use crate::pace;
 use crate::server::Shared;
 use crate::store::{EpochRow, JobRow, Store, StoreError};
 use crate::tables::{self, RunRecord, TablesError, cell, csv_bytes};
@@ -39,6 +41,9 @@ const EPOCHS_EVERY: Duration = Duration::from_secs(2);
 const TABLES_EVERY: Duration = Duration::from_secs(10);
 /// Sweeps up to this many jobs get their tables rewritten at every job's end.
 const SMALL_SWEEP: usize = 200;
+/// Either file waits at least this many times what its last rewrite took: a sweep of 10,000
+/// jobs of 300 epochs has 3 million epoch rows, and its rewrites stay a tenth of a core.
+const REWRITE_FACTOR: u32 = 10;
 
 /// The sweep's runs as the tables want them, from the state database.
 pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
@@ -61,7 +66,8 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
 
 /// Keeps the output directory current while a sweep runs: `epochs.csv` when epochs arrive (at
 /// most every `EPOCHS_EVERY`), the tables (with pending and running jobs counted) when jobs end
-/// (at most every `TABLES_EVERY` in a sweep of more than `SMALL_SWEEP` jobs).
+/// (at most every `TABLES_EVERY` in a sweep of more than `SMALL_SWEEP` jobs); either at most
+/// every `REWRITE_FACTOR` times its last rewrite's duration.
 /// Writing happens on the blocking pool; a failure is logged naming the file, and the sweep goes
 /// on (the files are written again at the next change and at the end).
 #[derive(Debug)]
@@ -72,12 +78,12 @@ pub struct Refresh {
     sweep: String,
     /// Epochs reported, over all jobs, when `epochs.csv` was last written.
     epochs: Option<u64>,
-    /// When it was last written.
-    epochs_at: Option<Instant>,
+    /// When it was last written, and how long that took.
+    epochs_at: Option<(Instant, Duration)>,
     /// Jobs ended when the tables were last written.
     ended: Option<usize>,
-    /// When they were.
-    tables_at: Option<Instant>,
+    /// When they were, and how long that took.
+    tables_at: Option<(Instant, Duration)>,
 }
 
 impl Refresh {
@@ -97,39 +103,57 @@ impl Refresh {
     pub async fn update(&mut self, shared: &Arc<Shared>, status: &pb::SweepStatus) {
         let epochs: u64 = status.jobs.iter().map(|j| u64::from(j.epoch)).sum();
         let ended = status.jobs.iter().filter(|j| !j.state().is_open()).count();
-        let epochs_due = self.epochs != Some(epochs) && self.epochs_at.is_none_or(|t| t.elapsed() >= EPOCHS_EVERY);
+        let rested = |at: Option<(Instant, Duration)>, floor| {
+            at.is_none_or(|(t, took)| t.elapsed() >= pace::wait_after(took, floor, REWRITE_FACTOR))
+        };
+        let epochs_due = self.epochs != Some(epochs) && rested(self.epochs_at, EPOCHS_EVERY);
         // Every result is read to write the tables: on a large sweep, not more often than
         // TABLES_EVERY (the last job's end always writes them, at the end of `run`).
-        let tables_due = self.ended != Some(ended)
-            && ended > 0
-            && self.tables_at.is_none_or(|t| t.elapsed() >= TABLES_EVERY || status.jobs.len() <= SMALL_SWEEP);
+        let floor = if status.jobs.len() <= SMALL_SWEEP { Duration::ZERO } else { TABLES_EVERY };
+        let tables_due = self.ended != Some(ended) && ended > 0 && rested(self.tables_at, floor);
         if !epochs_due && !tables_due {
             return;
         }
         let (shared, out, sweep) = (shared.clone(), self.out.clone(), self.sweep.clone());
         let task = tokio::task::spawn_blocking(move || {
-            if epochs_due && let Err(e) = write_epochs(&shared.store, &out) {
-                tracing::error!("{} not written: {e}", out.join(EPOCHS_CSV).display());
-            }
-            if tables_due {
-                let written = records(&shared.store)
-                    .map_err(|e| e.to_string())
-                    .and_then(|runs| tables::write_tables(&runs, &sweep, &out).map_err(|e| e.to_string()));
-                if let Err(e) = written {
-                    tracing::error!("tables in {} not refreshed: {e}", out.display());
-                }
-            }
+            let epochs_took = epochs_due.then(|| {
+                timed(|| {
+                    if let Err(e) = write_epochs(&shared.store, &out) {
+                        tracing::error!("{} not written: {e}", out.join(EPOCHS_CSV).display());
+                    }
+                })
+            });
+            let tables_took = tables_due.then(|| {
+                timed(|| {
+                    let written = records(&shared.store)
+                        .map_err(|e| e.to_string())
+                        .and_then(|runs| tables::write_tables(&runs, &sweep, &out).map_err(|e| e.to_string()));
+                    if let Err(e) = written {
+                        tracing::error!("tables in {} not refreshed: {e}", out.display());
+                    }
+                })
+            });
+            (epochs_took, tables_took)
         });
-        if let Err(e) = task.await {
+        let (epochs_took, tables_took) = task.await.unwrap_or_else(|e| {
             tracing::error!("refreshing {}: {e}", self.out.display());
-        }
+            (None, None)
+        });
+        let now = Instant::now();
         if epochs_due {
-            (self.epochs, self.epochs_at) = (Some(epochs), Some(Instant::now()));
+            (self.epochs, self.epochs_at) = (Some(epochs), Some((now, epochs_took.unwrap_or_default())));
         }
         if tables_due {
-            (self.ended, self.tables_at) = (Some(ended), Some(Instant::now()));
+            (self.ended, self.tables_at) = (Some(ended), Some((now, tables_took.unwrap_or_default())));
         }
     }
+}
+
+/// How long `f` took.
+fn timed(f: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    f();
+    started.elapsed()
 }
 
 /// Writes `out/epochs.csv` from the state; returns its path.

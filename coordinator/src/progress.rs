@@ -63,13 +63,20 @@ impl Board {
     }
 }
 
-/// "3 workers (1 quarantined), w2-0a1f: ..." with the first worker's problem named.
+/// "workers: 2 live, 32 quiet, 1 quarantined, w2-0a1f: ..." with the first worker's problem
+/// named: a resumed sweep keeps the workers of its earlier runs, which are quiet now.
 fn workers_line(workers: &[pb::WorkerStatus]) -> String {
-    let quarantined = workers.iter().filter(|w| w.quarantined).count();
-    let mut line = format!("{} workers", workers.len());
-    if quarantined > 0 {
-        line += &format!(" ({quarantined} quarantined)");
-    }
+    let count = |state: &str| workers.iter().filter(|w| w.state == state).count();
+    let (live, quiet, quarantined) = (count("live"), count("quiet"), count("quarantined"));
+    let mut line = if live + quiet + quarantined == workers.len() {
+        let mut parts = vec![format!("{live} live")];
+        parts.extend((quiet > 0).then(|| format!("{quiet} quiet")));
+        parts.extend((quarantined > 0).then(|| format!("{quarantined} quarantined")));
+        format!("workers: {}", parts.join(", "))
+    } else {
+        // An older coordinator, which does not say.
+        format!("{} workers", workers.len())
+    };
     if let Some(w) = workers.iter().find(|w| !w.problem.is_empty()) {
         line += &format!(", {}: {}", w.worker_id, w.problem);
     }
@@ -224,10 +231,26 @@ mod tests {
         let block = Board::block(&s, 20);
         assert_eq!(block.len(), 20, "{block:?}");
         assert!(block[0].contains("0/10000 ended") && block[0].contains("1000 running"), "{}", block[0]);
-        assert_eq!(block[1], "  sweep s, 0 workers");
+        assert_eq!(block[1], "  sweep s, workers: 0 live");
         assert_eq!(block[19], "  ... and 983 more running");
         let few = Board::block(&status(vec![job("a", pb::JobState::Running, 1)]), 20);
         assert_eq!(few.len(), 3, "no 'more' line when all fit: {few:?}");
+    }
+
+    #[test]
+    fn the_workers_line_counts_live_quiet_and_quarantined_workers() {
+        let worker = |id: &str, state: &str, problem: &str| pb::WorkerStatus {
+            worker_id: id.into(),
+            state: state.into(),
+            problem: problem.into(),
+            ..Default::default()
+        };
+        let workers = [worker("w1", "quiet", ""), worker("w2", "live", ""), worker("w3", "quiet", "no data")];
+        assert_eq!(workers_line(&workers), "workers: 1 live, 2 quiet, w3: no data");
+        let workers = [worker("w1", "live", ""), worker("w2", "quarantined", "")];
+        assert_eq!(workers_line(&workers), "workers: 1 live, 1 quarantined");
+        let older = [worker("w1", "", ""), worker("w2", "", "")];
+        assert_eq!(workers_line(&older), "2 workers", "a coordinator that does not say");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gridsweep_proto::PROTOCOL_VERSION;
 use gridsweep_proto::v1::coordinator_server::Coordinator;
@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::shared::{Shared, blocking, off_runtime};
 use super::streams::{Received, RpcStream, async_stream, receive_checkpoint, stream_data_set, stream_file};
+use crate::pace;
 use crate::store::{Grant, StoredCheckpoint};
 
 /// The result type of every rpc handler.
@@ -250,12 +251,16 @@ impl Coordinator for CoordinatorService {
         let mut changes = shared.changed.subscribe();
         let stream = async_stream(move |tx| async move {
             loop {
+                let started = Instant::now();
                 let status = shared.status_off_runtime().await;
+                let took = started.elapsed();
                 let finished = status.as_ref().map(|s| s.finished).unwrap_or(true);
                 if tx.send(status).await.is_err() || finished {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                // Each watcher's status reads every job: paced, so that watchers of a large
+                // sweep cost a bounded share of the coordinator's time.
+                tokio::time::sleep(pace::wait_after(took, WATCH_FLOOR, WATCH_FACTOR)).await;
                 if changes.changed().await.is_err() {
                     return;
                 }
@@ -264,6 +269,11 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(stream))
     }
 }
+
+/// The least time between two messages of a `WatchStatus` stream.
+const WATCH_FLOOR: Duration = Duration::from_millis(250);
+/// And at least this many times what the last status took.
+const WATCH_FACTOR: u32 = 4;
 
 /// Refuses a peer that speaks another protocol version.
 fn check_version(client: u32) -> Result<(), Status> {

@@ -44,6 +44,7 @@ impl Shared {
                 .into_iter()
                 .map(|w| {
                     let problem = stall::recent_problem(&w, t, ttl).unwrap_or_default();
+                    let state = stall::worker_state(&w, t, ttl).to_owned();
                     pb::WorkerStatus {
                         worker_id: w.id,
                         name: w.name,
@@ -52,6 +53,7 @@ impl Shared {
                         quarantined: w.quarantined,
                         problem,
                         device_memory_bytes: w.memory_bytes.unwrap_or(0),
+                        state,
                     }
                 })
                 .collect(),
