@@ -342,15 +342,21 @@ async fn watch(
                     .to_owned(),
             ));
         }
+        // A change (or 2 s without one), then the pause; an interrupt ends either wait.
+        let waited = async {
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+            tokio::time::sleep(pause).await;
+        };
         tokio::select! {
             () = &mut shutdown => {
                 screen.clear();
                 return Ok(true);
             }
-            _ = changes.changed() => {}
-            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = waited => {}
         }
-        tokio::time::sleep(pause).await;
         let started = Instant::now();
         *status = status_of(shared).await?;
         pause = pace::wait_after(started.elapsed(), STATUS_FLOOR, STATUS_FACTOR);
