@@ -10,6 +10,7 @@ Settings come from $GRIDSWEEP_SETTINGS (JSON) and are overridden by flags of the
     python train.py --arch grid --depth 26 --seed 42 --epochs 2 --train_subset 2000 --data data
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -22,6 +23,14 @@ import cifar
 import models
 import protocol
 import settings as settings_mod
+
+
+class Fatal(Exception):
+    """An error that ends the run, with the exit code it gets."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
 
 
 def parse_args(argv):
@@ -204,7 +213,8 @@ def result_of(history, trainer, data, resumed_from, diverged):
         "test_loss": None if diverged else last["test_loss"],
         "train_loss": last["train_loss"], "train_acc": last["train_acc"],
         "best_test_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else None,
-        "epochs": last["epoch"], "params": models.param_count(trainer.net), "flops": models.flops(s["arch"], s["depth"]),
+        "epochs": last["epoch"], "params": models.param_count(trainer.net),
+        "flops": models.flops(s["arch"], s["depth"]),
         "train_seconds": sum(m["seconds"] for m in history),
         "images_per_s": sum(m["images_per_s"] for m in history) / len(history),
         "train_images": len(data["train_y"]), "test_images": len(data["test_y"]),
@@ -222,7 +232,12 @@ def run(args, stop):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
     configure(s, device)
     ckpt_dir = args.checkpoint_dir or os.environ.get("GRIDSWEEP_CHECKPOINT_DIR") or None
-    resume = args.resume_epoch if args.resume_epoch is not None else int(os.environ.get("GRIDSWEEP_CHECKPOINT_EPOCH") or 0)
+    resume = args.resume_epoch
+    if resume is None:
+        text = os.environ.get("GRIDSWEEP_CHECKPOINT_EPOCH") or "0"
+        if not text.strip().isdigit():
+            raise settings_mod.SettingsError(f"GRIDSWEEP_CHECKPOINT_EPOCH={text!r} is not an epoch number")
+        resume = int(text)
     if resume > 0 and not ckpt_dir:
         raise settings_mod.SettingsError(f"resume from epoch {resume} asked for without a checkpoint folder")
     data_dir = args.data or os.environ.get("GRIDSWEEP_DATA_DIR")
@@ -241,9 +256,9 @@ def run(args, stop):
     if resume > 0:
         state = protocol.load_checkpoint(ckpt_dir, resume)
         if state["settings"] != s:
-            diff = sorted(k for k in s if state["settings"].get(k) != s[k])
-            raise protocol.CheckpointError(f"{ckpt_dir}: the checkpoint was written with other settings "
-                                           f"({', '.join(diff)} differ)")
+            diff = "; ".join(f"{k}: {json.dumps(s[k])} here, {json.dumps(state['settings'].get(k))} there"
+                             for k in sorted(s) if state["settings"].get(k) != s[k])
+            raise protocol.CheckpointError(f"{ckpt_dir}: the checkpoint was written with other settings ({diff})")
         trainer.load(state)
         history, first = state["history"], resume
         log(f"resumed from the checkpoint of epoch {resume}")
@@ -274,18 +289,10 @@ def train_loop(s, trainer, metrics, history, first, ckpt_dir, stop_after, data, 
             break
         if stop_after is not None and epoch + 1 == stop_after and epoch + 1 < s["epochs"]:
             raise protocol.Stopped(f"--stop_after_epoch {stop_after}")
-        if trainer.stop.requested:
+        if trainer.stop.requested and epoch + 1 < s["epochs"]:
             raise protocol.Stopped("SIGTERM")
     metrics.result(result_of(history, trainer, data, resumed_from, diverged), diverged)
     return 0
-
-
-class Fatal(Exception):
-    """An error that ends the run, with the exit code it gets."""
-
-    def __init__(self, message, code):
-        super().__init__(message)
-        self.code = code
 
 
 def log(msg):
