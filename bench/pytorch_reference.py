@@ -1,108 +1,25 @@
 #!/usr/bin/env python3
-"""The paper's three networks in plain PyTorch, written independently of the Rust worker, to
-hold it against: parameter and FLOP counts (with thop, when installed) and training-step
-throughput. Parameter names match the worker's (`stage2.node_1_3.conv1.weight`).
+"""The paper's three networks in plain PyTorch (examples/pytorch/models.py, written independently
+of the Rust worker), to hold the worker against: parameter and FLOP counts (with thop, when
+installed) and training-step throughput. Parameter names match the worker's
+(`stage2.node_1_3.conv1.weight`).
 
     python bench/pytorch_reference.py count                       # all 12 Table 1 cells, JSON lines
     python bench/pytorch_reference.py bench --arch grid --depth 26 --batch 128 --steps 20
 """
 import argparse
 import json
-import math
+import os
 import statistics
+import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-class Block(nn.Module):
-    """CIFAR BasicBlock; shortcut is None (plain), identity, or 1x1 conv + BN."""
-
-    def __init__(self, c_in, c_out, stride, residual):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.residual = residual
-        if residual and (stride != 1 or c_in != c_out):
-            self.shortcut = nn.Module()
-            self.shortcut.conv = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
-            self.shortcut.bn = nn.BatchNorm2d(c_out)
-            self.project = True
-        else:
-            self.project = False
-
-    def forward(self, x):
-        h = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        if not self.residual:
-            return F.relu(h)
-        s = self.shortcut.bn(self.shortcut.conv(x)) if self.project else x
-        return F.relu(h + s)
-
-
-class Chain(nn.ModuleDict):
-    def __init__(self, c_in, c_out, stride, n, residual):
-        super().__init__({f"block_{k}": Block(c_in if k == 0 else c_out, c_out, stride if k == 0 else 1, residual)
-                          for k in range(n)})
-
-    def forward(self, x):
-        for b in self.values():
-            x = b(x)
-        return x
-
-
-class Grid(nn.ModuleDict):
-    def __init__(self, c_in, c_out, stride, r):
-        super().__init__({f"node_{i}_{j}": Block(c_in if (i, j) == (0, 0) else c_out, c_out,
-                                                 stride if (i, j) == (0, 0) else 1, True)
-                          for i in range(r) for j in range(r)})
-        self.r = r
-
-    def forward(self, x):
-        r, out = self.r, {}
-        for i in range(r):
-            for j in range(r):
-                parents = [out[p] for p in ((i - 1, j), (i, j - 1)) if p in out]
-                z = x if not parents else parents[0] if len(parents) == 1 else (parents[0] + parents[1]) / 2
-                out[(i, j)] = self[f"node_{i}_{j}"](z)
-        return out[(r - 1, r - 1)]
-
-
-class Net(nn.Module):
-    def __init__(self, arch, depth):
-        super().__init__()
-        n = (depth - 2) // 6
-        assert depth == 6 * n + 2, depth
-        self.stem = nn.Module()
-        self.stem.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.stem.bn = nn.BatchNorm2d(16)
-        c_in = 16
-        for k, c_out in enumerate((16, 32, 64)):
-            stride = 1 if k == 0 else 2
-            if arch == "grid":
-                r = math.isqrt(n)
-                assert r * r == n, depth
-                stage = Grid(c_in, c_out, stride, r)
-            else:
-                stage = Chain(c_in, c_out, stride, n, arch == "resnet")
-            setattr(self, f"stage{k + 1}", stage)
-            c_in = c_out
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, 10)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x):
-        x = F.relu(self.stem.bn(self.stem.conv(x)))
-        x = self.stage3(self.stage2(self.stage1(x)))
-        return self.fc(torch.flatten(self.pool(x), 1))
+# The networks live in one module, shared with examples/pytorch/train.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "pytorch"))
+from models import Net  # noqa: E402
 
 
 def count(args):
