@@ -41,8 +41,11 @@ lint: libtorch
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# deploy/ (manifests, batch scripts, Dockerfiles, image staging) as far as this machine allows;
-# not part of `make test`. Stages the images' contents from target/release when built.
+# deploy/ (manifests, batch scripts, Dockerfiles, image staging), and as root a real one-node
+# Slurm running both batch scripts and a real Prometheus scraping a coordinator (Debian packages
+# installed when missing); about a minute, so not part of `make test`. Stages the images'
+# contents from target/release when built; the Slurm and Prometheus runs use target/release's
+# binaries, else target/debug's.
 deploy-check:
 	scripts/deploy-check.sh
 

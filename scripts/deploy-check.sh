@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-#! Checks deploy/ as far as a machine without a container engine, a cluster or Slurm allows
-#! (`make deploy-check`; not part of `make test`). Network: PyPI only, for the first run's
-#! virtual environment (target/deploy-check/venv, reused while its pins are unchanged).
+#! Checks deploy/ (`make deploy-check`; not part of `make test`). Network: PyPI for the first
+#! run's virtual environment (target/deploy-check/venv, reused while its pins are unchanged), and
+#! Debian's archive when slurm-wlm, munge or prometheus is missing (installed as root).
 #!   - every Kubernetes manifest parses and passes the schemas of Kubernetes 1.27 and 1.37
 #!     (kubernetes-validate --strict), and the manifests agree with each other and with
 #!     deploy/docker/build.sh (image names, Service, Secret, probes, ports, uid);
@@ -12,7 +12,11 @@
 #!   - the images' staging step runs for real on the binaries built here (target/release, or
 #!     GRIDSWEEP_CHECK_COORDINATOR_BIN / GRIDSWEEP_CHECK_WORKER_BIN with LIBTORCH), and the staged
 #!     binaries run and accept every flag the manifests give them; skipped, saying so, when a
-#!     binary is not built.
+#!     binary is not built;
+#!   - a real one-node Slurm runs both batch scripts on a small sweep with a task cancelled in
+#!     the middle of a job (scripts/deploy-check-slurm.sh; root only, else skipped), and a real
+#!     Prometheus scrapes a running coordinator (scripts/deploy-check-prometheus.sh); both on
+#!     target/release's binaries, else target/debug's.
 #! Prints each check and each skip, then `N passed, N failed, N skipped`; exits 1 on a failure.
 set -uo pipefail
 
@@ -39,22 +43,25 @@ skip() {
     echo "SKIP: $*"
     skipped=$((skipped + 1))
 }
-# Runs a check of scripts/deploy_check.py, prints its lines and counts them; a helper that
-# fails without a FAIL line of its own (a crash) counts as one failure.
-helper() {
-    local out status fails
-    out=$("$py" scripts/deploy_check.py "$@" 2>&1)
-    status=$?
-    echo "$out"
-    fails=$(grep -c '^FAIL: ' <<< "$out")
+# Runs a command that prints ok/FAIL/SKIP lines, shows them as they come and counts them; one
+# that fails without a FAIL line of its own (a crash) counts as one failure.
+counted() {
+    local log status fails
+    log=$(mktemp)
+    "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    fails=$(grep -c '^FAIL: ' "$log")
     if ((status != 0 && fails == 0)); then
         fails=1
-        echo "FAIL: scripts/deploy_check.py $1 exited $status"
+        echo "FAIL: $* exited $status"
     fi
-    passed=$((passed + $(grep -c '^ok: ' <<< "$out")))
+    passed=$((passed + $(grep -c '^ok: ' "$log")))
     failed=$((failed + fails))
-    skipped=$((skipped + $(grep -c '^SKIP: ' <<< "$out")))
+    skipped=$((skipped + $(grep -c '^SKIP: ' "$log")))
+    rm -f "$log"
 }
+# A check of scripts/deploy_check.py, counted.
+helper() { counted "$py" scripts/deploy_check.py "$@"; }
 section() { echo "== $*"; }
 
 section "virtual environment: ${pins[*]}"
@@ -86,7 +93,7 @@ coordinator_image=$(deploy/docker/build.sh --print coordinator | sed -n 's/^imag
 helper manifests "$root" "$worker_image" "$coordinator_image"
 
 section "shell scripts"
-scripts=(deploy/slurm/*.sbatch deploy/docker/*.sh scripts/deploy-check.sh scripts/provision-libtorch.sh)
+scripts=(deploy/slurm/*.sbatch deploy/docker/*.sh scripts/deploy-check*.sh scripts/provision-libtorch.sh)
 for s in "${scripts[@]}"; do
     if out=$(bash -n "$s" 2>&1); then ok "bash -n $s"; else fail "bash -n $s: $out"; fi
 done
@@ -107,6 +114,7 @@ if out=$(cd "$t" && env -u GRIDSWEEP_TOKEN_FILE -u GRIDSWEEP_DATA -u GRIDSWEEP_S
     bash "$root/deploy/slurm/gridsweep-coordinator.sbatch" sweep.yaml 2> "$t/stderr"); then
     token="$t/home/.config/gridsweep/token"
     expected="run sweep.yaml --listen 0.0.0.0:50051 --token-file $token --local-workers 0 --http 0.0.0.0:8080"
+    expected+=" --advertise node7"
     argv=$(grep -v '^ ' <<< "$out" | grep -v '^gridsweep coordinator' | tr '\n' ' ' | sed 's/ $//')
     if [[ "$argv" == "$expected" ]]; then
         ok "gridsweep-coordinator.sbatch runs: coordinator $argv"
@@ -187,8 +195,14 @@ else
 fi
 rm -rf "$stage"
 
+section "a real Slurm: both batch scripts, a worker task cancelled mid-job"
+counted scripts/deploy-check-slurm.sh "$py"
+
+section "a real Prometheus scraping a coordinator"
+counted scripts/deploy-check-prometheus.sh
+
 echo
 echo "not checked here: building the images (no container engine or base images on this machine),"
-echo "applying the manifests (no cluster), submitting the batch scripts (no Slurm)"
+echo "applying the manifests (no cluster)"
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed == 0 ]]

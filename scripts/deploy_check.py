@@ -3,6 +3,7 @@
     python scripts/deploy_check.py manifests ROOT WORKER_IMAGE COORDINATOR_IMAGE
     python scripts/deploy_check.py dockerfiles ROOT
     python scripts/deploy_check.py flags MANIFEST CONTAINER HELP_FILE [PENDING_FLAG...]
+    python scripts/deploy_check.py sweep-results RESULTS_DIR JOBS EPOCHS RESUMED_JOB
 
 Each prints one line per finding ("ok: ..." or "FAIL: ...") and exits 1 if any failed. Needs
 PyYAML (in the check's virtual environment).
@@ -100,6 +101,8 @@ def manifests(root, worker_image, coordinator_image):
     check(arg(args, "--listen") == "0.0.0.0:50051", "--listen 0.0.0.0:50051")
     check(arg(args, "--http") == "0.0.0.0:8080", "--http 0.0.0.0:8080")
     check(arg(args, "--local-workers") == "0", "--local-workers 0")
+    worker_host = m.group(1) if m else None
+    check(arg(args, "--advertise") == worker_host, f"--advertise {arg(args, '--advertise')}: the host the workers connect to")
     vct = sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
     (state_mount,) = [m for m in coord["volumeMounts"] if m["name"] == vct]
     for flag in ("--state", "--out", "--data"):
@@ -224,7 +227,41 @@ def flags(manifest, container, help_file, *pending):
     check(False, f"no container {container} in {manifest}")
 
 
+def sweep_results(results, jobs, epochs, resumed_job):
+    """The outputs of the Slurm sweep: every job completed once, each epoch once, the tables."""
+    import csv
+    import json
+
+    jobs, epochs = int(jobs), int(epochs)
+    with open(os.path.join(results, "runs.csv")) as f:
+        runs = list(csv.DictReader(f))
+    ids = [r["job_id"] for r in runs]
+    check(len(runs) == jobs and len(set(ids)) == jobs, f"runs.csv: {len(runs)} rows for {len(set(ids))} jobs, expected {jobs} jobs once each")
+    states = sorted({r["state"] for r in runs})
+    check(states == ["completed"], f"runs.csv: every job completed ({', '.join(states)})")
+    with open(os.path.join(results, "epochs.csv")) as f:
+        rows = list(csv.DictReader(f))
+    per_job = {}
+    for r in rows:
+        per_job.setdefault(r["job_id"], []).append(int(r["epoch"]))
+    wanted = list(range(1, epochs + 1))
+    ok = sorted(per_job) == sorted(ids) and all(sorted(e) == wanted for e in per_job.values())
+    counts = {j: len(e) for j, e in per_job.items()}
+    check(ok, f"epochs.csv: epochs 1..{epochs} once for each job ({len(rows)} rows; per job {counts})")
+    with open(os.path.join(results, "runs.jsonl")) as f:
+        results_by_id = {r["job_id"]: r for r in map(json.loads, f)}
+    r = results_by_id.get(resumed_job, {}).get("result") or {}
+    history = [e["epoch"] for e in r.get("epochs", [])]
+    resumed = r.get("resumed_from_epoch") or 0
+    check(resumed >= 1 and history == wanted,
+          f"the cancelled task's job {resumed_job} resumed from its checkpoint after epoch {resumed} on another worker, its history epochs 1..{epochs} once")
+    for name in ("table1.csv", "table1.md", "table2.md", "report.md"):
+        path = os.path.join(results, name)
+        check(os.path.isfile(path) and os.path.getsize(path) > 0, f"{name} written ({os.path.getsize(path) if os.path.isfile(path) else 0} bytes)")
+
+
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    {"manifests": manifests, "dockerfiles": dockerfiles, "flags": flags}[command](*rest)
+    commands = {"manifests": manifests, "dockerfiles": dockerfiles, "flags": flags, "sweep-results": sweep_results}
+    commands[command](*rest)
     sys.exit(1 if failures else 0)

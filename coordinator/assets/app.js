@@ -109,6 +109,12 @@ async function drawSweep() {
       el('td', {}, w.jobs.map((j) => el('a', { href: `/jobs/${encodeURIComponent(j)}` }, j, ' '))),
       el('td', { class: 'num' }, `${fmtSecs(w.last_seen_s)} ago`), el('td', {}, stateBadge(w.state)),
       el('td', { class: 'err' }, w.problem || '')))));
+  // While no worker is live (and the sweep is not over), the command that attaches one.
+  if (s.attach && !s.finished && !s.workers.some((w) => w.state === 'live')) {
+    parts.push(el('p', { id: 'attach' }, 'Attach a worker: on a machine with the ', el('code', {}, 'worker'),
+      ' binary, run'));
+    parts.push(el('pre', { class: 'attach' }, el('code', {}, s.attach)));
+  }
   parts.push(el('h2', {}, `Running (${s.running.length})`));
   parts.push(jobTable(s.running, s.settings, false));
   view.replaceChildren(...parts);

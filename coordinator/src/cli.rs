@@ -119,6 +119,11 @@ pub struct RunArgs {
     /// The name in the certificate that local workers check.
     #[arg(long, default_value = "localhost")]
     pub tls_domain: String,
+    /// The host name (or address) other machines reach this coordinator by, printed in the line
+    /// that attaches a worker; default: this machine's fully qualified name when --listen is an
+    /// unspecified address (0.0.0.0, [::]), else the --listen address.
+    #[arg(long, value_name = "HOST")]
+    pub advertise: Option<String>,
     /// Local workers: a number, or auto (one per CUDA device, else one CPU worker).
     #[arg(long, default_value = "auto")]
     pub local_workers: LocalWorkers,

@@ -22,6 +22,20 @@ use crate::cli::RunArgs;
 /// A failure: the exit code and the message.
 type Failure = (u8, String);
 
+/// `--advertise HOST` is a host name or an address, without a scheme, port or path (the port
+/// is --listen's).
+fn check_advertise(host: &str) -> Result<(), Failure> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ok = !host.is_empty()
+        && (bare.parse::<std::net::IpAddr>().is_ok()
+            || host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err((2, format!("--advertise {host:?}: expected a host name or an IP address (no scheme, port or path)")))
+    }
+}
+
 /// `coordinator run`: the sweep to its end, then the tables' summary and Table 1.
 pub async fn run(
     args: RunArgs,
@@ -38,6 +52,9 @@ pub async fn run(
                 args.listen
             ),
         ));
+    }
+    if let Some(h) = &args.advertise {
+        check_advertise(h)?;
     }
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(RunTls { cert, key, domain: args.tls_domain }),
@@ -58,6 +75,8 @@ pub async fn run(
         retry_failed: args.retry_failed,
         http: args.http.unwrap_or(HttpAddr::Default),
         worker_log_json,
+        advertise: args.advertise,
+        token_file: args.token_file,
     };
     match run::run(opts, shutdown).await {
         Ok(o) => {

@@ -107,6 +107,9 @@ pub fn render(status: &pb::SweepStatus, all: bool) -> String {
     let mut out = format!("sweep {}: {}\n", status.sweep_name, progress_line(status));
     if !status.stalled.is_empty() {
         out += &format!("  STALLED: {}\n", status.stalled);
+        if !status.attach.is_empty() {
+            out += &format!("  attach workers with: {}\n", status.attach);
+        }
     }
     for j in status.jobs.iter().filter(|j| all || j.state() == pb::JobState::Running) {
         out += &format!("  {}\n", job_line(j));
@@ -164,6 +167,7 @@ pub fn to_json(status: &pb::SweepStatus) -> serde_json::Value {
         "finished": status.finished,
         "eta_s": status.eta_s,
         "stalled": (!status.stalled.is_empty()).then_some(&status.stalled),
+        "attach": (!status.attach.is_empty()).then_some(&status.attach),
         "counts": {"pending": c.pending, "running": c.running, "completed": c.completed,
                    "diverged": c.diverged, "failed": c.failed},
         "jobs": jobs,

@@ -1,9 +1,11 @@
 //! The coordinator's Prometheus metrics, served at `/metrics` on the HTTP address in the
-//! OpenMetrics text format (encoded by the `prometheus-client` crate). Counters and histograms
+//! OpenMetrics text format (encoded by the `prometheus-client` crate), or in the classic text
+//! format for scrapers that do not ask for OpenMetrics (`exposition.rs`). Counters and histograms
 //! are updated where things happen (rpc handlers, the lease reaper, the store's group commit);
 //! the jobs and workers by state are read from the store at each scrape, so that they are
 //! always what the store holds, never a tally that could drift from it.
 
+mod exposition;
 mod grpc;
 
 use std::sync::Mutex;
@@ -17,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+pub use exposition::Format;
 pub use grpc::RecordRpcs;
 
 use crate::stall;

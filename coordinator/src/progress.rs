@@ -43,7 +43,10 @@ impl Board {
             }
         }
         self.primed = true;
-        events.extend(self.stall.check(&status.stalled));
+        events.extend(self.stall.check(&status.stalled).map(|s| match status.attach.as_str() {
+            "" => s,
+            attach => format!("{s}\n  attach workers with: {attach}"),
+        }));
         events
     }
 

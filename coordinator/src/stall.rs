@@ -111,7 +111,7 @@ fn explain_workers(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s
         parts.push(format!("failing for reasons that are not the jobs': {}", failing.join("; ")));
     }
     if parts.is_empty() {
-        format!("{pending} jobs pending and no worker connected; attach one with `worker --coordinator URL`")
+        format!("{pending} jobs pending and no worker connected")
     } else {
         format!("{pending} jobs pending and no worker can take them: {}", parts.join("; "))
     }

@@ -237,7 +237,8 @@ async fn reflection_needs_the_token_and_lists_the_coordinator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_the_store_and_the_rpcs() {
     let s = start("metrics", None, "127.0.0.1").await;
-    let read = || async { parse_metrics(&get(s.http, "/metrics", &[]).await.body) };
+    let om = [("Accept", "application/openmetrics-text")];
+    let read = || async { parse_metrics(&get(s.http, "/metrics", &om).await.body) };
     let m = read().await;
     assert_eq!(m["gridsweep_jobs{state=\"pending\"}"], s.jobs.len() as f64);
     assert_eq!(m["gridsweep_jobs{state=\"running\"}"], 0.0);
@@ -249,7 +250,7 @@ async fn metrics_follow_the_store_and_the_rpcs() {
     let stale = c.heartbeat(beat(&worker, &l, 2, l.fencing_token + 99)).await.unwrap_err();
     assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
 
-    let answer = get(s.http, "/metrics", &[]).await;
+    let answer = get(s.http, "/metrics", &om).await;
     assert_eq!(answer.status, 200);
     assert!(answer.header("content-type").unwrap().starts_with("application/openmetrics-text"));
     let m = parse_metrics(&answer.body);

@@ -113,6 +113,8 @@ fn slurm_script_starts_the_worker_with_coordinator_token_and_gpu() {
             "GRIDSWEEP_DATA",
             "GRIDSWEEP_TLS_CA",
             "GRIDSWEEP_LOG_FORMAT",
+            "GRIDSWEEP_DEVICE",
+            "GRIDSWEEP_SLOTS",
         ] {
             cmd.env_remove(var);
         }
@@ -158,6 +160,21 @@ fn slurm_script_starts_the_worker_with_coordinator_token_and_gpu() {
     {
         assert!(argv.contains(part), "{part:?} in {argv}");
     }
+
+    // Another device and slots (a CPU partition, or two jobs per GPU): the CPUs are shared out.
+    let cpus = [("SLURM_ARRAY_JOB_ID", "77"), ("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_CPUS_PER_TASK", "8")];
+    let out = run(
+        &["http://head:50051", token.to_str().unwrap()],
+        &[cpus[0], cpus[1], cpus[2], ("GRIDSWEEP_DEVICE", "cpu"), ("GRIDSWEEP_SLOTS", "3")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let argv = String::from_utf8(out.stdout).unwrap();
+    for part in ["--device\ncpu\n", "--slots\n3\n", "--threads\n2\n"] {
+        assert!(argv.contains(part), "{part:?} in {argv}");
+    }
+    let out = run(&["http://head:50051", token.to_str().unwrap()], &[("GRIDSWEEP_SLOTS", "0")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GRIDSWEEP_SLOTS=0"));
 
     // No coordinator, or no readable token: exit 2 with a message, the worker never started.
     let out = run(&[], &[]);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gridsweep_proto::job::JobSpec;
 use gridsweep_proto::result::EpochMetrics;
@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::Dashboard;
 use super::sweep::JobView;
+use crate::metrics::Format;
 use crate::plots::{PlotInfo, render_plots};
 use crate::store::{AttemptRow, Store, StoreError};
 use crate::tables::render_markdown;
@@ -225,13 +226,16 @@ pub async fn plot_svg(State(d): State<Arc<Dashboard>>, Path(file): Path<String>)
     }
 }
 
-/// `/metrics`: Prometheus' text format (OpenMetrics).
-pub async fn metrics(State(d): State<Arc<Dashboard>>) -> Result<Response, ApiError> {
+/// `/metrics`: OpenMetrics text when the `Accept` header asks for it, else Prometheus' classic
+/// text format 0.0.4 (`crate::metrics::Format`).
+pub async fn metrics(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let (jobs, workers) = read(&d, |s| Ok(s.counts()?)).await?;
     let text = d
         .shared
         .metrics
         .encode(&jobs, &workers, d.shared.lease_ttl.as_secs_f64())
         .map_err(|e| ApiError::Internal(format!("encoding the metrics: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
+    let headers = [(header::CONTENT_TYPE, format.content_type()), (header::VARY, "Accept")];
+    Ok((headers, format.render(text)).into_response())
 }

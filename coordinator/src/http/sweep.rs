@@ -187,6 +187,8 @@ struct SweepView {
     running: Vec<JobView>,
     /// Every worker, oldest first.
     workers: Vec<WorkerView>,
+    /// The command that attaches a worker from another machine (a running sweep only).
+    attach: Option<String>,
 }
 
 /// Every job, for the jobs page.
@@ -284,6 +286,7 @@ fn summarise(d: &Dashboard, version: u64, jobs: Vec<JobRow>, workers: &[WorkerRo
                 problem: stall::recent_problem(w, t, ttl),
             })
             .collect(),
+        attach: d.shared.attach.get().cloned(),
     };
     let summary = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Snapshot { version, at: Instant::now(), jobs, settings, summary: summary.into(), list: OnceLock::new() })

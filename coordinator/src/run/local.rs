@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::{RunError, RunOptions};
+use super::{Attach, RunError, RunOptions};
 
 /// How many local workers `run` starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,12 +43,15 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts the local workers `opts` asks for, connecting to `addr`.
+    /// Starts the local workers `opts` asks for, connecting to `addr`, and prints how to attach
+    /// more (`attach`): always without local workers, and with them when other machines can reach
+    /// the coordinator.
     pub async fn start(
         opts: &RunOptions,
         data: Option<&Path>,
         state_dir: &Path,
         addr: SocketAddr,
+        attach: &Attach,
     ) -> Result<Pool, RunError> {
         let bin = match &opts.worker_bin {
             Some(b) => b.clone(),
@@ -62,7 +65,7 @@ impl Pool {
             },
         };
         if devices.is_empty() {
-            println!("no local workers; attach workers with: worker --coordinator http://{addr}");
+            print_attach("no local workers; attach workers with", attach);
             return Ok(Pool::default());
         }
         if !bin.exists() {
@@ -81,6 +84,9 @@ impl Pool {
         let mut children = Vec::new();
         for (k, device) in devices.iter().enumerate() {
             children.push(launch.spawn(opts, k, device).await?);
+        }
+        if !attach.loopback_only {
+            print_attach("attach more workers with", attach);
         }
         Ok(Pool { children })
     }
@@ -172,6 +178,14 @@ impl Launch {
         let pid = child.id().map_or_else(|| "?".to_owned(), |p| p.to_string());
         println!("local worker {k} on {device} (pid {pid}, log {})", log_path.display());
         Ok(child)
+    }
+}
+
+/// `lead: COMMAND` on one line (to copy whole), then each note indented.
+fn print_attach(lead: &str, attach: &Attach) {
+    println!("{lead}: {}", attach.command);
+    for note in &attach.notes {
+        println!("  ({note})");
     }
 }
 

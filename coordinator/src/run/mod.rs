@@ -23,10 +23,12 @@ use crate::sweep::{self, Sweep, SweepError};
 use crate::tables::{TablesError, TablesSummary};
 use crate::{live, pace};
 
+mod attach;
 mod local;
 mod outputs;
 
 pub use crate::live::records;
+pub use attach::Attach;
 pub use local::{LocalWorkers, Pool};
 pub use outputs::write_tables;
 
@@ -62,6 +64,10 @@ pub struct RunOptions {
     pub http: HttpAddr,
     /// Local workers log JSON lines (the coordinator's own `--log-format json`).
     pub worker_log_json: bool,
+    /// The host name other machines reach this one by, for the attach line (`--advertise`).
+    pub advertise: Option<String>,
+    /// The file the token came from (`--token-file`), named in the attach line.
+    pub token_file: Option<PathBuf>,
 }
 
 /// The coordinator's TLS identity.
@@ -200,10 +206,12 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         p.tls,
     ));
     let serving = Serving::start(&opts, shared.clone()).await?;
+    let attach = attach::of_run(&opts, serving.addr).await;
+    let _ = shared.attach.set(attach.command.clone());
     let mut status = status_of(&shared).await?;
     let mut workers = match status.finished {
         true => Pool::default(),
-        false => Pool::start(&opts, p.data_dir.as_deref(), &p.state_dir, serving.addr).await?,
+        false => Pool::start(&opts, p.data_dir.as_deref(), &p.state_dir, serving.addr, &attach).await?,
     };
     if watch(&shared, &mut status, &mut workers, &p.out_dir, shutdown).await? {
         wind_down(&shared, ttl).await;

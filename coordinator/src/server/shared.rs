@@ -4,8 +4,8 @@
 //! file I/O.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use gridsweep_proto::v1::coordinator_server::SERVICE_NAME;
@@ -61,6 +61,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The standard gRPC health service's statuses: SERVING until the coordinator drains.
     pub health: HealthReporter,
+    /// The command that attaches a worker from another machine, once `run` has bound its
+    /// address (the status and the dashboard show it); unset for a stored sweep's dashboard.
+    pub attach: OnceLock<String>,
 }
 
 impl Shared {
@@ -89,6 +92,7 @@ impl Shared {
             tls,
             metrics,
             health: HealthReporter::new(),
+            attach: OnceLock::new(),
         }
     }
 

@@ -39,6 +39,7 @@ impl Shared {
             finished,
             stalled,
             eta_s,
+            attach: self.attach.get().cloned().unwrap_or_default(),
             jobs: jobs.into_iter().map(job_status).collect(),
             workers: workers
                 .into_iter()
