@@ -92,6 +92,12 @@ pub enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// Compare Table 1's accuracies along this axis: `arch` (grid against resnet and vgg, the
+        /// default) or a setting in which the runs differ (`lr`: each pair of its values at each
+        /// architecture, depth and value of the other settings). Written to comparisons.csv and
+        /// under table1.md.
+        #[arg(long, value_name = "AXIS", default_value = "arch")]
+        compare: String,
     },
 }
 

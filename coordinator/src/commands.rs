@@ -13,6 +13,7 @@ use coordinator::http::{HttpAddr, HttpError, StoredError, serve_stored};
 use coordinator::progress::{Board, Screen};
 use coordinator::run::{self, RunError, RunOptions, RunTls};
 use coordinator::store::{Store, StoreError};
+use coordinator::tables::TablesError;
 use gridsweep_proto::auth::{TOKEN_ENV, read_token};
 use gridsweep_proto::client::{ClientFlags, ClientTls};
 use gridsweep_proto::v1::{GetStatusRequest, RetryJobsRequest};
@@ -133,10 +134,13 @@ pub async fn dashboard(
     })
 }
 
-/// `coordinator tables`: the outputs of a state directory, each file's path printed.
-pub fn tables(state: &Path, out: &Path) -> Result<(), Failure> {
-    let t = run::write_tables(state, out).map_err(|e| match e {
-        RunError::Store(StoreError::NotAState(_)) => (2, e.to_string()),
+/// `coordinator tables`: the outputs of a state directory, Table 1 compared along `compare`,
+/// each file's path printed.
+pub fn tables(state: &Path, out: &Path, compare: &str) -> Result<(), Failure> {
+    let t = run::write_tables(state, out, compare).map_err(|e| match e {
+        RunError::Store(StoreError::NotAState(_)) | RunError::Tables(TablesError::UnknownAxis { .. }) => {
+            (2, e.to_string())
+        }
         e => (1, e.to_string()),
     })?;
     for f in &t.files {

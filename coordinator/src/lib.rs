@@ -21,8 +21,10 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod stall;
+pub mod stats;
 pub mod store;
 pub mod tables;
+pub mod tensorboard;
 
 /// Sweep files: their own crate (`gridsweep-sweep`), so that the worker can expand a sweep
 /// without linking the coordinator; re-exported so that `coordinator::sweep` paths stay.

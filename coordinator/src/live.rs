@@ -1,7 +1,9 @@
 //! Results while a sweep runs: `epochs.csv`, one row per job and reported epoch in long format
 //! (what people plot while a 300-epoch sweep runs), rewritten atomically from the state; `run`
 //! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end, each
-//! paced by what its last rewrite took (`pace`).
+//! paced by what its last rewrite took (`pace`). The TensorBoard event files
+//! (`tensorboard/<run>/`, [`crate::tensorboard`]) follow both: epochs as they arrive, a run's
+//! gradient histograms when its result does.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use crate::pace;
 use crate::server::Shared;
 use crate::store::{EpochRow, JobRow, Store, StoreError};
 use crate::tables::{self, RunRecord, TablesError, cell, csv_bytes};
+use crate::tensorboard::{self, RunEvents, TensorboardError};
 
 /// The file's name in the output directory.
 pub const EPOCHS_CSV: &str = "epochs.csv";
@@ -32,6 +35,9 @@ pub enum LiveError {
     /// Formatting the file.
     #[error(transparent)]
     Tables(#[from] TablesError),
+    /// Writing an event file.
+    #[error(transparent)]
+    Tensorboard(#[from] TensorboardError),
 }
 
 /// How often `epochs.csv` is rewritten at most while epochs arrive.
@@ -84,6 +90,8 @@ pub struct Refresh {
     ended: Option<usize>,
     /// When they were, and how long that took.
     tables_at: Option<(Instant, Duration)>,
+    /// The event files, which it appends to; shared with the blocking task that writes them.
+    events: Arc<std::sync::Mutex<tensorboard::Writer>>,
 }
 
 impl Refresh {
@@ -96,6 +104,7 @@ impl Refresh {
             epochs_at: None,
             ended: None,
             tables_at: None,
+            events: Arc::default(),
         }
     }
 
@@ -115,6 +124,7 @@ impl Refresh {
             return;
         }
         let (shared, out, sweep) = (shared.clone(), self.out.clone(), self.sweep.clone());
+        let events = self.events.clone();
         let task = tokio::task::spawn_blocking(move || {
             let epochs_took = epochs_due.then(|| {
                 timed(|| {
@@ -123,6 +133,16 @@ impl Refresh {
                     }
                 })
             });
+            // The event files grow with the epochs and take a run's histograms when it ends;
+            // their time counts towards epochs.csv's pace. (Only this blocking task locks the
+            // writer, and `update` awaits it before the next.)
+            let events_took = timed(|| {
+                let mut writer = events.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = write_tensorboard(&shared.store, &out, &mut writer) {
+                    tracing::error!("{} not written: {e}", out.join(tensorboard::DIR).display());
+                }
+            });
+            let epochs_took = epochs_took.map(|t| t + events_took);
             let tables_took = tables_due.then(|| {
                 timed(|| {
                     let written = records(&shared.store)
@@ -163,6 +183,44 @@ pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
     let bytes = epochs_csv(&out.join(EPOCHS_CSV), &jobs, &log)?;
     create_dir(out)?;
     Ok(write_output(out, EPOCHS_CSV, &bytes)?)
+}
+
+/// Writes the TensorBoard event files of every run with an epoch or an analysis to
+/// `out/tensorboard/` from the state (epochs from the epoch log, analyses from the results),
+/// appending through `writer` where it can; returns how many files changed.
+pub fn write_tensorboard(store: &Store, out: &Path, writer: &mut tensorboard::Writer) -> Result<usize, LiveError> {
+    let (jobs, _) = store.snapshot_with_results()?;
+    let log = store.epoch_log()?;
+    Ok(writer.write(out, &tensorboard_runs(&jobs, &log))?)
+}
+
+/// Each job's epochs (the latest attempt's report of each epoch; a result's own epochs when the
+/// log has none) and gradient analyses (by epoch), as the event files are written from.
+pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEvents<'a>> {
+    type Epochs = std::collections::BTreeMap<u32, (u32, Option<f64>, gridsweep_proto::result::EpochMetrics)>;
+    let mut by_job: HashMap<&str, Epochs> = HashMap::new();
+    for row in log {
+        let epochs = by_job.entry(row.job.as_str()).or_default();
+        let m = &row.metrics;
+        if epochs.get(&m.epoch).is_none_or(|(attempt, ..)| *attempt <= row.attempt) {
+            epochs.insert(m.epoch, (row.attempt, row.reported_at, m.clone()));
+        }
+    }
+    jobs.iter()
+        .map(|j| {
+            let mut epochs: Vec<_> =
+                by_job.remove(j.id.as_str()).unwrap_or_default().into_values().map(|(_, at, m)| (at, m)).collect();
+            let mut grads = Vec::new();
+            if let Some(r) = &j.result {
+                if epochs.is_empty() {
+                    epochs = r.epochs.iter().map(|m| (None, m.clone())).collect();
+                }
+                grads = r.earlier_grad_analyses.iter().chain(&r.grad_analysis).map(|g| (g.epoch_or(r.epochs.len()), g)).collect();
+                grads.sort_by_key(|(epoch, _)| *epoch);
+            }
+            RunEvents { job_id: &j.id, spec: &j.spec, epochs, grads }
+        })
+        .collect()
 }
 
 /// The CSV: job id, arch, depth, seed, repeat, each setting that varies between the sweep's

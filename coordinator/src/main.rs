@@ -80,7 +80,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), (u8, St
             commands::dashboard(&state, http, token_file.as_deref(), shutdown_signal()).await
         }
         Command::Retry { jobs, state, connect, client } => commands::retry(jobs, state, connect, client).await,
-        Command::Tables { state, out } => commands::tables(&state, &out),
+        Command::Tables { state, out, compare } => commands::tables(&state, &out, &compare),
     }
 }
 

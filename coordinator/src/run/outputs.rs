@@ -1,7 +1,7 @@
 //! What `run` checks before it serves and writes after the sweep: the data set the workers get
 //! (refused early when the sweep needs CIFAR-10 and none is at hand), and the outputs derived from
-//! the state (tables, `epochs.csv`, plots, `report.md`), which `coordinator tables` rewrites from
-//! a stopped state the same way.
+//! the state (tables, `epochs.csv`, the TensorBoard event files, plots, `report.md`), which
+//! `coordinator tables` rewrites from a stopped state the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +12,13 @@ use crate::live::{self, records};
 use crate::store::Store;
 use crate::tables::{self, RunRecord, TablesSummary};
 
-/// Writes the tables of the state in `state_dir` to `out`, then `epochs.csv`, the plots and
-/// the report.
-pub fn write_tables(state_dir: &Path, out: &Path) -> Result<TablesSummary, RunError> {
+/// Writes the tables of the state in `state_dir` to `out`, Table 1 compared along `axis`
+/// (`arch`, or a setting the runs differ in: `coordinator tables --compare`), then
+/// `epochs.csv`, the event files, the plots and the report.
+pub fn write_tables(state_dir: &Path, out: &Path, axis: &str) -> Result<TablesSummary, RunError> {
     let store = Store::open_existing(state_dir)?;
     let name = store.sweep_name()?.unwrap_or_else(|| "sweep".to_owned());
-    write_outputs(&store, &name, None, out)
+    write_outputs_comparing(&store, &name, None, out, axis)
 }
 
 /// Writes every output of `store` to `out`: the tables (an error here is the command's), then
@@ -28,10 +29,24 @@ pub(super) fn write_outputs(
     sweep_source: Option<&Path>,
     out: &Path,
 ) -> Result<TablesSummary, RunError> {
+    write_outputs_comparing(store, name, sweep_source, out, tables::ARCH_AXIS)
+}
+
+/// [`write_outputs`] with Table 1 compared along `axis`.
+fn write_outputs_comparing(
+    store: &Store,
+    name: &str,
+    sweep_source: Option<&Path>,
+    out: &Path,
+    axis: &str,
+) -> Result<TablesSummary, RunError> {
     let runs = records(store)?;
-    let tables = tables::write_tables(&runs, name, out)?;
+    let tables = tables::write_tables_comparing(&runs, name, out, axis)?;
     if let Err(e) = live::write_epochs(store, out) {
         tracing::error!("{} not written: {e}", out.join(live::EPOCHS_CSV).display());
+    }
+    if let Err(e) = live::write_tensorboard(store, out, &mut Default::default()) {
+        tracing::error!("{} not written: {e}", out.join(crate::tensorboard::DIR).display());
     }
     write_plots_and_report(&runs, name, sweep_source, out);
     Ok(tables)

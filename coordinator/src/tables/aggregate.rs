@@ -67,6 +67,8 @@ pub(crate) struct Table2Row {
     pub nonfinite_pct: f64,
     /// Mean vanished ratios at EPSILONS, in percent.
     pub vanished_pct: [f64; 4],
+    /// Each run's vanished ratios, in percent, in run order: what Table 2's comparisons test.
+    pub vanished_runs: Vec<[f64; 4]>,
     /// The protocols the row's runs were analysed with (one, unless they differ).
     pub protocols: Vec<Protocol>,
 }
@@ -168,6 +170,7 @@ pub(crate) fn table2(runs: &[Entry<'_>]) -> Vec<Table2Row> {
                 std: mean(grads.iter().filter_map(|g| g.std).collect()),
                 nonfinite_pct: mean(grads.iter().map(|g| g.nonfinite * 100.0).collect()),
                 vanished_pct,
+                vanished_runs: grads.iter().map(|g| g.vanished.map(|v| v * 100.0)).collect(),
                 protocols: grads.iter().map(|g| g.protocol.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
             }
         })

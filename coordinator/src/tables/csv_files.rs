@@ -32,7 +32,8 @@ fn condition_cells(condition: &[SettingValue]) -> Vec<String> {
 }
 
 /// `table1.csv`: one row per condition and depth, the condition's settings (`varying`) first;
-/// see the parent module for the rules.
+/// see the parent module for the rules. `acc_ci95_<arch>` is the half-width of the mean's 95%
+/// Student-t interval.
 pub(super) fn table1(path: &Path, varying: &Varying, rows: &[Table1Row]) -> Result<Vec<u8>, TablesError> {
     let archs = Arch::ALL.map(Arch::name);
     let mut header = varying.names.clone();
@@ -40,7 +41,7 @@ pub(super) fn table1(path: &Path, varying: &Varying, rows: &[Table1Row]) -> Resu
     header.extend(archs.iter().map(|a| format!("params_{a}")));
     header.extend(archs.iter().map(|a| format!("flops_{a}")));
     for a in archs {
-        for col in ["acc_mean", "acc_std", "n", "diverged", "failed", "pending"] {
+        for col in ["acc_mean", "acc_std", "acc_ci95", "n", "diverged", "failed", "pending"] {
             header.push(format!("{col}_{a}"));
         }
     }
@@ -55,16 +56,26 @@ pub(super) fn table1(path: &Path, varying: &Varying, rows: &[Table1Row]) -> Resu
                 match c {
                     Some(c) => {
                         let (mean, std) = mean_std(&c.accs);
-                        out.extend([cell(mean), cell(std), c.accs.len().to_string()]);
+                        out.extend([cell(mean), cell(std), ci_cell(&c.accs), c.accs.len().to_string()]);
                         out.extend([c.diverged, c.failed, c.pending].map(|k| k.to_string()));
                     }
-                    None => out.extend(std::iter::repeat_n(String::new(), 6)),
+                    None => out.extend(std::iter::repeat_n(String::new(), 7)),
                 }
             }
             out
         })
         .collect();
     csv_bytes(path, &header, rows)
+}
+
+/// The half-width of the 95% interval of a cell's mean (mean ± this): empty without runs,
+/// `n/a` from one run (no interval, not a zero-width one).
+fn ci_cell(values: &[f64]) -> String {
+    match values.len() {
+        0 => String::new(),
+        1 => "n/a".to_owned(),
+        _ => cell(crate::stats::ci95_half_width(values)),
+    }
 }
 
 /// `table2.csv`: one row per analysed (condition, architecture, depth), the condition's

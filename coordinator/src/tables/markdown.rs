@@ -141,14 +141,15 @@ fn si(x: u64) -> String {
     }
 }
 
-/// Our accuracy in a cell: `93.07 ± 0.12 (3)`, then a visible ⚠ note counting the diverged,
+/// Our accuracy in a cell: `93.07 ± 0.12 (3) [92.77, 93.37]` (mean ± std (n) [95% interval of
+/// the mean]; `[CI n/a]` from one run), then a visible ⚠ note counting the diverged,
 /// failed and unfinished runs, which are not in the mean.
 fn acc_cell(cell: Option<&Cell>) -> String {
     let Some(c) = cell else { return NONE.to_owned() };
     let n = c.accs.len();
-    let mut out = match mean_std(&c.accs) {
-        (Some(m), Some(s)) => format!("{m:.2} ± {s:.2} ({n})"),
-        (Some(m), None) => format!("{m:.2} ({n})"),
+    let mut out = match (mean_std(&c.accs), crate::stats::ci95_half_width(&c.accs)) {
+        ((Some(m), Some(s)), Some(h)) => format!("{m:.2} ± {s:.2} ({n}) [{:.2}, {:.2}]", m - h, m + h),
+        ((Some(m), _), _) => format!("{m:.2} ({n}) [CI n/a]"),
         _ => NONE.to_owned(),
     };
     let notes: Vec<String> = [(c.diverged, "diverged"), (c.failed, "failed"), (c.pending, "pending")]
@@ -231,7 +232,8 @@ pub(crate) fn table1(ctx: &Context, varying: &Varying, rows: &[Table1Row]) -> St
     }
     md.push_str(
         "\nAccuracy: test accuracy after the last epoch (never the best epoch), percent, mean ± sample \
-         standard deviation (n completed runs). ⚠ counts runs left out of the mean: diverged runs (the \
+         standard deviation (n completed runs) [95% confidence interval of the mean: Student's t with n - 1 \
+         degrees of freedom, mean ± t(0.975, n - 1) std / √n; n/a from a single run]. ⚠ counts runs left out of the mean: diverged runs (the \
          paper prints such networks at 10.00, chance, since a diverged network predicts one class; we \
          report the divergence instead of a number), failed runs, and pending or running ones. Params and \
          FLOPs (per image, thop convention) are from the workers' results. — : not in this sweep, or not \

@@ -32,9 +32,15 @@
 //!   the same settings, so its rows match a table's by text.
 
 mod aggregate;
+mod comparisons;
 mod csv_files;
+mod verdicts;
 
+pub use comparisons::ARCH_AXIS;
 pub(crate) use csv_files::csv_bytes;
+/// The 95% Student-t interval of a mean (its half-width), as every table prints it beside the
+/// std and n; for other tables of means (`results.csv`).
+pub use crate::stats::ci95_half_width;
 mod extract;
 mod markdown;
 #[cfg(test)]
@@ -82,7 +88,8 @@ pub struct RunRecord {
 /// What [`write_tables`] wrote and how the runs were counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TablesSummary {
-    /// The files written, in the order table1.csv, table2.csv, runs.csv, table1.md, table2.md.
+    /// The files written, in the order table1.csv, table2.csv, runs.csv, table1.md, table2.md,
+    /// runs.jsonl, comparisons.csv.
     pub files: Vec<PathBuf>,
     /// Runs that completed (their accuracies are averaged).
     pub completed: usize,
@@ -115,6 +122,14 @@ pub enum TablesError {
         job_id: String,
         /// Its state.
         state: JobState,
+    },
+    /// `--compare` named a setting in which the sweep's jobs do not differ.
+    #[error("--compare {axis}: the sweep's runs do not differ in `{axis}`; they can be compared by: {known}")]
+    UnknownAxis {
+        /// The axis asked for.
+        axis: String,
+        /// The axes there are.
+        known: String,
     },
     /// A run that contradicts itself or the other runs of its cell.
     #[error("job {job_id}: {problem}")]
@@ -166,10 +181,14 @@ struct Prepared<'a> {
     table2: Vec<aggregate::Table2Row>,
     /// What the Markdown versions say about the sweep.
     context: markdown::Context,
+    /// Table 1's comparisons, along the axis asked for.
+    compared1: Vec<comparisons::Comparison>,
+    /// Table 2's comparisons (grid against each baseline).
+    compared2: Vec<comparisons::Comparison>,
 }
 
-/// Reads every result and aggregates the tables.
-fn prepare<'a>(runs: &'a [RunRecord], sweep_name: &str) -> Result<Prepared<'a>, TablesError> {
+/// Reads every result and aggregates the tables, comparing Table 1 along `axis`.
+fn prepare<'a>(runs: &'a [RunRecord], sweep_name: &str, axis: &str) -> Result<Prepared<'a>, TablesError> {
     let grouping = Grouping::of(runs.iter().map(|r| &r.spec));
     let mut read: Vec<Entry<'_>> = runs
         .iter()
@@ -186,26 +205,55 @@ fn prepare<'a>(runs: &'a [RunRecord], sweep_name: &str) -> Result<Prepared<'a>, 
     let table1 = aggregate::table1(&read, &grouping.table1)?;
     let table2 = aggregate::table2(&read);
     let context = markdown::Context::of(sweep_name, &read);
-    Ok(Prepared { grouping, read, table1, table2, context })
+    let compared1 = comparisons::table1(&table1, &grouping.table1, axis)?;
+    let compared2 = comparisons::table2(&table2, &grouping.table2);
+    Ok(Prepared { grouping, read, table1, table2, context, compared1, compared2 })
+}
+
+impl Prepared<'_> {
+    /// `table1.md`: the table, then its comparisons.
+    fn table1_md(&self) -> String {
+        let mut md = markdown::table1(&self.context, &self.grouping.table1, &self.table1);
+        md.push_str(&verdicts::markdown(&self.compared1, "final test accuracy (percentage points)", 2));
+        md
+    }
+
+    /// `table2.md`: the table, then its comparisons.
+    fn table2_md(&self) -> String {
+        let mut md = markdown::table2(&self.context, &self.grouping.table2, &self.table2);
+        md.push_str(&verdicts::markdown(&self.compared2, "vanished fractions (percentage points)", 2));
+        md
+    }
 }
 
 /// `table1.md` and `table2.md` as `write_tables` writes them (ours beside the paper's figures),
 /// in memory: what the dashboard shows while the sweep runs.
 pub fn render_markdown(runs: &[RunRecord], sweep_name: &str) -> Result<(String, String), TablesError> {
-    let p = prepare(runs, sweep_name)?;
-    Ok((
-        markdown::table1(&p.context, &p.grouping.table1, &p.table1),
-        markdown::table2(&p.context, &p.grouping.table2, &p.table2),
-    ))
+    let p = prepare(runs, sweep_name, ARCH_AXIS)?;
+    Ok((p.table1_md(), p.table2_md()))
 }
 
-/// Writes `table1.csv`, `table2.csv`, `runs.csv`, `table1.md`, `table2.md` and `runs.jsonl`
-/// (every run record with the worker's whole result: epoch curves, gradient histograms) for the sweep
-/// `sweep_name` into `out_dir` (created if missing), each through a temporary file renamed into
-/// place. Every result is read before anything is written, so a bad result leaves the
-/// directory as it was.
+/// Writes `table1.csv`, `table2.csv`, `runs.csv`, `table1.md`, `table2.md`, `runs.jsonl`
+/// (every run record with the worker's whole result: epoch curves, gradient histograms) and
+/// `comparisons.csv` for the sweep `sweep_name` into `out_dir` (created if missing), each through
+/// a temporary file renamed into place, comparing architectures. Every result is read before
+/// anything is written, so a bad result leaves the directory as it was.
 pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Result<TablesSummary, TablesError> {
-    let Prepared { grouping, read, table1, table2, context } = prepare(runs, sweep_name)?;
+    write_tables_comparing(runs, sweep_name, out_dir, ARCH_AXIS)
+}
+
+/// As [`write_tables`], comparing Table 1 along `axis`: `arch` (grid against resnet and vgg)
+/// or a setting in which the sweep's runs differ (each pair of its values); any other name is
+/// [`TablesError::UnknownAxis`].
+pub fn write_tables_comparing(
+    runs: &[RunRecord],
+    sweep_name: &str,
+    out_dir: &Path,
+    axis: &str,
+) -> Result<TablesSummary, TablesError> {
+    let p = prepare(runs, sweep_name, axis)?;
+    let (table1_md, table2_md) = (p.table1_md(), p.table2_md());
+    let Prepared { grouping, read, table1, table2, compared1, compared2, .. } = p;
 
     create_dir(out_dir)?;
     let mut files = Vec::new();
@@ -218,9 +266,11 @@ pub fn write_tables(runs: &[RunRecord], sweep_name: &str, out_dir: &Path) -> Res
     put("table1.csv", csv_files::table1(&out_dir.join("table1.csv"), &grouping.table1, &table1)?)?;
     put("table2.csv", csv_files::table2(&out_dir.join("table2.csv"), &grouping.table2, &table2)?)?;
     put("runs.csv", csv_files::runs(&out_dir.join("runs.csv"), &read)?)?;
-    put("table1.md", markdown::table1(&context, &grouping.table1, &table1).into_bytes())?;
-    put("table2.md", markdown::table2(&context, &grouping.table2, &table2).into_bytes())?;
+    put("table1.md", table1_md.into_bytes())?;
+    put("table2.md", table2_md.into_bytes())?;
     put("runs.jsonl", runs_jsonl(&read)?)?;
+    let compared: Vec<comparisons::Comparison> = compared1.into_iter().chain(compared2).collect();
+    put("comparisons.csv", verdicts::csv(&out_dir.join("comparisons.csv"), &compared)?)?;
 
     let count = |o: extract::Outcome| read.iter().filter(|e| e.figures.outcome == o).count();
     Ok(TablesSummary {
