@@ -92,19 +92,25 @@ pub fn welch(a: &[f64], b: &[f64]) -> Result<Welch, NoTest> {
     Ok(Welch { diff, se, t, df, p, ci: (diff - half, diff + half) })
 }
 
-/// A p-value as the tables print it: two decimals, three below 0.01, "< 0.001" below that.
-pub fn format_p(p: f64) -> String {
+/// A p-value as the tables print it: `< 0.001`, else three decimals; `< 0.050` for a p just
+/// below 0.05 that three decimals would round up to it, so the figure never contradicts the
+/// verdict.
+pub fn p_text(p: f64) -> String {
     if p < 0.001 {
-        "p < 0.001".to_owned()
-    } else if p < 0.01 {
-        format!("p = {p:.3}")
-    } else {
-        format!("p = {p:.2}")
+        return "< 0.001".to_owned();
     }
+    let three = format!("{p:.3}");
+    if p < ALPHA && three.parse::<f64>().is_ok_and(|r| r >= ALPHA) { format!("< {ALPHA:.3}") } else { three }
+}
+
+/// A p-value in a sentence: `p = 0.031`, `p < 0.001`.
+pub fn format_p(p: f64) -> String {
+    let text = p_text(p);
+    if text.starts_with('<') { format!("p {text}") } else { format!("p = {text}") }
 }
 
 /// The verdict in words on `a` against `b` (named `name_a`, `name_b`) with `n_a` and `n_b`
-/// runs: "grid higher, p = 0.03" when Welch's test rejects equal means at 5%, else "no
+/// runs: "grid higher, p = 0.031" when Welch's test rejects equal means at 5%, else "no
 /// difference detectable with 3 seeds", or why there is no test.
 pub fn verdict(name_a: &str, name_b: &str, n_a: usize, n_b: usize, test: &Result<Welch, NoTest>) -> String {
     let seeds = if n_a == n_b { format!("{n_a} seeds") } else { format!("{n_a} and {n_b} seeds") };

@@ -90,12 +90,24 @@ fn no_test_from_one_run_or_no_spread() {
 }
 
 #[test]
+fn p_values_never_round_across_five_percent() {
+    assert_eq!(format_p(0.0312), "p = 0.031");
+    assert_eq!(format_p(0.04996), "p < 0.050");
+    assert_eq!(p_text(0.0500001), "0.050");
+    assert_eq!(format_p(0.0004), "p < 0.001");
+}
+
+#[test]
 fn verdicts_in_words() {
     assert_eq!(verdict("grid", "resnet", 3, 3, &welch(&EQ3.0, &EQ3.1)), "no difference detectable with 3 seeds");
     let far = welch(&[95.0, 95.1, 94.9], &[93.0, 93.1, 92.9]);
     assert_eq!(verdict("grid", "resnet", 3, 3, &far), "grid higher, p < 0.001");
-    let below = welch(&[93.0, 93.1, 92.9], &[95.0, 95.2, 94.8]);
-    assert!(verdict("grid", "resnet", 3, 3, &below).starts_with("resnet higher, p = 0.00"));
+    // stats.ttest_ind([93.0, 93.4, 92.9], [93.9, 94.4, 94.1], equal_var=False).pvalue = 0.008086562022792298
+    let below = welch(&[93.0, 93.4, 92.9], &[93.9, 94.4, 94.1]);
+    assert_eq!(verdict("grid", "resnet", 3, 3, &below), "resnet higher, p = 0.008");
+    assert_eq!(verdict("grid", "resnet", 3, 2, &below), "resnet higher, p = 0.008");
+    let none = welch(&UNEQ3.1, &UNEQ3.0[..2]);
+    assert_eq!(verdict("grid", "resnet", 3, 2, &none), "no difference detectable with 3 and 2 seeds");
 }
 
 #[test]

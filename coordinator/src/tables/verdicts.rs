@@ -122,7 +122,7 @@ pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize) ->
             (Err(_), (Some(a), Some(b))) => format!("{:+.digits$} [n/a]", a - b),
             _ => "—".to_owned(),
         });
-        row.push(c.test.as_ref().map_or_else(|_| "—".to_owned(), |w| stats::format_p(w.p).replace("p ", "")));
+        row.push(c.test.as_ref().map_or_else(|_| "—".to_owned(), |w| stats::p_text(w.p)));
         row.push(c.verdict());
         row.push(seeds_md(c.seeds));
         let _ = writeln!(md, "| {} |", row.join(" | "));
