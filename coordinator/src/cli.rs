@@ -54,6 +54,11 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// A state directory of this sweep's runs: also print, for each grid-vs-resnet and
+        /// grid-vs-vgg comparison, the seeds per side that would detect its observed difference
+        /// with 80% power, and the `axes.seed` line that gives the sweep that many seeds.
+        #[arg(long, value_name = "STATE", conflicts_with = "json")]
+        seeds_for: Option<PathBuf>,
     },
     /// Show a running sweep's jobs and workers.
     Status {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use coordinator::display;
 use coordinator::forecast::Forecast;
 use coordinator::http::{HttpAddr, HttpError, StoredError, serve_stored};
+use coordinator::plan::seeds;
 use coordinator::progress::{Board, Screen};
 use coordinator::run::{self, RunError, RunOptions, RunTls};
 use coordinator::store::{Store, StoreError};
@@ -109,11 +110,27 @@ pub fn expand(sweep: &Path, calibration: Option<&Path>, json: bool) -> Result<()
     Ok(())
 }
 
-/// `coordinator plan`: the sweep's makespan on `workers` identical workers.
-pub fn plan(sweep: &Path, workers: usize, calibration: Option<&Path>, json: bool) -> Result<(), Failure> {
+/// `coordinator plan`: the sweep's makespan on `workers` identical workers; with `seeds_for`
+/// (a state directory), the seeds its comparisons need.
+pub fn plan(
+    sweep: &Path,
+    workers: usize,
+    calibration: Option<&Path>,
+    json: bool,
+    seeds_for: Option<&Path>,
+) -> Result<(), Failure> {
     let f = Forecast::load(sweep, calibration).map_err(|e| (2, e.to_string()))?;
     let p = f.plan(workers).map_err(|e| (2, e.to_string()))?;
-    let text = if json { f.plan_json(&p).map_err(|e| (1, e.to_string()))? } else { f.plan_text(&p) };
+    let mut text = if json { f.plan_json(&p).map_err(|e| (1, e.to_string()))? } else { f.plan_text(&p) };
+    if let Some(state) = seeds_for {
+        let store = Store::open_existing(state).map_err(|e| match e {
+            StoreError::NotAState(_) => (2, e.to_string()),
+            e => (1, e.to_string()),
+        })?;
+        let runs = coordinator::live::records(&store).map_err(|e| (1, e.to_string()))?;
+        let advice = seeds::seeds_for(&f.sweep.jobs, &runs).map_err(|e| (1, e.to_string()))?;
+        text.push_str(&seeds::advice_text(&advice));
+    }
     print!("{text}");
     Ok(())
 }

@@ -215,7 +215,12 @@ pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEven
                 if epochs.is_empty() {
                     epochs = r.epochs.iter().map(|m| (None, m.clone())).collect();
                 }
-                grads = r.earlier_grad_analyses.iter().chain(&r.grad_analysis).map(|g| (g.epoch_or(r.epochs.len()), g)).collect();
+                grads = r
+                    .earlier_grad_analyses
+                    .iter()
+                    .chain(&r.grad_analysis)
+                    .map(|g| (g.epoch_or(r.epochs.len()), g))
+                    .collect();
                 grads.sort_by_key(|(epoch, _)| *epoch);
             }
             RunEvents { job_id: &j.id, spec: &j.spec, epochs, grads }

@@ -68,8 +68,8 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), (u8, St
     match command {
         Command::Run(args) => commands::run(args, log_format == LogFormat::Json, shutdown_signal()).await,
         Command::Expand { sweep, calibration, json } => commands::expand(&sweep, calibration.as_deref(), json),
-        Command::Plan { sweep, workers, calibration, json } => {
-            commands::plan(&sweep, workers, calibration.as_deref(), json)
+        Command::Plan { sweep, workers, calibration, json, seeds_for } => {
+            commands::plan(&sweep, workers, calibration.as_deref(), json, seeds_for.as_deref())
         }
         Command::Status { connect, watch, json, client } => {
             let token = client.token().map_err(|e| (2, e.to_string()))?;

@@ -7,6 +7,11 @@
 //! (longest-expected-first by `JobSpec::cost`, ties in sweep order), or `seq` with `--fifo`. The
 //! order always comes from the cost model, as in the store, even when the durations come from a
 //! calibration.
+//!
+//! [`seeds`]: how many seeds the sweep needs to tell its architectures apart (`plan
+//! --seeds-for`).
+
+pub mod seeds;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;

@@ -79,8 +79,10 @@ pub fn write_report(
     let _ = writeln!(
         md,
         "{} jobs: {} completed, {} diverged, {} failed, {} pending or running. Every number is in the files \
-         beside this one: `table1.csv`, `table2.csv`, `runs.csv` (one row per job) and `runs.jsonl` (every \
-         worker result, with its epoch curve and gradient analysis).\n",
+         beside this one: `table1.csv`, `table2.csv`, `runs.csv` (one row per job), `runs.jsonl` (every \
+         worker result, with its epoch curve and gradient analysis) and `comparisons.csv` (the tests between \
+         architectures below each table); `tensorboard/` holds one event-file directory per run \
+         (`tensorboard --logdir tensorboard`).\n",
         runs.len(),
         count(&[JobState::Completed]),
         count(&[JobState::Diverged]),

@@ -35,7 +35,12 @@ fn python() -> Option<PathBuf> {
     let pip = Command::new(&py).args(["-m", "pip", "install", "-q", "tbparse"]).output().expect("pip runs");
     if !pip.status.success() {
         let err = String::from_utf8_lossy(&pip.stderr);
-        let offline = ["Could not find a version", "NewConnectionError", "Temporary failure in name resolution", "Network is unreachable"];
+        let offline = [
+            "Could not find a version",
+            "NewConnectionError",
+            "Temporary failure in name resolution",
+            "Network is unreachable",
+        ];
         assert!(offline.iter().any(|o| err.contains(o)), "pip install tbparse failed: {err}");
         eprintln!("SKIPPED: PyPI unreachable, tbparse not installed: {err}");
         return None;
@@ -93,7 +98,8 @@ fn tbparse_reads_every_run_back() {
         let mut r = TrainResult::simulated(spec.train.clone(), RunStatus::Completed, &accs);
         r.epochs[1].train_loss = Some(0.75);
         r.epochs[1].lr = 0.005;
-        let epochs: Vec<(u32, String)> = r.epochs.iter().map(|m| (m.epoch, serde_json::to_string(m).unwrap())).collect();
+        let epochs: Vec<(u32, String)> =
+            r.epochs.iter().map(|m| (m.epoch, serde_json::to_string(m).unwrap())).collect();
         store.heartbeat(&w, &l.job_id, l.token, &epochs, 60.0).unwrap();
         // The first job's result (with its analysis) is in; the second is still running.
         if reported.is_empty() {
@@ -131,7 +137,10 @@ fn tbparse_reads_every_run_back() {
     let hists = got["histograms"].as_array().unwrap();
     assert_eq!(hists.len(), 1, "only the run whose result came has its analysis: {hists:?}");
     let h = &hists[0];
-    assert_eq!((h[0].as_str().unwrap(), h[1].as_str().unwrap(), h[2].as_u64()), ("grid-8_seed=1", HISTOGRAM_TAG, Some(2)));
+    assert_eq!(
+        (h[0].as_str().unwrap(), h[1].as_str().unwrap(), h[2].as_u64()),
+        ("grid-8_seed=1", HISTOGRAM_TAG, Some(2))
+    );
     let (counts, limits) = (h[3].as_array().unwrap(), h[4].as_array().unwrap());
     assert_eq!(counts.len(), HIST_BINS + 1, "the zeros' bucket, then the worker's bins");
     let at = |i: usize| (counts[i].as_f64().unwrap(), limits[i].as_f64().unwrap());

@@ -1,8 +1,9 @@
 //! The accuracy plots: test accuracy against epoch (one panel per depth) and final test accuracy
 //! against depth, one series per architecture and condition (as Table 1 groups; the condition's
 //! settings in the legend, `resnet lr=0.05`). A series is the mean over its completed runs
-//! (every seed and repeat), with a band (epoch curves) or bars (depth curve) from their minimum
-//! to their maximum. A diverged run is drawn alone in the epoch curves, dashed, up to its last
+//! (every seed and repeat), with a band from their minimum to their maximum (epoch curves) or
+//! error bars of the mean's 95% Student-t interval (depth curve; none from a single run). A
+//! diverged run is drawn alone in the epoch curves, dashed, up to its last
 //! recorded epoch, with a cross at the end, and is left out of the depth curve (as it is left
 //! out of Table 1's means).
 
@@ -80,18 +81,26 @@ pub(crate) fn conditions_note<'a>(conds: impl IntoIterator<Item = &'a Cond>) -> 
     format!("; a series per architecture and condition ({})", list.join("; "))
 }
 
-/// Draws `curve` into `chart`: its band (or bars), its mean line, its markers, its legend entry.
+/// The lines of `curve`'s mean and the ends of its 95% intervals (the mean where there is none).
+pub(crate) fn ci_lines(curve: &Curve) -> [Vec<(f64, f64)>; 3] {
+    let line = |sign: f64| curve.points.iter().map(|(x, s)| (*x, s.mean + sign * s.ci.unwrap_or(0.0))).collect();
+    [line(0.0), line(-1.0), line(1.0)]
+}
+
+/// Draws `curve` into `chart`: its min-max band, or with `bars` its 95% interval as error bars
+/// (none where a point has one run), its mean line, its markers, its legend entry.
 pub(crate) fn draw_curve(chart: &mut Chart<'_, '_>, curve: &Curve, bars: bool) -> Result<(), DrawFailure> {
     let color = style::shade(curve.arch, curve.cond.rank);
     let spread = curve.points.iter().any(|(_, s)| s.max > s.min);
-    if spread && bars {
+    if bars {
         let (lo, hi) = (chart.x_range().start, chart.x_range().end);
         let cap = (hi - lo) * 0.008;
-        chart.draw_series(curve.points.iter().flat_map(|&(x, s)| {
+        let with_ci = curve.points.iter().filter_map(|&(x, s)| Some((x, s.mean - s.ci?, s.mean + s.ci?)));
+        chart.draw_series(with_ci.flat_map(|(x, lo, hi)| {
             [
-                PathElement::new(vec![(x, s.min), (x, s.max)], color.stroke_width(2)),
-                PathElement::new(vec![(x - cap, s.min), (x + cap, s.min)], color.stroke_width(2)),
-                PathElement::new(vec![(x - cap, s.max), (x + cap, s.max)], color.stroke_width(2)),
+                PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(2)),
+                PathElement::new(vec![(x - cap, lo), (x + cap, lo)], color.stroke_width(2)),
+                PathElement::new(vec![(x - cap, hi), (x + cap, hi)], color.stroke_width(2)),
             ]
         }))?;
     } else if spread {
@@ -193,13 +202,15 @@ pub(crate) fn vs_depth(runs: &[Run]) -> Result<Drawn, DrawFailure> {
     let mut depths: Vec<f64> = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)).collect();
     depths.sort_by(f64::total_cmp);
     depths.dedup();
-    let lines: Vec<Vec<(f64, f64)>> = curves.iter().flat_map(curve_lines).collect();
+    let lines: Vec<Vec<(f64, f64)>> = curves.iter().flat_map(ci_lines).collect();
     let (Some((x0, x1)), Some((y0, y1))) =
         (bounds(depths.iter().copied()), bounds(lines.iter().flatten().map(|p| p.1)))
     else {
         return Ok(Drawn::Skipped("no run completed".to_owned()));
     };
-    let note = depth_list(depths.iter().map(|d| 10f64.powf(*d).round() as u32))
+    let note = "error bars: 95% confidence interval of the mean (Student's t over the runs; none from one run); "
+        .to_owned()
+        + &depth_list(depths.iter().map(|d| 10f64.powf(*d).round() as u32))
         + &conditions_note(curves.iter().map(|c| &c.cond));
     let (xa, xb) = style::padded(x0, x1, 0.08, 0.3);
     let labels: Vec<String> = curves.iter().map(curve_label).collect();
@@ -210,7 +221,7 @@ pub(crate) fn vs_depth(runs: &[Run]) -> Result<Drawn, DrawFailure> {
     let x = Axis { range: (xa, xb), ticks: depths, format: fmt_depth, label: "depth (layers, log scale)".to_owned() };
     let y = accuracy_axis(yr, "final test accuracy (%)");
     let svg = style::render(PANEL, |root| {
-        let mut chart = style::chart(root, "Final test accuracy vs depth (mean; bars: min to max)", x, y)?;
+        let mut chart = style::chart(root, "Final test accuracy vs depth (mean; bars: 95% CI)", x, y)?;
         for curve in &curves {
             draw_curve(&mut chart, curve, true)?;
         }

@@ -168,7 +168,7 @@ fn bad(run: &RunRecord, field: &str, problem: &str) -> PlotError {
     PlotError::BadResult { job_id: run.job_id.clone(), field: field.to_owned(), problem: problem.to_owned() }
 }
 
-/// A mean with the smallest and largest value it was taken over.
+/// A mean with the smallest and largest value it was taken over and its 95% interval.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Spread {
     /// The arithmetic mean.
@@ -179,6 +179,9 @@ pub(crate) struct Spread {
     pub max: f64,
     /// How many values.
     pub n: usize,
+    /// Half the width of the mean's 95% Student-t interval (the depth plot's error bars); None
+    /// from one value.
+    pub ci: Option<f64>,
 }
 
 impl Spread {
@@ -190,7 +193,7 @@ impl Spread {
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Some(Spread { mean, min, max, n: values.len() })
+        Some(Spread { mean, min, max, n: values.len(), ci: crate::stats::ci95_half_width(values) })
     }
 }
 

@@ -19,8 +19,12 @@ fn mean_curve_spreads_over_the_runs_that_have_each_x() {
     let c = mean_curve(Arch::Grid, &[vec![(1.0, 10.0), (2.0, 20.0)], vec![(1.0, 14.0)]]);
     assert_eq!(c.runs, 2);
     assert_eq!(c.points.len(), 2);
-    assert_eq!(c.points[0], (1.0, Spread { mean: 12.0, min: 10.0, max: 14.0, n: 2 }));
-    assert_eq!(c.points[1], (2.0, Spread { mean: 20.0, min: 20.0, max: 20.0, n: 1 }));
+    // The interval of 10 and 14: stats.t.ppf(0.975, 1) * np.std([10, 14], ddof=1) / np.sqrt(2)
+    // = 25.412409472349388 (scipy 1.17.1); none from one run.
+    let (x, s) = c.points[0];
+    assert_eq!((x, s.mean, s.min, s.max, s.n), (1.0, 12.0, 10.0, 14.0, 2));
+    assert!(close(s.ci.unwrap(), 25.412409472349388), "{s:?}");
+    assert_eq!(c.points[1], (2.0, Spread { mean: 20.0, min: 20.0, max: 20.0, n: 1, ci: None }));
 }
 
 #[test]

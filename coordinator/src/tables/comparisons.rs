@@ -141,7 +141,8 @@ fn by_setting(rows: &[Table1Row], varying: &Varying, index: usize) -> Vec<Compar
     let rest = |c: &[SettingValue]| -> Vec<SettingValue> {
         c.iter().enumerate().filter(|&(i, _)| i != index).map(|(_, v)| v.clone()).collect()
     };
-    let others: Vec<String> = varying.names.iter().enumerate().filter(|&(i, _)| i != index).map(|(_, n)| n.clone()).collect();
+    let others: Vec<String> =
+        varying.names.iter().enumerate().filter(|&(i, _)| i != index).map(|(_, n)| n.clone()).collect();
     let mut out = Vec::new();
     for (i, ra) in rows.iter().enumerate() {
         for rb in &rows[i + 1..] {
@@ -175,7 +176,9 @@ pub(crate) fn table2(rows: &[Table2Row], varying: &Varying) -> Vec<Comparison> {
     let mut out = Vec::new();
     for ra in rows.iter().filter(|r| r.arch == Arch::Grid) {
         for (_, b) in ARCH_PAIRS {
-            let same = |r: &&Table2Row| r.arch == b && r.depth == ra.depth && r.epoch == ra.epoch && r.condition == ra.condition;
+            let same = |r: &&Table2Row| {
+                r.arch == b && r.depth == ra.depth && r.epoch == ra.epoch && r.condition == ra.condition
+            };
             let Some(rb) = rows.iter().find(same) else { continue };
             if ra.vanished_runs.len() < 2 || rb.vanished_runs.len() < 2 {
                 continue;

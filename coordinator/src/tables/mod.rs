@@ -36,11 +36,11 @@ mod comparisons;
 mod csv_files;
 mod verdicts;
 
-pub use comparisons::ARCH_AXIS;
-pub(crate) use csv_files::csv_bytes;
 /// The 95% Student-t interval of a mean (its half-width), as every table prints it beside the
 /// std and n; for other tables of means (`results.csv`).
 pub use crate::stats::ci95_half_width;
+pub use comparisons::ARCH_AXIS;
+pub(crate) use csv_files::csv_bytes;
 mod extract;
 mod markdown;
 #[cfg(test)]
@@ -224,6 +224,40 @@ impl Prepared<'_> {
         md.push_str(&verdicts::markdown(&self.compared2, "vanished fractions (percentage points)", 2));
         md
     }
+}
+
+/// One of Table 1's default comparisons (grid against resnet and vgg) with the seeds per side
+/// it would need: what `coordinator plan --seeds-for` prints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedsRow {
+    /// `depth 98, grid − resnet` (with the condition when there is one).
+    pub label: String,
+    /// Runs of the first side.
+    pub n_a: usize,
+    /// Runs of the second.
+    pub n_b: usize,
+    /// The verdict now.
+    pub verdict: String,
+    /// Seeds per side for 80% power.
+    pub seeds: crate::stats::SeedsNeeded,
+}
+
+/// Table 1's default comparisons of `runs` with the seeds each needs.
+pub fn seeds_rows(runs: &[RunRecord]) -> Result<Vec<SeedsRow>, TablesError> {
+    let p = prepare(runs, "", ARCH_AXIS)?;
+    Ok(p.compared1
+        .iter()
+        .map(|c| {
+            let at = if c.condition.is_empty() { String::new() } else { format!(", {}", c.condition) };
+            SeedsRow {
+                label: format!("depth {}{at}, {} − {}", c.depth, c.a, c.b),
+                n_a: c.values_a.len(),
+                n_b: c.values_b.len(),
+                verdict: c.verdict(),
+                seeds: c.seeds,
+            }
+        })
+        .collect())
 }
 
 /// `table1.md` and `table2.md` as `write_tables` writes them (ours beside the paper's figures),

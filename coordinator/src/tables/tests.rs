@@ -183,7 +183,10 @@ fn table1_averages_completed_runs_only() {
     let summary = write_tables(&sweep(), "fabricated", &out).unwrap();
     assert_eq!((summary.completed, summary.diverged, summary.failed, summary.pending), (15, 1, 1, 1));
     let names: Vec<_> = summary.files.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
-    assert_eq!(names, ["table1.csv", "table2.csv", "runs.csv", "table1.md", "table2.md", "runs.jsonl", "comparisons.csv"]);
+    assert_eq!(
+        names,
+        ["table1.csv", "table2.csv", "runs.csv", "table1.md", "table2.md", "runs.jsonl", "comparisons.csv"]
+    );
     assert!(summary.files.iter().all(|p| p.starts_with(&out) && p.is_file()));
     let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 7, "no temporary files left: {leftovers:?}");
@@ -312,7 +315,11 @@ fn markdown_puts_the_paper_beside_ours() {
         assert!(t2.contains(paper), "table2.md lacks the paper's {paper}:\n{t2}");
     }
     // Ours, with the runs left out marked.
-    for ours in ["91.50 ± 0.50 (3)", "93.10 ± 0.14 (2) [91.83, 94.37] ⚠ **1 failed**", "92.70 ± 0.28 (2) [90.16, 95.24] ⚠ **1 pending**"] {
+    for ours in [
+        "91.50 ± 0.50 (3)",
+        "93.10 ± 0.14 (2) [91.83, 94.37] ⚠ **1 failed**",
+        "92.70 ± 0.28 (2) [90.16, 95.24] ⚠ **1 pending**",
+    ] {
         assert!(t1.contains(ours), "table1.md lacks {ours}:\n{t1}");
     }
     assert!(t1.contains("32.00 ± 2.83 (2) [6.59, 57.41] ⚠ **1 diverged**"), "{t1}");

@@ -19,8 +19,8 @@
 pub mod proto;
 mod record;
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -183,10 +183,8 @@ pub fn event_file(run: &RunEvents<'_>) -> Vec<u8> {
         if g.histogram.is_empty() {
             continue;
         }
-        let value = proto::SummaryValue {
-            tag: HISTOGRAM_TAG.to_owned(),
-            value: Some(proto::Value::Histo(histogram(g))),
-        };
+        let value =
+            proto::SummaryValue { tag: HISTOGRAM_TAG.to_owned(), value: Some(proto::Value::Histo(histogram(g))) };
         push(last, *epoch, proto::What::Summary(proto::Summary { value: vec![value] }));
     }
     out

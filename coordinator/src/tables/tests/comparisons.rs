@@ -7,9 +7,17 @@
 use super::*;
 
 /// The comparisons.csv row for `table`, `depth`, `measure`, `a` against `b`.
-fn find<'a>(rows: &'a [HashMap<String, String>], table: &str, depth: &str, measure: &str, b: &str) -> &'a HashMap<String, String> {
+fn find<'a>(
+    rows: &'a [HashMap<String, String>],
+    table: &str,
+    depth: &str,
+    measure: &str,
+    b: &str,
+) -> &'a HashMap<String, String> {
     rows.iter()
-        .find(|r| r["table"] == table && r["depth"] == depth && r["measure"] == measure && r["a"] == "grid" && r["b"] == b)
+        .find(|r| {
+            r["table"] == table && r["depth"] == depth && r["measure"] == measure && r["a"] == "grid" && r["b"] == b
+        })
         .unwrap_or_else(|| panic!("no row {table} {depth} {measure} grid-{b}: {rows:?}"))
 }
 
@@ -85,7 +93,8 @@ fn intervals_beside_every_mean() {
     }
 
     // One run: "n/a", never a zero-width interval, and no test.
-    let one: Vec<RunRecord> = sweep().into_iter().filter(|r| r.spec.train.seed == 1 && r.spec.train.depth == 1538).collect();
+    let one: Vec<RunRecord> =
+        sweep().into_iter().filter(|r| r.spec.train.seed == 1 && r.spec.train.depth == 1538).collect();
     write_tables(&one, "one", dir.path()).unwrap();
     let rows = read_csv(&dir.path().join("table1.csv"));
     assert_eq!(rows[0]["acc_ci95_grid"], "n/a");
