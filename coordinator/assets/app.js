@@ -293,7 +293,8 @@ async function drawJob(r) {
 
 // ---- tables and plots -------------------------------------------------------------------
 
-// The Markdown tables `run` writes, as HTML: headings, paragraphs and pipe tables.
+// The Markdown tables `run` writes, as HTML: headings (# and ##: the comparisons under each
+// table), paragraphs and pipe tables.
 function markdown(md) {
   const out = [];
   let rows = null;
@@ -312,6 +313,7 @@ function markdown(md) {
     }
     flush();
     if (line.startsWith('# ')) out.push(el('h2', {}, line.slice(2).replace(/`/g, '')));
+    else if (line.startsWith('## ')) out.push(el('h3', {}, line.slice(3).replace(/`/g, '')));
     else if (line.trim() !== '') out.push(el('p', {}, line.replace(/`/g, '')));
   }
   flush();

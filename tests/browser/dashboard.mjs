@@ -1,7 +1,8 @@
 // Drives a running coordinator's dashboard in a real browser (Debian's Chromium through
 // playwright-core) and checks what a person would see:
 //   1. /jobs lists every job the sweep expands to (read from the rendered DOM);
-//   2. the sweep, tables and plots views draw (no error box, no stringified objects);
+//   2. the sweep, tables and plots views draw (no error box, no stringified objects), the tables
+//      with the comparisons under Table 1 and the note on its intervals;
 //   3. on a running job's page, a newly reported epoch appears without a reload, and how long
 //      after the coordinator stored it;
 //   4. how long the first view took to render (navigation start to first drawn view).
@@ -42,6 +43,16 @@ try {
     if (!(await page.$(selector))) fail(`${path}: no ${selector} drawn`);
     const text = await page.evaluate(() => document.body.innerText);
     if (text.includes('[object') || text.includes('Could not load')) fail(`${path} drew: ${text.slice(0, 300)}`);
+    if (path === '/tables') {
+      // Under Table 1: the comparisons (grid against resnet here), with their interval, p and verdict.
+      const heads = await page.$$eval('#table1 h3', (hs) => hs.map((h) => h.textContent));
+      if (!heads.some((h) => h.startsWith('Comparisons'))) fail(`/tables: no comparisons under Table 1 (${heads})`);
+      const cols = await page.$$eval('#table1 table', (ts) => ts.map((t) => [...t.querySelectorAll('th')].map((th) => th.textContent)));
+      if (!cols.some((c) => ['compared', 'difference [95% CI]', 'p', 'verdict'].every((h) => c.includes(h)))) {
+        fail(`/tables: the comparisons table lacks its columns: ${JSON.stringify(cols)}`);
+      }
+      if (!text.includes('95% confidence interval of the mean')) fail('/tables: Table 1 does not say what its intervals are');
+    }
   }
 
   // 3. A running job with epochs to go; its page, then a new epoch without a reload.

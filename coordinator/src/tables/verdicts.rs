@@ -77,7 +77,17 @@ fn seeds_md(s: SeedsNeeded) -> String {
     }
 }
 
-/// The Markdown section of comparisons under a table; `what` names the measure in the heading.
+/// The decimals that show two significant digits of an interval's half-width `half`: at least
+/// `least`, at most 8.
+fn decimals(half: f64, least: usize) -> usize {
+    if !(half.is_finite() && half > 0.0) {
+        return least;
+    }
+    (1 - half.log10().floor() as i64).clamp(least as i64, 8) as usize
+}
+
+/// The Markdown section of comparisons under a table; `what` names the measure in the heading;
+/// differences with `digits` decimals, more where the interval is narrower than 0.1.
 /// Nothing when there is no comparison.
 pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize) -> String {
     if comparisons.is_empty() {
@@ -118,7 +128,10 @@ pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize) ->
         row.push(format!("{axis}{} − {}", c.a, c.b));
         row.push(format!("{} vs {}", c.values_a.len(), c.values_b.len()));
         row.push(match (&c.test, c.means()) {
-            (Ok(w), _) => format!("{:+.digits$} [{:+.digits$}, {:+.digits$}]", w.diff, w.ci.0, w.ci.1),
+            (Ok(w), _) => {
+                let d = decimals(w.ci.1 - w.diff, digits);
+                format!("{:+.d$} [{:+.d$}, {:+.d$}]", w.diff, w.ci.0, w.ci.1)
+            }
             (Err(_), (Some(a), Some(b))) => format!("{:+.digits$} [n/a]", a - b),
             _ => "—".to_owned(),
         });
