@@ -133,16 +133,6 @@ impl Refresh {
                     }
                 })
             });
-            // The event files grow with the epochs and take a run's histograms when it ends;
-            // their time counts towards epochs.csv's pace. (Only this blocking task locks the
-            // writer, and `update` awaits it before the next.)
-            let events_took = timed(|| {
-                let mut writer = events.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = write_tensorboard(&shared.store, &out, &mut writer) {
-                    tracing::error!("{} not written: {e}", out.join(tensorboard::DIR).display());
-                }
-            });
-            let epochs_took = epochs_took.map(|t| t + events_took);
             let tables_took = tables_due.then(|| {
                 timed(|| {
                     let written = records(&shared.store)
@@ -153,6 +143,20 @@ impl Refresh {
                     }
                 })
             });
+            // The event files grow with the epochs (open jobs only, read without the results)
+            // and take a run's histograms when the tables do (every result read); their time
+            // counts towards the pace of what triggered them. (Only this blocking task locks
+            // the writer, and `update` awaits it before the next.)
+            let events_took = timed(|| {
+                let mut writer = events.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = write_tensorboard_of(&shared.store, &out, &mut writer, tables_due) {
+                    tracing::error!("{} not written: {e}", out.join(tensorboard::DIR).display());
+                }
+            });
+            let (epochs_took, tables_took) = match tables_took {
+                Some(t) => (epochs_took, Some(t + events_took)),
+                None => (epochs_took.map(|t| t + events_took), None),
+            };
             (epochs_took, tables_took)
         });
         let (epochs_took, tables_took) = task.await.unwrap_or_else(|e| {
@@ -189,9 +193,31 @@ pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
 /// `out/tensorboard/` from the state (epochs from the epoch log, analyses from the results),
 /// appending through `writer` where it can; returns how many files changed.
 pub fn write_tensorboard(store: &Store, out: &Path, writer: &mut tensorboard::Writer) -> Result<usize, LiveError> {
-    let (jobs, _) = store.snapshot_with_results()?;
+    write_tensorboard_of(store, out, writer, true)
+}
+
+/// [`write_tensorboard`]; without `ended`, only the open jobs' files (from a snapshot without
+/// results, which open jobs do not have), so that a refresh as epochs arrive reads no result.
+/// Either way each directory is named from every job's settings.
+fn write_tensorboard_of(
+    store: &Store,
+    out: &Path,
+    writer: &mut tensorboard::Writer,
+    ended: bool,
+) -> Result<usize, LiveError> {
+    let (jobs, _) = if ended { store.snapshot_with_results()? } else { store.snapshot()? };
     let log = store.epoch_log()?;
-    Ok(writer.write(out, &tensorboard_runs(&jobs, &log))?)
+    let mut runs = tensorboard_runs(&jobs, &log);
+    if !ended {
+        // Every job still names the directories (by the settings in which all jobs differ);
+        // an ended one with nothing to write is left as it is.
+        for (run, job) in runs.iter_mut().zip(&jobs) {
+            if !job.state.is_open() {
+                (run.epochs, run.grads) = (Vec::new(), Vec::new());
+            }
+        }
+    }
+    Ok(writer.write(out, &runs)?)
 }
 
 /// Each job's epochs (the latest attempt's report of each epoch; a result's own epochs when the
@@ -310,5 +336,41 @@ mod tests {
             (l.job_id.as_str(), &*spec.train.lr.to_string(), "1", "40")
         );
         assert_eq!(&rows[1][13], w.as_str(), "the worker of the attempt");
+    }
+
+    #[test]
+    fn event_files_follow_open_jobs_and_take_results_when_jobs_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let job = |lr: f64| JobSpec {
+            train: TrainConfig { lr, epochs: 2, ..TrainConfig::paper(Arch::Resnet, 8, 1) },
+            analysis: None,
+            data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
+            repeat: 0,
+        };
+        store.add_sweep("s", "s.yaml", &[job(0.1), job(0.05)], 3).unwrap();
+        let w = store.register_worker("w", "cpu", None).unwrap();
+        let mut names = Vec::new();
+        for end in [true, false] {
+            let crate::store::Grant::Lease(l) = store.grant(&w, 60.0, false).unwrap() else { panic!("a lease") };
+            let spec: JobSpec = serde_json::from_str(&l.spec_json).unwrap();
+            let r = TrainResult::simulated(spec.train.clone(), RunStatus::Completed, &[30.0, 40.0]);
+            let epochs: Vec<(u32, String)> =
+                r.epochs.iter().map(|m| (m.epoch, serde_json::to_string(m).unwrap())).collect();
+            store.heartbeat(&w, &l.job_id, l.token, &epochs, 60.0).unwrap();
+            if end {
+                store.complete(&w, &l.job_id, l.token, &serde_json::to_string(&r).unwrap()).unwrap();
+            }
+            names.push(format!("resnet-8_lr={}_seed=1", spec.train.lr));
+        }
+        let out = dir.path().join("out");
+        let mut writer = tensorboard::Writer::default();
+        // As epochs arrive: the running job only, named by the setting the two jobs differ in.
+        assert_eq!(write_tensorboard_of(&store, &out, &mut writer, false).unwrap(), 1);
+        assert!(out.join(tensorboard::DIR).join(&names[1]).join(tensorboard::FILE).is_file(), "{names:?}");
+        assert!(!out.join(tensorboard::DIR).join(&names[0]).exists());
+        // When a job ends: every job, the running one unchanged.
+        assert_eq!(write_tensorboard_of(&store, &out, &mut writer, true).unwrap(), 1);
+        assert!(out.join(tensorboard::DIR).join(&names[0]).join(tensorboard::FILE).is_file());
     }
 }

@@ -166,7 +166,8 @@ fn by_setting(rows: &[Table1Row], varying: &Varying, index: usize) -> Vec<Compar
             }
         }
     }
-    out.sort_by(|x, y| (x.depth, &x.condition).cmp(&(y.depth, &y.condition)));
+    // By depth; within a depth, as found: the other settings' order, then vgg, resnet, grid.
+    out.sort_by_key(|c| c.depth);
     out
 }
 

@@ -77,8 +77,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Writes each run with at least one epoch or analysis to `out/tensorboard/<run>/`; returns
-    /// how many files changed.
+    /// Writes each run with at least one epoch or analysis to `out/tensorboard/<run>/`, the
+    /// directories named from all of `runs` (those with nothing to write included); returns how
+    /// many files changed.
     pub fn write(&mut self, out: &Path, runs: &[RunEvents<'_>]) -> Result<usize, TensorboardError> {
         let names = dir_names(runs.iter().map(|r| (r.job_id, r.spec)));
         let root = out.join(DIR);

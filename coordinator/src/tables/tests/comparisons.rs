@@ -111,3 +111,25 @@ fn an_unknown_axis_is_refused_with_the_known_ones() {
     let err = write_tables_comparing(&sweep(), "fabricated", dir.path(), "lr").unwrap_err();
     assert_eq!(err.to_string(), "--compare lr: the sweep's runs do not differ in `lr`; they can be compared by: arch");
 }
+
+#[test]
+fn compare_along_a_named_setting() {
+    // The lr sweep: at each depth and architecture, lr 0.05 is one point above lr 0.1, each
+    // side 0.37 x seed apart: stats.ttest_ind(a, b, equal_var=False) with a = b + 1 gives
+    // pvalue 0.02965107667204531, df 4.0.
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_comparing(&super::conditions::lr_sweep(), "lr", dir.path(), "lr").unwrap();
+    let rows = read_csv(&dir.path().join("comparisons.csv"));
+    let t1: Vec<_> = rows.iter().filter(|r| r["table"] == "1").collect();
+    assert_eq!(t1.len(), 4, "2 depths x 2 architectures: {t1:?}");
+    for r in &t1 {
+        assert_eq!((r["axis"].as_str(), r["a"].as_str(), r["b"].as_str()), ("lr", "0.05", "0.1"));
+        near(r, "diff", 1.0);
+        near(r, "p_value", 0.02965107667204531);
+        near(r, "welch_df", 4.0);
+        assert_eq!(r["verdict"], "0.05 higher, p = 0.030");
+    }
+    assert_eq!(t1[0]["condition"], "arch=resnet");
+    let md = std::fs::read_to_string(dir.path().join("table1.md")).unwrap();
+    assert!(md.contains("| arch=grid | 26 | lr 0.05 − 0.1 | 3 vs 3 |"), "{md}");
+}

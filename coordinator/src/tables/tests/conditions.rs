@@ -17,7 +17,7 @@ fn acc(arch: Arch, depth: u32, lr: f64, seed: u64) -> f64 {
 
 /// The lr sweep, every run completed, built in the reverse of the tables' order so that they
 /// must sort.
-fn lr_sweep() -> Vec<RunRecord> {
+pub(super) fn lr_sweep() -> Vec<RunRecord> {
     let mut runs = Vec::new();
     for lr in LRS {
         for depth in [1538, 26] {
