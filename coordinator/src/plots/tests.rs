@@ -23,7 +23,7 @@ fn mean_curve_spreads_over_the_runs_that_have_each_x() {
     // = 25.412409472349388 (scipy 1.17.1); none from one run.
     let (x, s) = c.points[0];
     assert_eq!((x, s.mean, s.min, s.max, s.n), (1.0, 12.0, 10.0, 14.0, 2));
-    assert!(close(s.ci.unwrap(), 25.412409472349388), "{s:?}");
+    assert!(close(s.ci.unwrap(), 25.412_409_472_349_39), "{s:?}");
     assert_eq!(c.points[1], (2.0, Spread { mean: 20.0, min: 20.0, max: 20.0, n: 1, ci: None }));
 }
 
