@@ -18,9 +18,9 @@ use super::AgentConfig;
 use super::prepare::{PrepareError, Prepared, prepare};
 use super::session::retry;
 use super::transfer::upload_checkpoint;
-use crate::data;
+use crate::data::{self, DataError};
 use crate::recipe::TrainConfig;
-use crate::train::{self, EpochMetrics, Options, Status as RunStatus, TrainResult};
+use crate::train::{self, EpochMetrics, FaultKind, Options, Status as RunStatus, TorchFault, TrainError, TrainResult};
 
 /// What the training thread sends back.
 enum Event {
@@ -44,25 +44,39 @@ impl Failure {
         Failure { kind, message: message.into() }
     }
 
-    /// A training error on `device`, classified: out of memory and a broken CUDA context are
-    /// the device's. An out-of-memory message names the device and its memory: the job needs
-    /// more than that, and the coordinator sends it next to a worker that has more.
-    fn of_training(message: String, device: Device) -> Self {
-        let lower = message.to_lowercase();
-        if lower.contains("out of memory") || lower.contains("can't allocate memory") {
-            let memory = crate::devices::device_memory_bytes(device).map_or_else(
-                || "unknown memory".to_owned(),
-                |b| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
-            );
-            let on = match device {
-                Device::Cuda(i) => format!("cuda:{i}"),
-                _ => "cpu".to_owned(),
-            };
-            let message = format!("out of memory on {on} ({memory}); the job needs more: {message}");
-            return Failure { kind: FailureKind::OutOfMemory, message };
+    /// A training error on `device`, classified by its type: a libtorch fault by the kind
+    /// `fault::classify` gave it, everything else (a bad setting, model or checkpoint) the
+    /// job's.
+    fn of_training(e: TrainError, device: Device) -> Self {
+        match e {
+            TrainError::Torch(fault) => Failure::of_fault(fault, device),
+            other => Failure::new(FailureKind::Job, other.to_string()),
         }
-        let kind = if is_sticky_cuda_error(&message) { FailureKind::DeviceLost } else { FailureKind::Job };
-        Failure { kind, message }
+    }
+
+    /// A libtorch fault on `device`: out of memory is the device's (and the training thread
+    /// then empties the allocator's cache, `Training::start`); the message names the memory this
+    /// worker registered (`devices::registered_memory_bytes`), which the job needs more than, so
+    /// the coordinator sends it next to a worker that registered more. A broken CUDA context is
+    /// the device's too, and ends this process (`JobEnd::DeviceLost`). Anything else is the
+    /// job's, with libtorch's message.
+    fn of_fault(fault: TorchFault, device: Device) -> Self {
+        match fault.kind {
+            FaultKind::OutOfMemory => {
+                let memory = crate::devices::registered_memory_bytes(device).map_or_else(
+                    || "unknown memory".to_owned(),
+                    |b| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
+                );
+                let on = match device {
+                    Device::Cuda(i) => format!("cuda:{i}"),
+                    _ => "cpu".to_owned(),
+                };
+                let message = format!("out of memory on {on} ({memory}); the job needs more: {}", fault.message);
+                Failure::new(FailureKind::OutOfMemory, message)
+            }
+            FaultKind::ContextBroken => Failure::new(FailureKind::DeviceLost, format!("libtorch: {}", fault.message)),
+            FaultKind::Other => Failure::new(FailureKind::Job, format!("libtorch: {}", fault.message)),
+        }
     }
 }
 
@@ -76,14 +90,6 @@ impl From<PrepareError> for Failure {
         };
         Failure::new(kind, e.to_string())
     }
-}
-
-/// Whether a job's error is one after which libtorch's CUDA context stays broken (an illegal
-/// memory access, a device-side assert, a launch failure: every later CUDA call fails too),
-/// rather than one a next job can recover from (out of memory, bad data).
-pub fn is_sticky_cuda_error(message: &str) -> bool {
-    let m = message.to_lowercase();
-    m.contains("cuda error") && !m.contains("out of memory")
 }
 
 /// How a leased job ended for this worker.
@@ -167,6 +173,12 @@ impl Training {
             .spawn(move || {
                 let _span = span.enter();
                 let outcome = train_guarded(&train_cfg, &data_dir, &opts, &tx);
+                // The job's tensors are dropped now: give the memory they cached back, so that
+                // this process keeps no reserve from the next job or a neighbouring slot.
+                if matches!(&outcome, Err(f) if f.kind == FailureKind::OutOfMemory) {
+                    let emptied = crate::memory::empty_cache(opts.device);
+                    tracing::debug!(emptied, "out of memory: the CUDA caching allocator's cache emptied");
+                }
                 let _ = tx.send(Event::Done(Box::new(outcome)));
             })
             .map_err(|e| Failure::new(FailureKind::Worker, format!("cannot start training thread: {e}")))?;
@@ -190,8 +202,9 @@ impl Training {
     }
 }
 
-/// Loads the data and trains, on the training thread, sending each epoch's metrics on `tx`; a
-/// panic is the job's failure.
+/// Loads the data and trains, on the training thread, sending each epoch's metrics on `tx`. A
+/// panic (tch's infallible calls panic with libtorch's errors) is caught here and typed like a
+/// returned error (`TorchFault::from_panic`), so that both are classified the same way.
 fn train_guarded(
     cfg: &TrainConfig,
     data_dir: &Path,
@@ -199,20 +212,17 @@ fn train_guarded(
     tx: &mpsc::UnboundedSender<Event>,
 ) -> Result<TrainResult, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let data = data::load(data_dir, opts.device)
-            .map_err(|e| Failure::new(FailureKind::Worker, format!("loading the data: {e}")))?;
+        let data = data::load(data_dir, opts.device).map_err(|e| match e {
+            // Moving the set to the device can run out of its memory as training can.
+            DataError::Torch { source, .. } => Failure::of_fault(source.into(), opts.device),
+            e => Failure::new(FailureKind::Worker, format!("loading the data: {e}")),
+        })?;
         train::train(cfg, &data, opts, &mut |m| {
             let _ = tx.send(Event::Epoch(m.clone()));
         })
-        .map_err(|e| Failure::of_training(e.to_string(), opts.device))
+        .map_err(|e| Failure::of_training(e, opts.device))
     }))
-    .unwrap_or_else(|p| {
-        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()));
-        Err(Failure::new(
-            FailureKind::Job,
-            format!("training panicked: {}", msg.unwrap_or_else(|| "unknown panic".to_owned())),
-        ))
-    })
+    .unwrap_or_else(|panic| Err(Failure::of_fault(TorchFault::from_panic(panic.as_ref()), opts.device)))
 }
 
 /// How watching a training thread ended.
@@ -388,7 +398,7 @@ impl Held<'_> {
         .await;
         match f.kind {
             FailureKind::Job => JobEnd::Done,
-            // Only a sticky CUDA error is classified so (`Failure::of_training`).
+            // Only a broken CUDA context is classified so (`Failure::of_fault`).
             FailureKind::DeviceLost => JobEnd::DeviceLost(f.message),
             _ => JobEnd::Setback,
         }
@@ -397,14 +407,27 @@ impl Held<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_sticky_cuda_error;
+    use super::*;
+
+    /// A `TrainError` of libtorch's `message`, as training returns it.
+    fn torch(message: &str) -> TrainError {
+        tch::TchError::Torch(message.to_owned()).into()
+    }
 
     #[test]
-    fn sticky_cuda_errors_are_told_from_recoverable_ones() {
-        assert!(is_sticky_cuda_error("libtorch: CUDA error: an illegal memory access was encountered"));
-        assert!(is_sticky_cuda_error("libtorch: CUDA error: device-side assert triggered"));
-        assert!(!is_sticky_cuda_error("libtorch: CUDA out of memory. Tried to allocate 2.00 GiB"));
-        assert!(!is_sticky_cuda_error("libtorch: CUDA error: out of memory"));
-        assert!(!is_sticky_cuda_error("data: data/cifar-10-batches-bin/data_batch_1: wrong size"));
+    fn training_errors_are_classified_by_their_type() {
+        let oom = Failure::of_training(torch("CUDA out of memory. Tried to allocate 2.00 GiB"), Device::Cpu);
+        assert_eq!(oom.kind, FailureKind::OutOfMemory);
+        assert!(oom.message.starts_with("out of memory on cpu ("), "{}", oom.message);
+        assert!(oom.message.ends_with("the job needs more: CUDA out of memory. Tried to allocate 2.00 GiB"));
+        let lost = Failure::of_training(torch("CUDA error: an illegal memory access was encountered"), Device::Cpu);
+        assert_eq!(lost.kind, FailureKind::DeviceLost);
+        assert_eq!(lost.message, "libtorch: CUDA error: an illegal memory access was encountered");
+        let own = Failure::of_training(torch("mat1 and mat2 shapes cannot be multiplied"), Device::Cpu);
+        assert_eq!((own.kind, own.message.as_str()), (FailureKind::Job, "libtorch: mat1 and mat2 shapes cannot be multiplied"));
+        // Not libtorch's: the job's, whatever its text says.
+        let field = "out of memory".to_owned();
+        let config = TrainError::Config(gridsweep_proto::job::ConfigError::Field { field, value: "0".into(), reason: "x" });
+        assert_eq!(Failure::of_training(config, Device::Cpu).kind, FailureKind::Job);
     }
 }

@@ -31,7 +31,6 @@ use tch::Device;
 use tonic::{Code, Status};
 use tracing::Instrument;
 
-pub use job::is_sticky_cuda_error;
 use job::{JobEnd, run_job};
 use session::{backoff, connect};
 
