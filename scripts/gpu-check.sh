@@ -169,7 +169,7 @@ YAML
     wpid=$!
     local seen=1 deadline=$(($(date +%s) + 300))
     while [ "$(date +%s)" -lt "$deadline" ] && kill -0 "$wpid" 2> /dev/null; do
-        "$coordinator" status --coordinator "http://127.0.0.1:$port" --json > "$dir/status.json" 2> /dev/null || true
+        "$coordinator" status --connect "http://127.0.0.1:$port" --json > "$dir/status.json" 2> /dev/null || true
         if "$python" - "$dir/status.json" "$oom_arch" "$oom_depth" << 'PY'
 import json, sys
 try:
