@@ -2,11 +2,16 @@
 //! worker process, whose test-only switch (`GRIDSWEEP_FAULT_INJECT`) makes one job's step call
 //! tch with an impossible shape, which panics with libtorch's error as a real device error does.
 //! The job fails as its own fault with libtorch's message, and the next job trains to completion
-//! in the same worker process.
+//! in the same worker process. And a real allocation failure: a worker whose address space is
+//! capped (`ulimit -v`) runs out of memory on a big batch, reports `out-of-memory` (no attempt
+//! used), and trains the next job.
 
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use gridsweep_e2e::{Proc, bin, scratch, start_coordinator};
+use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
+use gridsweep_proto::v1::{FailureKind, GetStatusRequest, JobState};
 
 #[tokio::test]
 async fn a_libtorch_error_in_the_step_fails_its_job_and_the_next_job_trains_in_the_same_process() {
@@ -50,7 +55,10 @@ async fn a_libtorch_error_in_the_step_fails_its_job_and_the_next_job_trains_in_t
     });
     let (worker_status, _worker) = worker_status.await.unwrap();
     let worker_log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(worker_status.unwrap().success(), "the worker survived the fault and left when the sweep ended:\n{worker_log}");
+    assert!(
+        worker_status.unwrap().success(),
+        "the worker survived the fault and left when the sweep ended:\n{worker_log}"
+    );
 
     let text = std::fs::read_to_string(out.join("runs.jsonl")).unwrap();
     let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -70,4 +78,62 @@ async fn a_libtorch_error_in_the_step_fails_its_job_and_the_next_job_trains_in_t
     // Both jobs ran on the one registration of the one worker process started above.
     assert_eq!(failed[0]["worker"], completed[0]["worker"], "{text}");
     assert_eq!(worker_log.matches("registered with").count(), 1, "{worker_log}");
+}
+
+#[tokio::test]
+async fn a_real_allocation_failure_is_out_of_memory_and_the_next_job_trains_in_the_same_process() {
+    let dir = scratch("cpu-oom");
+    let sweep = dir.join("oom.yaml");
+    // resnet-56 at a batch of 1024 needs well over 6 GiB of activations; resnet-8 at 32 does not.
+    std::fs::write(
+        &sweep,
+        "name: oom\ndata: {kind: synthetic, train: 1024, test: 64, seed: 3}\n\
+         train: {epochs: 1, batch_size: 32}\naxes: {arch: [resnet], depth: [8], seed: [1]}\n\
+         include:\n  - {arch: resnet, depth: 56, seed: 1, batch_size: 1024}\n\
+         retry: {max_attempts: 1}\nlease_ttl_s: 30\n",
+    )
+    .unwrap();
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let (_coordinator, url) = start_coordinator(
+        &sweep,
+        &["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    let work = dir.join("worker");
+    std::fs::create_dir_all(&work).unwrap();
+    let log_path = dir.join("worker.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // 6 GiB of address space: libtorch and the small job fit, the big batch does not.
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -v 6291456 && exec \"$0\" \"$@\""])
+        .arg(bin("worker"))
+        .args(["--coordinator", &url, "--device", "cpu", "--threads", "1", "--work-dir"])
+        .arg(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut worker = Proc { child };
+    let mut client = CoordinatorClient::connect(url.clone()).await.unwrap();
+    let started = Instant::now();
+    let jobs = loop {
+        let jobs = client.get_status(GetStatusRequest {}).await.unwrap().into_inner().jobs;
+        let big = jobs.iter().find(|j| j.depth == 56).unwrap();
+        let small = jobs.iter().find(|j| j.depth == 8).unwrap();
+        if big.error_kind() == FailureKind::OutOfMemory && small.state() == JobState::Completed {
+            break jobs;
+        }
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(worker.child.try_wait().unwrap().is_none(), "the worker exited:\n{log}");
+        assert!(started.elapsed() < Duration::from_secs(240), "timed out: {jobs:?}\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let big = jobs.iter().find(|j| j.depth == 56).unwrap();
+    assert!(big.error.contains("DefaultCPUAllocator: can't allocate memory"), "libtorch's message: {}", big.error);
+    assert!(big.error.starts_with("out of memory on cpu ("), "{}", big.error);
+    // Waiting for a worker with more memory, its attempt not used.
+    assert_eq!((big.state(), big.failures), (JobState::Pending, 0), "{big:?}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(worker.child.try_wait().unwrap().is_none(), "the same worker process is still running");
+    assert_eq!(log.matches("registered with").count(), 1, "{log}");
+    assert!(!log.contains("training panicked"), "{log}");
 }

@@ -219,7 +219,13 @@ mod memory_tests {
     #[test]
     fn a_slot_registers_its_share_of_the_device() {
         let gib = 1u64 << 30;
-        for (value, share) in [(None, 80 * gib), (Some("4"), 20 * gib), (Some("3"), 80 * gib / 3), (Some("0"), 80 * gib), (Some("x"), 80 * gib)] {
+        for (value, share) in [
+            (None, 80 * gib),
+            (Some("4"), 20 * gib),
+            (Some("3"), 80 * gib / 3),
+            (Some("0"), 80 * gib),
+            (Some("x"), 80 * gib),
+        ] {
             assert_eq!(super::share_of(80 * gib, value), share, "{value:?}");
         }
     }

@@ -151,7 +151,8 @@ impl Slots {
         Command::new(&self.program)
             .args(args)
             .env(crate::devices::SLOT_SHARE_ENV, self.slot_count().to_string())
-            .spawn().map_err(|source| SlotsError::Spawn { slot: index, source })
+            .spawn()
+            .map_err(|source| SlotsError::Spawn { slot: index, source })
     }
 
     /// Whether `slot` is still running; a worker that lost its CUDA context is started again

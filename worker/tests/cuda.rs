@@ -178,7 +178,7 @@ fn a_real_out_of_memory_error_is_classified_and_the_device_trains_on() {
     assert!(worker::memory::empty_cache(device), "emptyCache through the shim");
     let dir = data::synth::write(&tmp("oom-data"), 128, 64, 3).unwrap();
     let on_gpu = data::load(&dir, device).unwrap();
-    let r = train::train(&small(Arch::Resnet, 8, 1), &on_gpu, &options(device, None, false, None), &mut |_| {})
-        .unwrap();
+    let r =
+        train::train(&small(Arch::Resnet, 8, 1), &on_gpu, &options(device, None, false, None), &mut |_| {}).unwrap();
     assert_eq!(r.status, Status::Completed);
 }

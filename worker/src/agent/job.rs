@@ -424,10 +424,14 @@ mod tests {
         assert_eq!(lost.kind, FailureKind::DeviceLost);
         assert_eq!(lost.message, "libtorch: CUDA error: an illegal memory access was encountered");
         let own = Failure::of_training(torch("mat1 and mat2 shapes cannot be multiplied"), Device::Cpu);
-        assert_eq!((own.kind, own.message.as_str()), (FailureKind::Job, "libtorch: mat1 and mat2 shapes cannot be multiplied"));
+        assert_eq!(
+            (own.kind, own.message.as_str()),
+            (FailureKind::Job, "libtorch: mat1 and mat2 shapes cannot be multiplied")
+        );
         // Not libtorch's: the job's, whatever its text says.
         let field = "out of memory".to_owned();
-        let config = TrainError::Config(gridsweep_proto::job::ConfigError::Field { field, value: "0".into(), reason: "x" });
+        let config =
+            TrainError::Config(gridsweep_proto::job::ConfigError::Field { field, value: "0".into(), reason: "x" });
         assert_eq!(Failure::of_training(config, Device::Cpu).kind, FailureKind::Job);
     }
 }

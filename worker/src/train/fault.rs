@@ -177,11 +177,16 @@ mod tests {
 
     #[test]
     fn a_panicking_infallible_call_yields_libtorchs_message() {
-        let (a, b) = (Tensor::zeros([4, 10], (Kind::Float, Device::Cpu)), Tensor::zeros([3, 5], (Kind::Float, Device::Cpu)));
+        let (a, b) =
+            (Tensor::zeros([4, 10], (Kind::Float, Device::Cpu)), Tensor::zeros([3, 5], (Kind::Float, Device::Cpu)));
         let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.matmul(&b).numel())).unwrap_err();
         let fault = TorchFault::from_panic(panic.as_ref());
         assert_eq!(fault.kind, FaultKind::Other);
-        assert!(fault.message.starts_with("mat1 and mat2 shapes cannot be multiplied (4x10 and 3x5)"), "{}", fault.message);
+        assert!(
+            fault.message.starts_with("mat1 and mat2 shapes cannot be multiplied (4x10 and 3x5)"),
+            "{}",
+            fault.message
+        );
         assert!(!fault.message.contains("unwrap"), "{}", fault.message);
     }
 
@@ -190,7 +195,10 @@ mod tests {
         let panicked: std::thread::Result<()> = std::panic::catch_unwind(|| panic!("index out of bounds"));
         let panic = panicked.unwrap_err();
         let fault = TorchFault::from_panic(panic.as_ref());
-        assert_eq!(fault, TorchFault { kind: FaultKind::Other, message: "training panicked: index out of bounds".into() });
+        assert_eq!(
+            fault,
+            TorchFault { kind: FaultKind::Other, message: "training panicked: index out of bounds".into() }
+        );
     }
 
     #[test]
