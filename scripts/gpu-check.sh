@@ -201,7 +201,7 @@ log = open(os.path.join(d, "worker.log"), errors="replace").read()
 print(json.dumps({"big_job": sys.argv[3], "big_batch": int(sys.argv[4]),
                   "jobs": [{k: j.get(k) for k in ("arch", "depth", "state", "attempts", "error_kind", "error")} for j in jobs],
                   "worker_still_running": alive, "worker_registrations": log.count("registered with"),
-                  "panicked": "panicked" in log}, indent=1))
+                  "classified_as_a_bare_panic": "training panicked" in log}, indent=1))
 PY
     [ "$seen" -eq 0 ] && [ "$alive" = true ]
 }
@@ -237,6 +237,8 @@ checks["oom"] = oom
 kinds = {f'{j["arch"]}-{j["depth"]}': (j["state"], j["error_kind"]) for j in oom.get("jobs", [])}
 if kinds.get(oom.get("big_job"), (None, None))[1] != "out-of-memory":
     problems.append(f"the big job was not classified out-of-memory: {kinds}")
+if oom.get("classified_as_a_bare_panic"):
+    problems.append("a libtorch error was reported as a bare panic, not classified")
 if not any(s == "completed" for s, _ in kinds.values()) or not oom.get("worker_still_running"):
     problems.append("the small job did not complete in the same, still running worker process")
 whole, resumed = load("det-whole.json"), load("det-resumed.json")
@@ -335,7 +337,7 @@ summary = {"bench": rows}
 o = load(f"optimizer-{depths[-1]}.json")
 if o:
     summary["optimizer"] = {k: o[k] for k in ("depth", "tensors", "packed_seconds", "per_parameter_seconds", "speedup")}
-ieee = [f for f in os.listdir(out) if f.endswith("-ieee.json")]
+ieee = [f for f in os.listdir(out) if f.startswith("compare-") and f.endswith("-ieee.json")]
 if ieee:
     t = load(ieee[0])
     summary["ieee_conv"] = {"depth": t["depth"], "summaries": t["summaries"]}
