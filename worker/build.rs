@@ -29,12 +29,19 @@ fn main() {
     cuda_memory_shim(lib.as_deref());
 }
 
-/// Compiles `cpp/cuda_memory.cpp` (the CUDA caching allocator's peak) when the wheel has what it
-/// needs: torch's headers, the CUDA runtime headers of its nvidia package, and libc10_cuda. The
-/// cfg `gridsweep_cuda_memory` tells the Rust side; without it peak GPU memory reads as unknown.
+/// Compiles `cpp/cuda_memory.cpp` (the CUDA caching allocator's peak and `emptyCache`) when the
+/// wheel has what it needs: torch's headers, the CUDA runtime headers of its nvidia package, and
+/// libc10_cuda. The cfg `gridsweep_cuda_memory` tells the Rust side; without it peak GPU memory
+/// reads as unknown and emptying the cache does nothing. `GRIDSWEEP_NO_CUDA_SHIM=1` builds
+/// without it even where it could be built (to check that build, or around broken headers).
 fn cuda_memory_shim(lib: Option<&std::path::Path>) {
     println!("cargo::rustc-check-cfg=cfg(gridsweep_cuda_memory)");
     println!("cargo:rerun-if-changed=cpp/cuda_memory.cpp");
+    println!("cargo:rerun-if-env-changed=GRIDSWEEP_NO_CUDA_SHIM");
+    if std::env::var_os("GRIDSWEEP_NO_CUDA_SHIM").is_some_and(|v| v == "1") {
+        println!("cargo:warning=GRIDSWEEP_NO_CUDA_SHIM=1: built without the CUDA shim");
+        return;
+    }
     let Some(lib) = lib.and_then(|l| std::fs::canonicalize(l).ok()) else { return };
     let include = lib.join("../include");
     // A complete set of CUDA runtime headers (crt/ included): the nvidia runtime package's

@@ -119,14 +119,16 @@ pub fn prepare_cublas_determinism() {
 }
 
 /// Selects deterministic algorithms (and deterministic cuDNN) for the whole process, or goes
-/// back to libtorch's defaults. Operations without a deterministic implementation warn instead
-/// of failing.
+/// back to libtorch's defaults. Enabled, an operation without a deterministic implementation is
+/// an error (not `warn_only`): libtorch raises it naming the operation ("put_ does not have a
+/// deterministic implementation, but you set 'torch.use_deterministic_algorithms(True)'"), so
+/// a run that says it is deterministic is.
 pub fn set_deterministic(enabled: bool) {
     // SAFETY: globalContext() returns libtorch's process-wide Context, which lives for the whole
     // process; the setters take it as `this` and a bool each.
     unsafe {
         let ctx = at_global_context();
-        at_set_deterministic_algorithms(ctx, enabled, true);
+        at_set_deterministic_algorithms(ctx, enabled, false);
         at_set_deterministic_cudnn(ctx, enabled);
     }
 }
@@ -141,12 +143,27 @@ pub fn deterministic() -> bool {
 mod tests {
     use super::*;
 
+    /// One test, since the switch is the process's: it round-trips, and enabled it makes an
+    /// operation without a deterministic kernel fail, naming it. On the CPU `put_` without
+    /// accumulation is such an operation (libtorch's list of them is mostly CUDA kernels).
     #[test]
-    fn the_switch_round_trips() {
+    fn the_switch_round_trips_and_a_nondeterministic_op_is_an_error() {
+        use tch::{Device, Kind, Tensor};
+        let put = || {
+            let mut t = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+            let index = Tensor::from_slice(&[0i64, 0]);
+            let values = Tensor::from_slice(&[1f32, 2.0]);
+            t.f_put_(&index, &values, false).map(|_| ())
+        };
         set_deterministic(true);
         assert!(deterministic());
+        let e = put().expect_err("put_ has no deterministic CPU kernel");
+        let fault = crate::train::TorchFault::from(e);
+        assert_eq!(fault.kind, crate::train::FaultKind::Other, "the job's own failure");
+        assert!(fault.message.contains("put_ does not have a deterministic implementation"), "{}", fault.message);
         set_deterministic(false);
         assert!(!deterministic());
+        assert!(put().is_ok(), "allowed without the switch");
     }
 
     #[test]

@@ -178,6 +178,31 @@ pub fn device_memory_bytes(device: tch::Device) -> Option<u64> {
     }
 }
 
+/// The environment variable through which `worker --slots K` tells each of its K child workers
+/// how many slots share the device (`slots::Slots` sets it; a worker started alone has none).
+pub const SLOT_SHARE_ENV: &str = "GRIDSWEEP_SLOT_SHARE";
+
+/// The memory this worker registers with the coordinator, which records it as the need of a job
+/// that ran out of memory here: `device_memory_bytes` divided among the slots sharing the device
+/// (`SLOT_SHARE_ENV`; one when unset or not a positive number).
+///
+/// Each slot gets an equal share of the device's total memory rather than the device's free
+/// memory at start: slots start together, so the free memory each would see depends on which
+/// neighbour allocated first, while the share is the same for every slot on every identical
+/// card. With the share, a job that overflowed one slot records "needs more than 1/K of the
+/// device", so a worker with fewer slots on the same card (or a bigger card) can still take it;
+/// with the whole device registered, a job pushed out by its neighbours would record a need no
+/// card of the cluster meets, and stay blocked for ever.
+pub fn registered_memory_bytes(device: tch::Device) -> Option<u64> {
+    Some(share_of(device_memory_bytes(device)?, std::env::var(SLOT_SHARE_ENV).ok().as_deref()))
+}
+
+/// `total` divided by the slot count `slots` (`SLOT_SHARE_ENV`'s value; one slot when absent or
+/// not a positive number).
+fn share_of(total: u64, slots: Option<&str>) -> u64 {
+    total / slots.and_then(|v| v.parse::<u64>().ok()).filter(|&k| k > 0).unwrap_or(1)
+}
+
 /// A CUDA driver status as a Result.
 fn check(status: c_int, call: &str) -> Result<(), String> {
     if status == 0 { Ok(()) } else { Err(format!("{call} failed with CUDA error {status}")) }
@@ -189,5 +214,19 @@ mod memory_tests {
     fn the_cpus_memory_is_the_machines_ram() {
         let bytes = super::device_memory_bytes(tch::Device::Cpu).expect("/proc/meminfo on Linux");
         assert!(bytes > 256 << 20, "{bytes} bytes of RAM");
+    }
+
+    #[test]
+    fn a_slot_registers_its_share_of_the_device() {
+        let gib = 1u64 << 30;
+        for (value, share) in [
+            (None, 80 * gib),
+            (Some("4"), 20 * gib),
+            (Some("3"), 80 * gib / 3),
+            (Some("0"), 80 * gib),
+            (Some("x"), 80 * gib),
+        ] {
+            assert_eq!(super::share_of(80 * gib, value), share, "{value:?}");
+        }
     }
 }

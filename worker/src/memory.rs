@@ -2,6 +2,8 @@
 //! of bytes held by tensors (what PyTorch's `torch.cuda.max_memory_allocated` reports), through a
 //! small C++ shim (`cpp/cuda_memory.cpp`, built when the wheel has CUDA headers); on the CPU the
 //! process's peak resident set (`getrusage`), which also counts libtorch itself and the data.
+//! Also the caching allocator's `emptyCache` (`empty_cache`), which the agent calls after a job
+//! ran out of memory.
 
 use tch::Device;
 
@@ -9,6 +11,7 @@ use tch::Device;
 unsafe extern "C" {
     fn gridsweep_cuda_peak_allocated(device: i32) -> i64;
     fn gridsweep_cuda_reset_peak(device: i32) -> i32;
+    fn gridsweep_cuda_empty_cache() -> i32;
 }
 
 /// What was measured and how.
@@ -30,6 +33,20 @@ pub fn reset_peak(device: Device) {
         let _ = unsafe { gridsweep_cuda_reset_peak(i as i32) };
     }
     let _ = device;
+}
+
+/// Hands the CUDA caching allocator's cached, unused blocks back to the driver, as PyTorch's
+/// `torch.cuda.empty_cache()` does; whether it did. Nothing to do on the CPU (its allocator
+/// caches nothing) or without the shim: false then. Call once the tensors that held the memory
+/// are dropped.
+pub fn empty_cache(device: Device) -> bool {
+    #[cfg(gridsweep_cuda_memory)]
+    if device.is_cuda() {
+        // SAFETY: a C function of the shim without arguments; errors come back as -1.
+        return unsafe { gridsweep_cuda_empty_cache() } == 0;
+    }
+    let _ = device;
+    false
 }
 
 /// The peak memory on `device` in bytes and what it counts; None when it cannot be read (CUDA
@@ -81,5 +98,13 @@ mod tests {
         }
         reset_peak(Device::Cuda(0));
         assert_eq!(peak(Device::Cuda(0)), None);
+        // Called for real too (when the shim was built): without a GPU the allocator has no
+        // device to empty, which must not throw across the FFI or crash.
+        let _ = empty_cache(Device::Cuda(0));
+    }
+
+    #[test]
+    fn the_cpu_has_no_cache_to_empty() {
+        assert!(!empty_cache(Device::Cpu));
     }
 }

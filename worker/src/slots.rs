@@ -1,5 +1,7 @@
 //! `worker --slots K`: a small supervisor of K child worker processes, one job each (one process
-//! per job keeps libtorch's global generator, and so each job's determinism, to itself). A
+//! per job keeps libtorch's global generator, and so each job's determinism, to itself). Each
+//! child is told through `devices::SLOT_SHARE_ENV` that K slots share its device, and registers
+//! 1/K of the device's memory (`devices::registered_memory_bytes` says why). A
 //! child that exits because its CUDA context broke is started again, up to `SLOT_RESTARTS`
 //! times. On SIGINT or SIGTERM every child gets SIGTERM (it gives its lease back and exits);
 //! those still running after a grace period are killed.
@@ -146,7 +148,11 @@ impl Slots {
     /// Starts slot `index`'s worker.
     fn spawn(&self, index: u32) -> Result<Child, SlotsError> {
         let args = self.args.get(index as usize).map_or(&[][..], Vec::as_slice);
-        Command::new(&self.program).args(args).spawn().map_err(|source| SlotsError::Spawn { slot: index, source })
+        Command::new(&self.program)
+            .args(args)
+            .env(crate::devices::SLOT_SHARE_ENV, self.slot_count().to_string())
+            .spawn()
+            .map_err(|source| SlotsError::Spawn { slot: index, source })
     }
 
     /// Whether `slot` is still running; a worker that lost its CUDA context is started again
@@ -218,6 +224,19 @@ mod tests {
         let e = plan(&["exit 0", "exit 3"], STOP_GRACE).run_until(&AtomicBool::new(false)).unwrap_err();
         assert!(matches!(e, SlotsError::Failed { failed: 1, slots: 2 }), "{e}");
         assert_eq!(e.to_string(), "1 of 2 worker slots failed");
+    }
+
+    #[test]
+    fn each_slot_is_told_how_many_share_the_device() {
+        let dir = std::env::temp_dir().join(format!("gridsweep-slots-share-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = |k: u32| format!("echo ${} > {}/slot-{k}", crate::devices::SLOT_SHARE_ENV, dir.display());
+        let (a, b, c) = (script(0), script(1), script(2));
+        assert!(plan(&[&a, &b, &c], STOP_GRACE).run_until(&AtomicBool::new(false)).is_ok());
+        for k in 0..3 {
+            assert_eq!(std::fs::read_to_string(dir.join(format!("slot-{k}"))).unwrap(), "3\n");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! them as ignored rather than passed; on a GPU machine `make test-gpu` (or `cargo test -p
 //! gridsweep-worker --test cuda -- --ignored`) runs them, and there each fails without a device: training with both grid executions, the speed switches recorded, the packed
 //! optimizer equal to the per-parameter one, a checkpoint written on the GPU resumed on the CPU,
-//! `worker bench --compare` on the GPU, and the caching allocator's peak in `worker bench`. (The fp64 equivalence of the wavefront and of
+//! `worker bench --compare` on the GPU, the caching allocator's peak in `worker bench`, and a
+//! real out-of-memory error classified, the cache emptied and the device training on. (The fp64 equivalence of the wavefront and of
 //! channels-last runs on the GPU too, in tests/equivalence.rs.)
 
 mod common;
@@ -155,4 +156,29 @@ fn bench_reports_the_allocators_peak() {
     assert_eq!(small.peak_memory_kind, Some(worker::memory::PeakKind::CudaAllocated), "{small:?}");
     let (s, l) = (small.peak_memory_bytes.unwrap(), large.peak_memory_bytes.unwrap());
     assert!(s > 1 << 20 && l > s, "peaks {s} and {l} bytes");
+}
+
+/// A real CUDA out-of-memory error, returned and panicked, is classified out of memory; the
+/// caching allocator's cache is then emptied through the shim (the reserve goes back to the
+/// driver), and a job trains on the same device in the same process.
+#[test]
+#[ignore = "needs a CUDA device: run `make test-gpu` on a GPU machine"]
+fn a_real_out_of_memory_error_is_classified_and_the_device_trains_on() {
+    use worker::train::{FaultKind, TorchFault};
+    let (_serial, device) = gpu("a_real_out_of_memory_error_is_classified_and_the_device_trains_on");
+    // 2^40 floats (4 TiB): more than any GPU has.
+    let huge = [1i64 << 40];
+    let returned = Tensor::f_empty(huge, (Kind::Float, device)).map(|_| ()).unwrap_err();
+    let fault = TorchFault::from(returned);
+    assert_eq!(fault.kind, FaultKind::OutOfMemory, "{}", fault.message);
+    let panic = std::panic::catch_unwind(|| Tensor::empty(huge, (Kind::Float, device))).unwrap_err();
+    assert_eq!(TorchFault::from_panic(panic.as_ref()).kind, FaultKind::OutOfMemory);
+    // Memory cached by freed tensors goes back to the driver.
+    drop(Tensor::ones([64 << 20], (Kind::Float, device)));
+    assert!(worker::memory::empty_cache(device), "emptyCache through the shim");
+    let dir = data::synth::write(&tmp("oom-data"), 128, 64, 3).unwrap();
+    let on_gpu = data::load(&dir, device).unwrap();
+    let r =
+        train::train(&small(Arch::Resnet, 8, 1), &on_gpu, &options(device, None, false, None), &mut |_| {}).unwrap();
+    assert_eq!(r.status, Status::Completed);
 }

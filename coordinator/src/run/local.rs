@@ -1,5 +1,7 @@
 //! The `run` command's local workers: child processes of this coordinator, one per device,
-//! each logging to `<state>/workers/local-K.log`. They are started, watched and stopped through
+//! each logging to `<state>/workers/local-K.log`. A worker on GPU `cuda:N` sees only that GPU
+//! (`CUDA_VISIBLE_DEVICES`) and trains on it as `cuda:0`, so that neither libtorch nor cuBLAS
+//! sets up a context on its neighbours' cards. They are started, watched and stopped through
 //! `tokio::process`, so nothing here blocks a runtime thread; a graceful stop is SIGTERM (a worker
 //! gives its lease back and exits), then a kill after `TERM_GRACE`.
 
@@ -150,8 +152,28 @@ impl Launch {
             Err(e) => return Err(RunError::Workers(format!("{}: {e}", log_path.display()))),
         };
         let err = log.try_clone().map_err(|e| RunError::Workers(e.to_string()))?;
+        let visible = std::env::var(CUDA_VISIBLE).ok();
+        let child = self
+            .command(opts, k, device, visible.as_deref())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| RunError::Workers(format!("starting {}: {e}", self.bin.display())))?;
+        let pid = child.id().map_or_else(|| "?".to_owned(), |p| p.to_string());
+        println!("local worker {k} on {device} (pid {pid}, log {})", log_path.display());
+        Ok(child)
+    }
+
+    /// Local worker `k`'s command on `device`, `visible` being this process's own
+    /// `CUDA_VISIBLE_DEVICES`.
+    fn command(&self, opts: &RunOptions, k: usize, device: &str, visible: Option<&str>) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--coordinator").arg(&self.url).arg("--device").arg(device);
+        let (device, own_gpu) = one_gpu(device, visible);
+        if let Some(gpu) = own_gpu {
+            cmd.env(CUDA_VISIBLE, gpu);
+        }
+        cmd.arg("--coordinator").arg(&self.url).arg("--device").arg(&device);
         cmd.arg("--work-dir").arg(self.dir.join(format!("local-{k}")));
         if opts.worker_log_json {
             cmd.arg("--log-format").arg("json");
@@ -169,16 +191,28 @@ impl Launch {
             Some(t) => cmd.env(gridsweep_proto::auth::TOKEN_ENV, t),
             None => cmd.env_remove(gridsweep_proto::auth::TOKEN_ENV),
         };
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .map_err(|e| RunError::Workers(format!("starting {}: {e}", self.bin.display())))?;
-        let pid = child.id().map_or_else(|| "?".to_owned(), |p| p.to_string());
-        println!("local worker {k} on {device} (pid {pid}, log {})", log_path.display());
-        Ok(child)
+        cmd
     }
+}
+
+/// CUDA's variable naming the GPUs a process sees (and their order: `cuda:0` is the first).
+const CUDA_VISIBLE: &str = "CUDA_VISIBLE_DEVICES";
+
+/// The `--device` a worker meant for `device` gets, and the `CUDA_VISIBLE_DEVICES` that shows
+/// it only its GPU: `cuda:N` becomes `cuda:0` with the N-th GPU this process sees, which is
+/// the N-th entry of `visible` (this process's own `CUDA_VISIBLE_DEVICES`) when that is set,
+/// else GPU N. Any other device is left alone.
+fn one_gpu(device: &str, visible: Option<&str>) -> (String, Option<String>) {
+    let Some(n) = device.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) else {
+        return (device.to_owned(), None);
+    };
+    let gpu = match visible.map(|v| v.split(',').map(str::trim).collect::<Vec<_>>()) {
+        Some(list) if list.len() > n => list[n].to_owned(),
+        // Fewer entries than N: let the worker fail on the device it was given, as it would have.
+        Some(_) => return (device.to_owned(), None),
+        None => n.to_string(),
+    };
+    ("cuda:0".to_owned(), Some(gpu))
 }
 
 /// `lead: COMMAND` on one line (to copy whole), then each note indented.
@@ -205,5 +239,67 @@ fn terminate(c: &Child) {
     // spawned and tokio has not reaped (`id()` is None once it has), so it names that process.
     unsafe {
         libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The options `run` passes on to its local workers, without TLS or a token.
+    fn options() -> RunOptions {
+        RunOptions {
+            sweep: PathBuf::from("s.yaml"),
+            state: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            local_workers: LocalWorkers::Auto,
+            out: None,
+            fifo: false,
+            data: None,
+            worker_bin: None,
+            worker_device: "auto".to_owned(),
+            token: None,
+            tls: None,
+            retry_failed: false,
+            http: crate::http::HttpAddr::Off,
+            worker_log_json: false,
+            advertise: None,
+            token_file: None,
+        }
+    }
+
+    /// What a command runs with: its arguments and the variables it sets (None: removed).
+    fn seen(cmd: &Command) -> (Vec<String>, Vec<(String, Option<String>)>) {
+        let std = cmd.as_std();
+        let args = std.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+        let envs = std.get_envs().map(|(k, v)| (text(k), v.map(text))).collect();
+        (args, envs)
+    }
+
+    #[test]
+    fn each_gpu_worker_sees_only_its_own_gpu_as_cuda_0() {
+        let launch = Launch {
+            bin: PathBuf::from("/bin/worker"),
+            url: "http://127.0.0.1:1".to_owned(),
+            threads: 2,
+            data: None,
+            dir: PathBuf::from("/state/workers"),
+        };
+        let opts = options();
+        for (device, visible, gpu) in [("cuda:0", None, "0"), ("cuda:3", None, "3"), ("cuda:1", Some("4,6"), "6")] {
+            let (args, envs) = seen(&launch.command(&opts, 1, device, visible));
+            let at = args.iter().position(|a| a == "--device").unwrap();
+            assert_eq!(args[at + 1], "cuda:0", "{device}: {args:?}");
+            assert!(envs.contains(&(CUDA_VISIBLE.to_owned(), Some(gpu.to_owned()))), "{device}: {envs:?}");
+            assert!(!args.contains(&"--threads".to_owned()), "GPU workers keep libtorch's threads");
+        }
+        // A CPU worker's GPUs are left alone, and it gets its share of the CPUs.
+        let (args, envs) = seen(&launch.command(&opts, 0, "cpu", Some("0")));
+        assert_eq!(args[..4], ["--coordinator", "http://127.0.0.1:1", "--device", "cpu"]);
+        assert!(args.windows(2).any(|w| w == ["--threads", "2"]), "{args:?}");
+        assert!(envs.iter().all(|(k, _)| k != CUDA_VISIBLE), "{envs:?}");
+        // More GPUs asked for than this process sees: the device as given, no variable.
+        assert_eq!(one_gpu("cuda:2", Some("5")), ("cuda:2".to_owned(), None));
     }
 }

@@ -10,17 +10,17 @@ use std::time::Duration;
 
 use gridsweep_proto::client::Client;
 use gridsweep_proto::v1::{self as pb, FailureKind};
-use tch::Device;
 use tokio::sync::mpsc;
 use tonic::Code;
 
 use super::AgentConfig;
-use super::prepare::{PrepareError, Prepared, prepare};
+use super::failure::Failure;
+use super::prepare::{Prepared, prepare};
 use super::session::retry;
 use super::transfer::upload_checkpoint;
-use crate::data;
+use crate::data::{self, DataError};
 use crate::recipe::TrainConfig;
-use crate::train::{self, EpochMetrics, Options, Status as RunStatus, TrainResult};
+use crate::train::{self, EpochMetrics, Options, Status as RunStatus, TorchFault, TrainResult};
 
 /// What the training thread sends back.
 enum Event {
@@ -28,62 +28,6 @@ enum Event {
     Epoch(EpochMetrics),
     /// Training ended: the result, or why there is none.
     Done(Box<Result<TrainResult, Failure>>),
-}
-
-/// A job that could not run or finish, and whose fault that is.
-#[derive(Debug)]
-struct Failure {
-    /// Only `Job` uses one of the job's attempts at the coordinator.
-    kind: FailureKind,
-    /// What went wrong.
-    message: String,
-}
-
-impl Failure {
-    fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Failure { kind, message: message.into() }
-    }
-
-    /// A training error on `device`, classified: out of memory and a broken CUDA context are
-    /// the device's. An out-of-memory message names the device and its memory: the job needs
-    /// more than that, and the coordinator sends it next to a worker that has more.
-    fn of_training(message: String, device: Device) -> Self {
-        let lower = message.to_lowercase();
-        if lower.contains("out of memory") || lower.contains("can't allocate memory") {
-            let memory = crate::devices::device_memory_bytes(device).map_or_else(
-                || "unknown memory".to_owned(),
-                |b| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
-            );
-            let on = match device {
-                Device::Cuda(i) => format!("cuda:{i}"),
-                _ => "cpu".to_owned(),
-            };
-            let message = format!("out of memory on {on} ({memory}); the job needs more: {message}");
-            return Failure { kind: FailureKind::OutOfMemory, message };
-        }
-        let kind = if is_sticky_cuda_error(&message) { FailureKind::DeviceLost } else { FailureKind::Job };
-        Failure { kind, message }
-    }
-}
-
-impl From<PrepareError> for Failure {
-    /// A bad spec is the job's fault; a failed transfer the link's; the rest this worker's.
-    fn from(e: PrepareError) -> Self {
-        let kind = match e {
-            PrepareError::SpecJson(_) | PrepareError::SpecInvalid(_) => FailureKind::Job,
-            PrepareError::Transfer(_) => FailureKind::Transfer,
-            PrepareError::Synthetic(_) | PrepareError::Io { .. } | PrepareError::Blocking(_) => FailureKind::Worker,
-        };
-        Failure::new(kind, e.to_string())
-    }
-}
-
-/// Whether a job's error is one after which libtorch's CUDA context stays broken (an illegal
-/// memory access, a device-side assert, a launch failure: every later CUDA call fails too),
-/// rather than one a next job can recover from (out of memory, bad data).
-pub fn is_sticky_cuda_error(message: &str) -> bool {
-    let m = message.to_lowercase();
-    m.contains("cuda error") && !m.contains("out of memory")
 }
 
 /// How a leased job ended for this worker.
@@ -167,6 +111,12 @@ impl Training {
             .spawn(move || {
                 let _span = span.enter();
                 let outcome = train_guarded(&train_cfg, &data_dir, &opts, &tx);
+                // The job's tensors are dropped now: give the memory they cached back, so that
+                // this process keeps no reserve from the next job or a neighbouring slot.
+                if matches!(&outcome, Err(f) if f.kind == FailureKind::OutOfMemory) {
+                    let emptied = crate::memory::empty_cache(opts.device);
+                    tracing::debug!(emptied, "out of memory: the CUDA caching allocator's cache emptied");
+                }
                 let _ = tx.send(Event::Done(Box::new(outcome)));
             })
             .map_err(|e| Failure::new(FailureKind::Worker, format!("cannot start training thread: {e}")))?;
@@ -190,8 +140,9 @@ impl Training {
     }
 }
 
-/// Loads the data and trains, on the training thread, sending each epoch's metrics on `tx`; a
-/// panic is the job's failure.
+/// Loads the data and trains, on the training thread, sending each epoch's metrics on `tx`. A
+/// panic (tch's infallible calls panic with libtorch's errors) is caught here and typed like a
+/// returned error (`TorchFault::from_panic`), so that both are classified the same way.
 fn train_guarded(
     cfg: &TrainConfig,
     data_dir: &Path,
@@ -199,20 +150,17 @@ fn train_guarded(
     tx: &mpsc::UnboundedSender<Event>,
 ) -> Result<TrainResult, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let data = data::load(data_dir, opts.device)
-            .map_err(|e| Failure::new(FailureKind::Worker, format!("loading the data: {e}")))?;
+        let data = data::load(data_dir, opts.device).map_err(|e| match e {
+            // Moving the set to the device can run out of its memory as training can.
+            DataError::Torch { source, .. } => Failure::of_fault(source.into(), opts.device),
+            e => Failure::new(FailureKind::Worker, format!("loading the data: {e}")),
+        })?;
         train::train(cfg, &data, opts, &mut |m| {
             let _ = tx.send(Event::Epoch(m.clone()));
         })
-        .map_err(|e| Failure::of_training(e.to_string(), opts.device))
+        .map_err(|e| Failure::of_training(e, opts.device))
     }))
-    .unwrap_or_else(|p| {
-        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()));
-        Err(Failure::new(
-            FailureKind::Job,
-            format!("training panicked: {}", msg.unwrap_or_else(|| "unknown panic".to_owned())),
-        ))
-    })
+    .unwrap_or_else(|panic| Err(Failure::of_fault(TorchFault::from_panic(panic.as_ref()), opts.device)))
 }
 
 /// How watching a training thread ended.
@@ -388,23 +336,9 @@ impl Held<'_> {
         .await;
         match f.kind {
             FailureKind::Job => JobEnd::Done,
-            // Only a sticky CUDA error is classified so (`Failure::of_training`).
+            // Only a broken CUDA context is classified so (`Failure::of_fault`).
             FailureKind::DeviceLost => JobEnd::DeviceLost(f.message),
             _ => JobEnd::Setback,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_sticky_cuda_error;
-
-    #[test]
-    fn sticky_cuda_errors_are_told_from_recoverable_ones() {
-        assert!(is_sticky_cuda_error("libtorch: CUDA error: an illegal memory access was encountered"));
-        assert!(is_sticky_cuda_error("libtorch: CUDA error: device-side assert triggered"));
-        assert!(!is_sticky_cuda_error("libtorch: CUDA out of memory. Tried to allocate 2.00 GiB"));
-        assert!(!is_sticky_cuda_error("libtorch: CUDA error: out of memory"));
-        assert!(!is_sticky_cuda_error("data: data/cifar-10-batches-bin/data_batch_1: wrong size"));
     }
 }

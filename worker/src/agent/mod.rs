@@ -3,7 +3,7 @@
 //! also renew the lease, upload a checkpoint after every epoch, and deliver the result.
 //!
 //! This file holds the session loop (`run`) and its configuration and errors; `session`
-//! connects and retries, `job` runs one leased job and classifies its failures, `prepare` gets a
+//! connects and retries, `job` runs one leased job, `failure` classifies its failures, `prepare` gets a
 //! job's spec, data and checkpoint ready, `transfer` moves checkpoints and data over the wire.
 //!
 //! Faults: an unreachable coordinator is retried with capped exponential backoff and jitter; a
@@ -16,6 +16,7 @@
 //! lines carry `worker` once registered. Leases, epochs and results are `info`, faults the worker
 //! rides out `warn`, failed jobs and lost results `error`, heartbeats and transfers `debug`.
 
+mod failure;
 mod job;
 mod prepare;
 mod session;
@@ -31,7 +32,6 @@ use tch::Device;
 use tonic::{Code, Status};
 use tracing::Instrument;
 
-pub use job::is_sticky_cuda_error;
 use job::{JobEnd, run_job};
 use session::{backoff, connect};
 

@@ -26,8 +26,9 @@ pub(super) async fn connect(cfg: &AgentConfig, stop: &AtomicBool) -> Result<Opti
         Device::Cuda(i) => format!("cuda:{i}"),
         _ => format!("cpu, {} threads", tch::get_num_threads()),
     };
-    // So that a job that ran out of memory elsewhere comes here only if this device has more.
-    let memory = crate::devices::device_memory_bytes(cfg.device).unwrap_or(0);
+    // So that a job that ran out of memory elsewhere comes here only if this worker has more:
+    // its share of the device under `--slots K`.
+    let memory = crate::devices::registered_memory_bytes(cfg.device).unwrap_or(0);
     let mut attempt = 0;
     while !stop.load(Ordering::SeqCst) {
         match gridsweep_proto::client::connect(&cfg.coordinator, cfg.tls.as_ref(), cfg.token.as_deref()).await {

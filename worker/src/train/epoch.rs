@@ -66,6 +66,7 @@ pub(super) fn train_pass(
     let mut correct = Tensor::zeros([], (Kind::Int64, device));
     let mut seen = 0i64;
     let mut start = 0;
+    let inject = super::inject::step_fault_due(epoch);
     // A last batch of one image cannot be batch-normalised in training mode: it is skipped.
     while n - start >= 2 {
         if cancelled() {
@@ -76,6 +77,9 @@ pub(super) fn train_pass(
         let x = augment::train_batch(&set.images, &idx, aug, norm);
         let y = set.labels.index_select(0, &idx);
         let logits = net.forward_t(&x, true);
+        if inject {
+            super::inject::raise_in_step(&logits);
+        }
         let loss = logits.cross_entropy_for_logits(&y);
         opt.zero_grad();
         loss.backward();

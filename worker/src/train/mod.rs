@@ -4,7 +4,8 @@
 //!
 //! This module is the job's entry point and its order of steps (`train`); `run` holds the run's
 //! state (set-up, restore, the analysis when due, epoch ends, the result), `epoch` the passes
-//! over the data, `describe` what a run says of itself (environment, log line).
+//! over the data, `describe` what a run says of itself (environment, log line), `fault` the
+//! typed libtorch errors (`TorchFault`), `inject` a test-only fault inside the step.
 //!
 //! Randomness: initialisation draws from libtorch's generator seeded with the job seed; each
 //! epoch reseeds it from (seed, epoch) before drawing the order and augmentation, so resuming at
@@ -12,6 +13,8 @@
 
 mod describe;
 mod epoch;
+pub mod fault;
+pub mod inject;
 mod run;
 
 use std::path::PathBuf;
@@ -28,6 +31,7 @@ use crate::speed::Speed;
 
 pub use describe::{environment, progress_line};
 pub use epoch::evaluate;
+pub use fault::{FaultKind, TorchFault};
 pub use gridsweep_proto::result::{DataInfo, Environment, EpochMetrics, RunStatus as Status, TrainResult};
 
 use run::{EpochEnd, Run};
@@ -67,9 +71,16 @@ pub enum TrainError {
     /// A checkpoint problem.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// A libtorch failure (out of memory, device error).
+    /// A libtorch failure, returned or panicked, with its kind (out of memory, a broken CUDA
+    /// context, other) decided once (`fault::classify`).
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(#[from] TorchFault),
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(e: tch::TchError) -> Self {
+        TrainError::Torch(e.into())
+    }
 }
 
 /// Trains `cfg` on `data`; `on_epoch` sees each epoch's metrics as it ends.
