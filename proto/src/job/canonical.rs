@@ -3,7 +3,8 @@
 //!
 //! Version 1 (the only one so far) is a JSON object text: each setting as `"name":value`, in a
 //! fixed order, strings quoted, integers in decimal, floats in their shortest round-trip form
-//! (`ryu`, as the first release's `serde_json` wrote them), absent options as `null`. The rule for
+//! laid out as `zmij` writes them (what `serde_json` wrote when the ids were pinned; the crate is
+//! pinned to that version), absent options as `null`. The rule for
 //! leaving a setting out is one, applied by [`Fields::unless_default`]: a setting added after the
 //! first release is written only when it differs from its declared default, so that adding a new
 //! setting with a default (or an optional one, whose default is "absent") moves no existing id.
@@ -110,11 +111,11 @@ macro_rules! canonical_display {
 canonical_display!(u32, u64, i64, usize, bool);
 
 impl Canonical for f64 {
-    /// The shortest text that reads back as the same number (`0.1`, `0.0004`, `300.0`, `1e-7`);
-    /// `null` for a non-finite one (which no valid setting holds).
+    /// The shortest text that reads back as the same number (`0.1`, `0.0004`, `300.0`), as
+    /// `zmij` lays it out; `null` for a non-finite one (which no valid setting holds).
     fn write(&self, out: &mut String) {
         if self.is_finite() {
-            out.push_str(ryu::Buffer::new().format_finite(*self));
+            out.push_str(zmij::Buffer::new().format_finite(*self));
         } else {
             out.push_str("null");
         }
