@@ -24,7 +24,6 @@ use prometheus_client::registry::Registry;
 pub use exposition::Format;
 pub use grpc::RecordRpcs;
 
-
 /// A label set with one `state` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {

@@ -35,7 +35,8 @@ fn an_older_state_opens_with_its_jobs_ended_as_they_were() {
     let (jobs, workers) = store.snapshot_with_results().unwrap();
     assert_eq!(jobs.len(), sweep.jobs.len());
     for spec in &sweep.jobs {
-        let job = jobs.iter().find(|j| j.id == spec.id()).unwrap_or_else(|| panic!("job {} not in the state", spec.id()));
+        let job =
+            jobs.iter().find(|j| j.id == spec.id()).unwrap_or_else(|| panic!("job {} not in the state", spec.id()));
         assert_eq!(&job.spec, spec, "job {}", job.id);
         assert_eq!(job.state, JobState::Completed, "job {}", job.id);
         let result = job.result.as_ref().unwrap_or_else(|| panic!("job {} has no result", job.id));

@@ -9,8 +9,12 @@
 use std::path::{Path, PathBuf};
 
 /// The sweeps whose ids are pinned, relative to the workspace root.
-const SWEEPS: [&str; 4] =
-    ["sweeps/paper.yaml", "sweeps/smoke.yaml", "sweeps/gradflow.yaml", "coordinator/tests/fixtures/v1-state/sweep.yaml"];
+const SWEEPS: [&str; 4] = [
+    "sweeps/paper.yaml",
+    "sweeps/smoke.yaml",
+    "sweeps/gradflow.yaml",
+    "coordinator/tests/fixtures/v1-state/sweep.yaml",
+];
 
 /// The workspace root.
 fn root() -> PathBuf {

@@ -144,13 +144,16 @@ async fn rendered(d: &Arc<Dashboard>) -> Result<Arc<Rendered>, ApiError> {
         return Ok(r.clone());
     }
     let name = d.source.sweep_name.clone();
-    let drawn = d.source.store.call("drawing the tables and plots", move |s| -> Result<Rendered, ApiError> {
-        let runs = crate::live::records(s)?;
-        let (table1, table2) = render_markdown(&runs, &name).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let plots = render_plots(&runs).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(Rendered { table1, table2, plots })
-    })
-    .await?;
+    let drawn = d
+        .source
+        .store
+        .call("drawing the tables and plots", move |s| -> Result<Rendered, ApiError> {
+            let runs = crate::live::records(s)?;
+            let (table1, table2) = render_markdown(&runs, &name).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let plots = render_plots(&runs).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(Rendered { table1, table2, plots })
+        })
+        .await?;
     let drawn = Arc::new(drawn);
     *d.rendered.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, drawn.clone()));
     Ok(drawn)

@@ -20,8 +20,7 @@ pub async fn shell(State(d): State<Arc<Dashboard>>) -> Response {
 /// `/jobs/{id}`: the shell when the job exists, else 404.
 pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Response {
     let lookup = id.clone();
-    let found: Result<bool, ApiError> =
-        d.source.store.call("looking up a job", move |s| Ok(s.has_job(&lookup)?)).await;
+    let found: Result<bool, ApiError> = d.source.store.call("looking up a job", move |s| Ok(s.has_job(&lookup)?)).await;
     match found {
         Ok(true) => page(&d),
         Ok(false) => not_found_page(&format!("There is no job {id} in sweep {}.", d.source.sweep_name)),

@@ -21,9 +21,9 @@ use crate::http::{self, Dashboard, HttpAddr, HttpError};
 use crate::progress::{Board, Screen};
 use crate::server::{Shared, serve};
 use crate::store::{Store, StoreError, TaskFailed, off_runtime};
-use crate::view::WorkerState;
 use crate::sweep::{self, Sweep, SweepError};
 use crate::tables::{TablesError, TablesSummary};
+use crate::view::WorkerState;
 use crate::{live, pace};
 
 mod attach;

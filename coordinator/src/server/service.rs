@@ -14,9 +14,9 @@ use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::shared::{Shared, blocking};
-use crate::store::off_runtime;
 use super::streams::{Received, RpcStream, async_stream, receive_checkpoint, stream_data_set, stream_file};
 use crate::pace;
+use crate::store::off_runtime;
 use crate::store::{Grant, StoredCheckpoint};
 
 /// The result type of every rpc handler.
@@ -51,7 +51,9 @@ impl Coordinator for CoordinatorService {
         check_version(r.protocol_version)?;
         let (name, device) = (r.name.clone(), r.device.clone());
         let memory = (r.device_memory_bytes > 0).then_some(r.device_memory_bytes);
-        let id = blocking(&self.shared, "registering a worker", move |store| store.register_worker(&name, &device, memory)).await?;
+        let id =
+            blocking(&self.shared, "registering a worker", move |store| store.register_worker(&name, &device, memory))
+                .await?;
         tracing::info!(worker = %id, name = %r.name, device = %r.device, memory_bytes = r.device_memory_bytes, "worker registered");
         self.shared.bump();
         Ok(Response::new(pb::RegisterWorkerResponse { worker_id: id }))
@@ -103,7 +105,10 @@ impl Coordinator for CoordinatorService {
         let (worker, job, token, ttl) =
             (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, self.shared.lease_ttl.as_secs_f64());
         let reported = epochs.len();
-        blocking(&self.shared, "recording a heartbeat", move |store| store.heartbeat(&worker, &job, token, &epochs, ttl)).await?;
+        blocking(&self.shared, "recording a heartbeat", move |store| {
+            store.heartbeat(&worker, &job, token, &epochs, ttl)
+        })
+        .await?;
         if reported > 0 {
             self.shared.metrics.epochs_reported(reported);
             self.shared.bump();
@@ -159,9 +164,10 @@ impl Coordinator for CoordinatorService {
     ) -> RpcResult<Self::DownloadCheckpointStream> {
         let r = request.into_inner();
         let (worker, job, token) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token);
-        let (path, sha, epoch) = blocking(&self.shared, "reading a checkpoint", move |store| store.checkpoint_for(&worker, &job, token))
-            .await?
-            .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", r.job_id)))?;
+        let (path, sha, epoch) =
+            blocking(&self.shared, "reading a checkpoint", move |store| store.checkpoint_for(&worker, &job, token))
+                .await?
+                .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", r.job_id)))?;
         let job = r.job_id.clone();
         Ok(Response::new(stream_file(path, move |data, last| pb::CheckpointChunk {
             job_id: job.clone(),
@@ -188,7 +194,9 @@ impl Coordinator for CoordinatorService {
     async fn complete_job(&self, request: Request<pb::CompleteJobRequest>) -> RpcResult<pb::CompleteJobResponse> {
         let r = request.into_inner();
         let (worker, job, token, result) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, r.result_json);
-        let out = blocking(&self.shared, "completing a job", move |store| store.complete(&worker, &job, token, &result)).await?;
+        let out =
+            blocking(&self.shared, "completing a job", move |store| store.complete(&worker, &job, token, &result))
+                .await?;
         if out.accepted {
             tracing::info!(job = %r.job_id, worker = %r.worker_id, outcome = %out.reason, "job ended");
             self.shared.freed();
@@ -201,7 +209,9 @@ impl Coordinator for CoordinatorService {
         let kind = pb::FailureKind::try_from(r.kind)
             .map_err(|_| Status::invalid_argument(format!("unknown failure kind {}", r.kind)))?;
         let (worker, job, token, error) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, r.error.clone());
-        let out = blocking(&self.shared, "recording a failure", move |store| store.fail(&worker, &job, token, &error, kind)).await?;
+        let out =
+            blocking(&self.shared, "recording a failure", move |store| store.fail(&worker, &job, token, &error, kind))
+                .await?;
         if out.accepted {
             tracing::warn!(job = %r.job_id, worker = %r.worker_id, kind = kind.name(), error = %r.error, "{}", out.reason);
             let metrics = &self.shared.metrics;
@@ -221,7 +231,8 @@ impl Coordinator for CoordinatorService {
     async fn release_job(&self, request: Request<pb::ReleaseJobRequest>) -> RpcResult<pb::ReleaseJobResponse> {
         let r = request.into_inner();
         let (worker, job, token) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token);
-        let accepted = blocking(&self.shared, "releasing a job", move |store| store.release(&worker, &job, token)).await?;
+        let accepted =
+            blocking(&self.shared, "releasing a job", move |store| store.release(&worker, &job, token)).await?;
         if accepted {
             tracing::info!(job = %r.job_id, worker = %r.worker_id, "job released");
             self.shared.freed();

@@ -34,7 +34,11 @@ impl StoreHandle {
     }
 
     /// Runs `f` over the store on the blocking pool; a task that fails is `what` failing.
-    pub async fn call<T, E>(&self, what: &'static str, f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    pub async fn call<T, E>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<TaskFailed> + Send + 'static,

@@ -4,8 +4,8 @@
 //! `status` and `run` show the explanation instead of waiting silently. Who is live is decided by
 //! the one liveness rule in `view::worker` (`is_live`).
 
-use crate::store::{JobRow, WorkerRow};
 use super::worker::{is_gone, is_live, recent_problem};
+use crate::store::{JobRow, WorkerRow};
 use gridsweep_proto::v1::JobState;
 
 /// `bytes` for people: `24.0 GiB`.

@@ -112,7 +112,8 @@ fn id_as_before(job: &JobSpec) -> String {
 fn varied(n: u64) -> JobSpec {
     let pick = |k: u64, m: u64| ((n / k) ^ (n.wrapping_mul(2_654_435_761) >> 7)) % m;
     let arch = [Arch::Vgg, Arch::Resnet, Arch::Grid][pick(1, 3) as usize];
-    let mut t = TrainConfig::paper(arch, [8, 26, 98, 1538][pick(3, 4) as usize], [0, 42, u64::MAX][pick(5, 3) as usize]);
+    let mut t =
+        TrainConfig::paper(arch, [8, 26, 98, 1538][pick(3, 4) as usize], [0, 42, u64::MAX][pick(5, 3) as usize]);
     t.epochs = [1, 2, 300][pick(7, 3) as usize];
     t.lr = [0.1, 1e-5, 0.05, 3.0, 1e-7, 0.1 + 0.2, 1e17][pick(11, 7) as usize];
     t.momentum = [0.9, 0.0, 0.99][pick(13, 3) as usize];
