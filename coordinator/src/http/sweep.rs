@@ -21,7 +21,7 @@ use super::Dashboard;
 use super::error::ApiError;
 use crate::condition::Varying;
 use crate::store::{JobRow, off_runtime};
-use crate::view::SweepView;
+use crate::view::{SweepView, job_status};
 
 /// Sweeps of more jobs than this are read at most every `LARGE_EVERY`.
 const LARGE_SWEEP: usize = 1000;
@@ -71,26 +71,28 @@ pub(super) struct JobView {
 }
 
 impl JobView {
-    /// The view of `j`, with its values of the varying settings.
+    /// The view of `j`, with its values of the varying settings: its line of the status message
+    /// (`view::job_status`, what `status --json` shows too) with the repeat and the settings.
     pub(super) fn of(j: &JobRow, settings: Vec<String>) -> JobView {
-        let t = &j.spec.train;
+        let s = job_status(j);
+        let (state, error_kind) = (s.state().name(), (!s.error.is_empty()).then(|| s.error_kind().name()));
         JobView {
-            id: j.id.clone(),
-            arch: t.arch.name(),
-            depth: t.depth,
-            seed: t.seed,
+            id: s.job_id,
+            arch: j.spec.train.arch.name(),
+            depth: s.depth,
+            seed: s.seed,
             repeat: j.spec.repeat,
-            state: j.state.name(),
-            worker: j.worker.clone(),
-            epoch: j.epoch,
-            epochs_total: t.epochs,
-            test_acc: j.test_acc,
-            eta_s: j.eta_s(),
-            attempts: j.attempts,
-            failures: j.failures,
-            max_attempts: j.max_attempts,
-            error: j.error.clone(),
-            error_kind: j.error.is_some().then(|| j.error_kind.name()),
+            state,
+            worker: (!s.worker_id.is_empty()).then_some(s.worker_id),
+            epoch: s.epoch,
+            epochs_total: s.epochs_total,
+            test_acc: s.test_acc,
+            eta_s: s.eta_s,
+            attempts: s.attempts,
+            failures: s.failures,
+            max_attempts: s.max_attempts,
+            error: (!s.error.is_empty()).then_some(s.error),
+            error_kind,
             settings,
         }
     }
