@@ -1,50 +1,14 @@
-//! Rendering a sweep's status for people: an overall progress line and one line per running
-//! job (worker, epoch/total, last test accuracy, ETA), shared by `coordinator run` and
-//! `coordinator status`.
+//! Rendering a sweep's status message for people and scripts: an overall progress line and one
+//! line per running job (worker, epoch/total, last test accuracy, ETA), shared by `coordinator
+//! run` and `coordinator status`, and `status --json`. The message is the read model's
+//! (`view::SweepView::to_status`); the counts and worker states are read back as its types
+//! (`view::Counts`, `view::WorkerState`).
 
 use gridsweep_proto::v1 as pb;
 
-/// Counts of jobs by state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Waiting.
-    pub pending: usize,
-    /// Leased.
-    pub running: usize,
-    /// Finished every epoch.
-    pub completed: usize,
-    /// Ended with a non-finite loss.
-    pub diverged: usize,
-    /// Out of attempts.
-    pub failed: usize,
-}
-
-impl Counts {
-    /// Tallies `status`.
-    pub fn of(status: &pb::SweepStatus) -> Counts {
-        let mut c = Counts::default();
-        for j in &status.jobs {
-            match j.state() {
-                pb::JobState::Pending => c.pending += 1,
-                pb::JobState::Running => c.running += 1,
-                pb::JobState::Completed => c.completed += 1,
-                pb::JobState::Diverged => c.diverged += 1,
-                pb::JobState::Failed | pb::JobState::Unspecified => c.failed += 1,
-            }
-        }
-        c
-    }
-
-    /// Jobs that have ended.
-    pub fn ended(&self) -> usize {
-        self.completed + self.diverged + self.failed
-    }
-
-    /// All jobs.
-    pub fn total(&self) -> usize {
-        self.ended() + self.pending + self.running
-    }
-}
+/// The jobs by state, the read model's tally (kept here under its old path).
+pub use crate::view::Counts;
+use crate::view::WorkerState;
 
 /// "[#####.....] 5/12 ended (4 completed, 1 diverged, 0 failed), 2 running, 5 pending, eta 3m10s".
 pub fn progress_line(status: &pb::SweepStatus) -> String {
@@ -121,9 +85,9 @@ pub fn render(status: &pb::SweepStatus, all: bool) -> String {
             w.name,
             w.device,
             duration(w.last_seen_s),
-            match w.state.as_str() {
+            match WorkerState::of_status(w) {
                 _ if w.quarantined => ", QUARANTINED",
-                "quiet" => ", quiet",
+                Some(WorkerState::Quiet) => ", quiet",
                 _ => "",
             },
             if w.problem.is_empty() { String::new() } else { format!(", problem: {}", w.problem) }
@@ -158,7 +122,7 @@ pub fn to_json(status: &pb::SweepStatus) -> serde_json::Value {
             json!({
                 "worker_id": w.worker_id, "name": w.name, "device": w.device, "last_seen_s": w.last_seen_s,
                 "quarantined": w.quarantined, "problem": (!w.problem.is_empty()).then_some(&w.problem),
-                "state": (!w.state.is_empty()).then_some(&w.state),
+                "state": WorkerState::of_status(w).map(WorkerState::name),
             })
         })
         .collect();

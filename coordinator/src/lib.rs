@@ -1,6 +1,6 @@
 //! The gridsweep coordinator library: sweep files (`sweep`, re-exported from its own crate),
 //! experimental conditions (`condition`), the durable state in SQLite (`store`), the gRPC service
-//! (`server`), the paper's tables (`tables`), the plots (`plots`), the Markdown report (`report`),
+//! (`server`), the read model every status surface renders (`view`), the paper's tables (`tables`), the plots (`plots`), the Markdown report (`report`),
 //! live results while a sweep runs (`live`), its ETA (`eta`) and stalls (`stall`), the pacing of
 //! its periodic reads (`pace`), the `run` command that ties them together (`run`), and the
 //! expected device time of a sweep's jobs and its makespan on N workers (`plan`, `forecast`).
@@ -20,14 +20,17 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod server;
-pub mod stall;
 pub mod stats;
 pub mod store;
 pub mod tables;
 pub mod tensorboard;
+pub mod view;
 
 /// Sweep files: their own crate (`gridsweep-sweep`), so that the worker can expand a sweep
 /// without linking the coordinator; re-exported so that `coordinator::sweep` paths stay.
 pub use sweep;
+
+/// What stalls a sweep: part of the read model, kept at its old path.
+pub use view::stall;
 
 pub use server::{CoordinatorService, Shared, serve};

@@ -2,7 +2,9 @@
 //! OpenMetrics text format (encoded by the `prometheus-client` crate), or in the classic text
 //! format for scrapers that do not ask for OpenMetrics (`exposition.rs`). Counters and histograms
 //! are updated where things happen (rpc handlers, the lease reaper, the store's group commit);
-//! the jobs and workers by state are read from the store at each scrape, so that they are
+//! the jobs and workers by state are read from the store at each scrape (the job counts by one
+//! query, not a whole snapshot) and tallied as the read model's `Counts` and `WorkerState`s (by
+//! the dashboard's `/metrics` handler, which hands the tallies here by name), so that they are
 //! always what the store holds, never a tally that could drift from it.
 
 mod exposition;
@@ -21,10 +23,6 @@ use prometheus_client::registry::Registry;
 
 pub use exposition::Format;
 pub use grpc::RecordRpcs;
-
-use crate::stall;
-use crate::store::{WorkerRow, now};
-use gridsweep_proto::v1::JobState;
 
 /// A label set with one `state` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -167,22 +165,14 @@ impl Metrics {
         self.rpc_seconds.get_or_create(&MethodLabel { method: method.to_owned() }).observe(elapsed.as_secs_f64());
     }
 
-    /// The text exposition, with the state gauges set from the counts of jobs by state and from
-    /// `workers` (a lease TTL of `ttl_s` tells live workers from quiet ones).
-    pub fn encode(
-        &self,
-        jobs: &[(JobState, usize)],
-        workers: &[WorkerRow],
-        ttl_s: f64,
-    ) -> Result<String, std::fmt::Error> {
-        for state in [JobState::Pending, JobState::Running, JobState::Completed, JobState::Diverged, JobState::Failed] {
-            let n = jobs.iter().filter(|(s, _)| *s == state).map(|(_, n)| n).sum::<usize>();
-            self.jobs.get_or_create(&StateLabel { state: state.name().to_owned() }).set(n as i64);
+    /// The text exposition, with the state gauges set: `jobs` and `workers` name each state
+    /// (`pending`, `live`, ...) with its count, as the read model tallies them (`http/api.rs`).
+    pub fn encode(&self, jobs: &[(&str, usize)], workers: &[(&str, usize)]) -> Result<String, std::fmt::Error> {
+        for (state, n) in jobs {
+            self.jobs.get_or_create(&StateLabel { state: (*state).to_owned() }).set(*n as i64);
         }
-        let t = now();
-        for state in ["live", "quiet", "quarantined"] {
-            let n = workers.iter().filter(|w| stall::worker_state(w, t, ttl_s) == state).count();
-            self.workers.get_or_create(&StateLabel { state: state.to_owned() }).set(n as i64);
+        for (state, n) in workers {
+            self.workers.get_or_create(&StateLabel { state: (*state).to_owned() }).set(*n as i64);
         }
         let mut out = String::new();
         encode(&mut out, &self.registry.lock().unwrap_or_else(|e| e.into_inner()))?;

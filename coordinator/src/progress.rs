@@ -15,6 +15,7 @@ use gridsweep_proto::v1 as pb;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::display;
+use crate::view::{WorkerCounts, WorkerState};
 
 /// What a watcher has seen of a sweep.
 #[derive(Debug, Default)]
@@ -69,9 +70,10 @@ impl Board {
 /// "workers: 2 live, 32 quiet, 1 quarantined, w2-0a1f: ..." with the first worker's problem
 /// named: a resumed sweep keeps the workers of its earlier runs, which are quiet now.
 fn workers_line(workers: &[pb::WorkerStatus]) -> String {
-    let count = |state: &str| workers.iter().filter(|w| w.state == state).count();
-    let (live, quiet, quarantined) = (count("live"), count("quiet"), count("quarantined"));
-    let mut line = if live + quiet + quarantined == workers.len() {
+    let states: Vec<Option<WorkerState>> = workers.iter().map(WorkerState::of_status).collect();
+    let c = WorkerCounts::of(states.iter().flatten().copied());
+    let (live, quiet, quarantined) = (c.live, c.quiet, c.quarantined);
+    let mut line = if states.iter().all(Option::is_some) {
         let mut parts = vec![format!("{live} live")];
         parts.extend((quiet > 0).then(|| format!("{quiet} quiet")));
         parts.extend((quarantined > 0).then(|| format!("{quarantined} quarantined")));

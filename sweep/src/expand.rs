@@ -134,7 +134,8 @@ impl Jobs<'_> {
         };
         config.model().map_err(model_error)?;
         match config.validate() {
-            Ok(()) => {}
+            // The training settings alone: the analysis is checked with the job below.
+            Ok(()) | Err(ConfigError::AnalysisEpoch { .. }) => {}
             Err(ConfigError::Model(source)) => return Err(model_error(source)),
             Err(ConfigError::Field { field, value, reason }) => {
                 let key = self.key_of(origin, &field);
@@ -153,14 +154,20 @@ impl Jobs<'_> {
         let job = JobSpec { train: config, analysis, data: self.data.clone(), repeat: 0 };
         // What only the analysis decides: an analysis-only job (0 epochs), analysed epochs
         // within the job's epochs.
-        if let Err(ConfigError::Field { field, value, reason }) = job.validate() {
-            let key = match field.strip_prefix("analysis.") {
-                Some(rest) => {
-                    let i = rest.trim_start_matches("at_epochs[").trim_end_matches(']').parse().unwrap_or(0);
-                    KeyPath::top("analysis").key("at_epochs").index(i)
-                }
-                None => self.key_of(origin, &field),
-            };
+        let failed = match job.validate() {
+            Err(ConfigError::AnalysisEpoch { index, value, reason }) => {
+                Some((KeyPath::top("analysis").key("at_epochs").index(index), value, reason))
+            }
+            Err(ConfigError::Field { field, value, reason }) => {
+                let key = match field.strip_prefix("analysis.") {
+                    Some(rest) => KeyPath::top("analysis").key(rest),
+                    None => self.key_of(origin, &field),
+                };
+                Some((key, value, reason))
+            }
+            Err(ConfigError::Model(_)) | Ok(()) => None,
+        };
+        if let Some((key, value, reason)) = failed {
             let detail = format!("got {value} in the job {}", describe_job(&job));
             return Err(SweepError::Range { at: cx.at(&key), key: key.to_string(), reason, detail });
         }

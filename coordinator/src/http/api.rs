@@ -1,12 +1,13 @@
 //! The dashboard's data, as JSON built from the store: one job in full, the tables as they fill
-//! and the plots (the sweep and the job list are in `sweep`); and Prometheus `/metrics`. Store reads run on the
-//! blocking pool, never on the runtime's threads.
+//! and the plots (the sweep and the job list are in `sweep`); and Prometheus `/metrics`, its
+//! gauges from the read model's `Counts` and `WorkerState`s. Store reads go through the store
+//! handle, on the blocking pool, never on the runtime's threads.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use gridsweep_proto::job::JobSpec;
 use gridsweep_proto::result::EpochMetrics;
@@ -14,47 +15,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Dashboard;
+use super::error::ApiError;
 use super::sweep::JobView;
 use crate::metrics::Format;
 use crate::plots::{PlotInfo, render_plots};
-use crate::store::{AttemptRow, Store, StoreError};
+use crate::store::{AttemptRow, now};
 use crate::tables::render_markdown;
-
-/// A failure to answer, as a response.
-#[derive(Debug)]
-pub enum ApiError {
-    /// Nothing by that name.
-    NotFound(String),
-    /// The store or a drawing failed.
-    Internal(String),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
-        };
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-/// Runs `f` over the store on the blocking pool.
-pub(super) async fn read<T: Send + 'static>(
-    d: &Arc<Dashboard>,
-    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let shared = d.shared.clone();
-    tokio::task::spawn_blocking(move || f(&shared.store))
-        .await
-        .map_err(|e| ApiError::Internal(format!("store read failed: {e}")))?
-}
+use crate::view::{Counts, WorkerCounts, WorkerState};
 
 /// One attempt.
 #[derive(Debug, Serialize)]
@@ -123,10 +90,10 @@ struct JobDetailView {
 
 /// `/api/jobs/{id}`.
 pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let version = *d.shared.changed.borrow();
+    let version = d.source.version();
     let lookup = id.clone();
-    let detail = read(&d, move |s| Ok(s.job_detail(&lookup)?)).await?;
-    let detail = detail.ok_or_else(|| ApiError::NotFound(format!("no job {id} in sweep {}", d.shared.sweep_name)))?;
+    let detail = d.source.store.call("reading a job", move |s| Ok::<_, ApiError>(s.job_detail(&lookup)?)).await?;
+    let detail = detail.ok_or_else(|| ApiError::NotFound(format!("no job {id} in sweep {}", d.source.sweep_name)))?;
     let result = match &detail.job.result {
         Some(r) => {
             let mut v = serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -142,7 +109,7 @@ pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Res
         None => None,
     };
     let view = JobDetailView {
-        sweep: d.shared.sweep_name.clone(),
+        sweep: d.source.sweep_name.clone(),
         version,
         job: JobView::of(&detail.job, Vec::new()),
         spec: detail.job.spec.clone(),
@@ -170,20 +137,23 @@ pub struct Rendered {
 
 /// The tables and plots at the current version, drawn again only when the state changed.
 async fn rendered(d: &Arc<Dashboard>) -> Result<Arc<Rendered>, ApiError> {
-    let version = *d.shared.changed.borrow();
+    let version = d.source.version();
     if let Some((v, r)) = d.rendered.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
         && *v == version
     {
         return Ok(r.clone());
     }
-    let name = d.shared.sweep_name.clone();
-    let drawn = read(d, move |s| {
-        let runs = crate::live::records(s)?;
-        let (table1, table2) = render_markdown(&runs, &name).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let plots = render_plots(&runs).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(Rendered { table1, table2, plots })
-    })
-    .await?;
+    let name = d.source.sweep_name.clone();
+    let drawn = d
+        .source
+        .store
+        .call("drawing the tables and plots", move |s| -> Result<Rendered, ApiError> {
+            let runs = crate::live::records(s)?;
+            let (table1, table2) = render_markdown(&runs, &name).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let plots = render_plots(&runs).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(Rendered { table1, table2, plots })
+        })
+        .await?;
     let drawn = Arc::new(drawn);
     *d.rendered.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, drawn.clone()));
     Ok(drawn)
@@ -192,7 +162,7 @@ async fn rendered(d: &Arc<Dashboard>) -> Result<Arc<Rendered>, ApiError> {
 /// `/api/tables`: Table 1 and Table 2 in Markdown, as `run` writes them.
 pub async fn tables(State(d): State<Arc<Dashboard>>) -> Result<Json<Value>, ApiError> {
     let r = rendered(&d).await?;
-    Ok(Json(serde_json::json!({ "sweep": d.shared.sweep_name, "table1": r.table1, "table2": r.table2 })))
+    Ok(Json(serde_json::json!({ "sweep": d.source.sweep_name, "table1": r.table1, "table2": r.table2 })))
 }
 
 /// `/api/plots`: each plot's title, caption and note, or why it was skipped.
@@ -207,7 +177,7 @@ pub async fn plots(State(d): State<Arc<Dashboard>>) -> Result<Json<Value>, ApiEr
             })
         })
         .collect();
-    Ok(Json(serde_json::json!({ "sweep": d.shared.sweep_name, "plots": plots })))
+    Ok(Json(serde_json::json!({ "sweep": d.source.sweep_name, "plots": plots })))
 }
 
 /// `/plots/{file}`: one plot's SVG.
@@ -230,11 +200,19 @@ pub async fn plot_svg(State(d): State<Arc<Dashboard>>, Path(file): Path<String>)
 /// text format 0.0.4 (`crate::metrics::Format`).
 pub async fn metrics(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let (jobs, workers) = read(&d, |s| Ok(s.counts()?)).await?;
+    let (jobs, workers) = d.source.store.call("reading the counts", |s| Ok::<_, ApiError>(s.counts()?)).await?;
+    let mut counts = Counts::default();
+    for (state, n) in jobs {
+        counts.add(state, n);
+    }
+    let (t, ttl) = (now(), d.source.lease_ttl.as_secs_f64());
+    let workers = WorkerCounts::of(workers.iter().map(|w| WorkerState::of(w, t, ttl)));
+    let jobs: Vec<(&str, usize)> = counts.by_state().map(|(s, n)| (s.name(), n)).collect();
+    let workers: Vec<(&str, usize)> = WorkerState::ALL.iter().map(|&s| (s.name(), workers.get(s))).collect();
     let text = d
-        .shared
+        .source
         .metrics
-        .encode(&jobs, &workers, d.shared.lease_ttl.as_secs_f64())
+        .encode(&jobs, &workers)
         .map_err(|e| ApiError::Internal(format!("encoding the metrics: {e}")))?;
     let headers = [(header::CONTENT_TYPE, format.content_type()), (header::VARY, "Accept")];
     Ok((headers, format.render(text)).into_response())

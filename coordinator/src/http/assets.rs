@@ -28,6 +28,6 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         Some((_, content_type, body)) => {
             ([(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache")], *body).into_response()
         }
-        None => super::pages::error_page(StatusCode::NOT_FOUND, &format!("There is no asset {file}.")),
+        None => super::html::error_page(StatusCode::NOT_FOUND, &format!("There is no asset {file}.")),
     }
 }

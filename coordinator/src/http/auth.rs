@@ -17,7 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::Dashboard;
-use super::pages::escape;
+use super::html::escape;
 
 /// The session cookie's name.
 const COOKIE: &str = "gridsweep_session";

@@ -21,7 +21,7 @@ const MIN_GAP: Duration = Duration::from_millis(250);
 /// The event stream: the current version at once, then each newer one.
 pub async fn stream(State(d): State<Arc<Dashboard>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut changes = d.shared.changed.subscribe();
+    let mut changes = d.source.changed.subscribe();
     let mut closing = d.closing.subscribe();
     tokio::spawn(async move {
         loop {

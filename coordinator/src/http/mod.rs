@@ -1,19 +1,23 @@
 //! The coordinator's HTTP surface: the dashboard (pages, their JSON, a server-sent event stream
 //! that says when the state changed) and Prometheus `/metrics`. It reads the same store the
-//! gRPC service serves, through the same [`Shared`], so it shows nothing the store does not
-//! know. `coordinator run` serves it beside the gRPC service; `coordinator dashboard` serves it
-//! alone, read-only, over a stopped or finished sweep's state. Every page, script and style,
+//! gRPC service serves, so it shows nothing the store does not
+//! know. It reads through the sweep's read side (`view::Source`, the same the gRPC server's
+//! `Shared` holds) and renders the read model (`view::SweepView`). `coordinator run` serves it
+//! beside the gRPC service; `coordinator dashboard` serves it alone, read-only, over a stopped or
+//! finished sweep's state. Every page, script and style,
 //! and the vendored charting library, is compiled into the binary: it works with no network.
 //!
-//! Map: `pages` (the HTML shell and 404s), `sweep` (the sweep's and the job list's JSON), `api`
-//! (one job, tables, plots, metrics), `events`
-//! (SSE), `auth` (token login for non-loopback addresses), `assets` (embedded files), `stored`
-//! (`coordinator dashboard` over a stored state).
+//! Map: `pages` (the HTML shell and 404s), `html` (escaping, the error page), `sweep` (the
+//! sweep's and the job list's JSON), `api` (one job, tables, plots, metrics), `error` (a request
+//! that cannot be answered), `events` (SSE), `auth` (token login for non-loopback addresses),
+//! `assets` (embedded files), `stored` (`coordinator dashboard` over a stored state).
 
 mod api;
 mod assets;
 mod auth;
+mod error;
 mod events;
+mod html;
 mod pages;
 mod stored;
 mod sweep;
@@ -28,7 +32,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::server::Shared;
+use crate::view::{IntoSource, Source};
 
 pub use auth::Access;
 pub use stored::{StoredError, serve_stored};
@@ -77,8 +81,8 @@ impl std::str::FromStr for HttpAddr {
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct Dashboard {
-    /// The state served: a running sweep's, or a stopped one's opened read-only.
-    shared: Arc<Shared>,
+    /// The sweep served: a running sweep's read side, or a stopped one's opened read-only.
+    source: Arc<Source>,
     /// Who may look.
     access: Access,
     /// Serving a running sweep (`run`) rather than a stored one (`dashboard`).
@@ -95,11 +99,12 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// The dashboard of `shared`; `token`, when given, is required of every request (`run`
-    /// and `dashboard` give it on non-loopback addresses).
-    pub fn new(shared: Arc<Shared>, token: Option<String>, live: bool) -> Arc<Dashboard> {
+    /// The dashboard of `source` (a `view::Source`, or the server's `Shared`); `token`, when
+    /// given, is required of every request (`run` and `dashboard` give it on non-loopback
+    /// addresses).
+    pub fn new(source: impl IntoSource, token: Option<String>, live: bool) -> Arc<Dashboard> {
         Arc::new(Dashboard {
-            shared,
+            source: source.into_source(),
             access: Access::new(token),
             live,
             rendered: Mutex::new(None),

@@ -1,5 +1,6 @@
 //! `/api/sweep` (the sweep page: progress, counts, ETA, workers, running jobs) and `/api/jobs`
-//! (every job, for the jobs page), both from one snapshot of the store per state version. A
+//! (every job, for the jobs page), both rendered from one read model (`view::SweepView`) per
+//! state version. A
 //! snapshot of a large sweep costs the scheduler's CPU, so it is taken once per change, at most
 //! every `LARGE_EVERY` for a sweep of more than `LARGE_SWEEP` jobs, and shared by every open
 //! page; the full job list is only serialised when a jobs page asks for it.
@@ -17,10 +18,10 @@ use gridsweep_proto::v1::JobState;
 use serde::Serialize;
 
 use super::Dashboard;
-use super::api::{ApiError, read};
+use super::error::ApiError;
 use crate::condition::Varying;
-use crate::stall;
-use crate::store::{JobRow, WorkerRow, now};
+use crate::store::{JobRow, off_runtime};
+use crate::view::{SweepView, job_status};
 
 /// Sweeps of more jobs than this are read at most every `LARGE_EVERY`.
 const LARGE_SWEEP: usize = 1000;
@@ -65,31 +66,33 @@ pub(super) struct JobView {
     error: Option<String>,
     /// Whose fault the last error was.
     error_kind: Option<&'static str>,
-    /// Its values of the sweep's varying settings, in `SweepView::settings`' order.
+    /// Its values of the sweep's varying settings, in `SweepPage::settings`' order.
     settings: Vec<String>,
 }
 
 impl JobView {
-    /// The view of `j`, with its values of the varying settings.
+    /// The view of `j`, with its values of the varying settings: its line of the status message
+    /// (`view::job_status`, what `status --json` shows too) with the repeat and the settings.
     pub(super) fn of(j: &JobRow, settings: Vec<String>) -> JobView {
-        let t = &j.spec.train;
+        let s = job_status(j);
+        let (state, error_kind) = (s.state().name(), (!s.error.is_empty()).then(|| s.error_kind().name()));
         JobView {
-            id: j.id.clone(),
-            arch: t.arch.name(),
-            depth: t.depth,
-            seed: t.seed,
+            id: s.job_id,
+            arch: j.spec.train.arch.name(),
+            depth: s.depth,
+            seed: s.seed,
             repeat: j.spec.repeat,
-            state: j.state.name(),
-            worker: j.worker.clone(),
-            epoch: j.epoch,
-            epochs_total: t.epochs,
-            test_acc: j.test_acc,
-            eta_s: j.eta_s(),
-            attempts: j.attempts,
-            failures: j.failures,
-            max_attempts: j.max_attempts,
-            error: j.error.clone(),
-            error_kind: j.error.is_some().then(|| j.error_kind.name()),
+            state,
+            worker: (!s.worker_id.is_empty()).then_some(s.worker_id),
+            epoch: s.epoch,
+            epochs_total: s.epochs_total,
+            test_acc: s.test_acc,
+            eta_s: s.eta_s,
+            attempts: s.attempts,
+            failures: s.failures,
+            max_attempts: s.max_attempts,
+            error: (!s.error.is_empty()).then_some(s.error),
+            error_kind,
             settings,
         }
     }
@@ -160,7 +163,7 @@ struct WorkerView {
 
 /// The sweep page's data.
 #[derive(Debug, Serialize)]
-struct SweepView {
+struct SweepPage {
     /// The sweep's name.
     sweep: String,
     /// Serving a running sweep (`run`), or a stored one (`dashboard`).
@@ -211,8 +214,8 @@ pub struct Snapshot {
     version: u64,
     /// When it was read.
     at: Instant,
-    /// The jobs, in sweep order.
-    jobs: Vec<JobRow>,
+    /// The read model of the snapshot.
+    view: SweepView,
     /// The varying settings.
     settings: Arc<SettingsCache>,
     /// `/api/sweep`'s JSON.
@@ -223,73 +226,65 @@ pub struct Snapshot {
 
 /// The current snapshot: the last one while it is fresh enough, else a new one.
 async fn snapshot(d: &Arc<Dashboard>) -> Result<Arc<Snapshot>, ApiError> {
-    let version = *d.shared.changed.borrow();
+    let version = d.source.version();
     if let Some(s) = d.snapshot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
         let age = s.at.elapsed();
-        if (s.version == version && age < SAME_VERSION_FOR) || (s.jobs.len() > LARGE_SWEEP && age < LARGE_EVERY) {
+        if (s.version == version && age < SAME_VERSION_FOR) || (s.view.jobs.len() > LARGE_SWEEP && age < LARGE_EVERY) {
             return Ok(s.clone());
         }
     }
-    let (jobs, workers) = read(d, |s| Ok(s.snapshot()?)).await?;
+    let view = d.source.view_async::<ApiError>("reading the sweep").await?;
     let built = {
         let d = d.clone();
-        tokio::task::spawn_blocking(move || summarise(&d, version, jobs, &workers))
-            .await
-            .map_err(|e| ApiError::Internal(format!("building the sweep's data: {e}")))??
+        off_runtime("building the sweep's data", move || summarise(&d, version, view)).await?
     };
     let built = Arc::new(built);
     *d.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(built.clone());
     Ok(built)
 }
 
-/// The snapshot of `jobs` and `workers` with its summary built.
-fn summarise(d: &Dashboard, version: u64, jobs: Vec<JobRow>, workers: &[WorkerRow]) -> Result<Snapshot, ApiError> {
-    let t = now();
-    let ttl = d.shared.lease_ttl.as_secs_f64();
-    let settings = settings_of(d, &jobs);
-    let mut counts = BTreeMap::new();
-    for state in [JobState::Pending, JobState::Running, JobState::Completed, JobState::Diverged, JobState::Failed] {
-        counts.insert(state.name(), jobs.iter().filter(|j| j.state == state).count());
-    }
-    let running: Vec<&JobRow> = jobs.iter().filter(|j| j.state == JobState::Running).collect();
+/// The snapshot of `view` with its summary built.
+fn summarise(d: &Dashboard, version: u64, view: SweepView) -> Result<Snapshot, ApiError> {
+    let settings = settings_of(d, &view.jobs);
+    let counts: BTreeMap<&'static str, usize> = view.counts.by_state().map(|(s, n)| (s.name(), n)).collect();
+    let running: Vec<&JobRow> = view.jobs.iter().filter(|j| j.state == JobState::Running).collect();
     let mut held: HashMap<&str, Vec<String>> = HashMap::new();
     for j in &running {
         if let Some(w) = &j.worker {
             held.entry(w.as_str()).or_default().push(j.id.clone());
         }
     }
-    let live = workers.iter().filter(|w| stall::is_live(w, t, ttl)).count();
-    let finished = jobs.iter().all(|j| !j.state.is_open());
-    let view = SweepView {
-        sweep: d.shared.sweep_name.clone(),
+    let page = SweepPage {
+        sweep: view.sweep_name.clone(),
         live: d.live,
         version,
-        finished,
-        stalled: stall::explain(&jobs, workers, t, ttl),
-        eta_s: if finished { None } else { crate::eta::sweep_eta(&jobs, live) },
-        draining: d.shared.stopping.load(std::sync::atomic::Ordering::SeqCst),
+        finished: view.finished(),
+        stalled: view.stalled.clone(),
+        eta_s: view.eta_s,
+        draining: d.source.stopping.load(std::sync::atomic::Ordering::SeqCst),
         counts,
-        epochs_done: jobs.iter().map(|j| u64::from(j.epoch.min(j.spec.train.epochs))).sum(),
-        epochs_total: jobs.iter().map(|j| u64::from(j.spec.train.epochs)).sum(),
+        epochs_done: view.epochs_done(),
+        epochs_total: view.epochs_total(),
         settings: settings.names.clone(),
         running: running.iter().map(|j| JobView::of(j, settings.of(&j.id))).collect(),
-        workers: workers
+        workers: view
+            .workers
             .iter()
             .map(|w| WorkerView {
-                id: w.id.clone(),
-                name: w.name.clone(),
-                device: w.device.clone(),
+                id: w.row.id.clone(),
+                name: w.row.name.clone(),
+                device: w.row.device.clone(),
                 slots: 1,
-                jobs: held.remove(w.id.as_str()).unwrap_or_default(),
-                last_seen_s: (t - w.last_seen).max(0.0),
-                state: stall::worker_state(w, t, ttl),
-                problem: stall::recent_problem(w, t, ttl),
+                jobs: held.remove(w.row.id.as_str()).unwrap_or_default(),
+                last_seen_s: w.last_seen_s,
+                state: w.state.name(),
+                problem: w.problem.clone(),
             })
             .collect(),
-        attach: d.shared.attach.get().cloned(),
+        attach: d.source.attach.get().cloned(),
     };
-    let summary = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Snapshot { version, at: Instant::now(), jobs, settings, summary: summary.into(), list: OnceLock::new() })
+    let summary = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Snapshot { version, at: Instant::now(), view, settings, summary: summary.into(), list: OnceLock::new() })
 }
 
 /// A JSON answer.
@@ -308,17 +303,16 @@ pub async fn jobs(State(d): State<Arc<Dashboard>>) -> Result<Response, ApiError>
     if let Some(list) = s.list.get() {
         return Ok(json(list.clone()));
     }
-    let (d2, s2) = (d.clone(), s.clone());
-    let list = tokio::task::spawn_blocking(move || {
+    let s2 = s.clone();
+    let list = off_runtime("building the job list", move || {
         let view = JobsView {
-            sweep: &d2.shared.sweep_name,
+            sweep: &s2.view.sweep_name,
             version: s2.version,
             settings: &s2.settings.names,
-            jobs: s2.jobs.iter().map(|j| JobView::of(j, s2.settings.of(&j.id))).collect(),
+            jobs: s2.view.jobs.iter().map(|j| JobView::of(j, s2.settings.of(&j.id))).collect(),
         };
         serde_json::to_vec(&view).map(Bytes::from).map_err(|e| ApiError::Internal(e.to_string()))
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("building the job list: {e}")))??;
+    .await?;
     Ok(json(s.list.get_or_init(|| list).clone()))
 }

@@ -240,7 +240,7 @@ mod tests {
         let m = crate::metrics::Metrics::new();
         m.epochs_reported(2);
         m.rpc("gridsweep.v1.Coordinator/PullJob", "OK", std::time::Duration::from_millis(3));
-        let om = m.encode(&[], &[], 60.0).unwrap();
+        let om = m.encode(&[], &[]).unwrap();
         let text = classic(&om);
         let samples = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(samples(&text), samples(&om), "{text}");

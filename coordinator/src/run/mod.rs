@@ -1,8 +1,10 @@
 //! `coordinator run SWEEP.yaml`: expand the sweep into the state database, serve workers,
 //! start local ones (`local.rs`), show progress (`crate::progress`), and write the outputs when
 //! every job has ended (`outputs.rs`). Running it again on the same state resumes: finished jobs
-//! are kept, never run again. Store and file work goes to the blocking pool; children are
-//! `tokio::process` children.
+//! are kept, never run again. Store and file work goes to the blocking pool (`store::off_runtime`,
+//! the store handle); children are `tokio::process` children. The progress renders the read
+//! model's status (`view::Source::status_async`); whether any worker is still connected is the
+//! read model's `WorkerState`, by the one liveness rule.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,9 +20,10 @@ use tokio::task::JoinHandle;
 use crate::http::{self, Dashboard, HttpAddr, HttpError};
 use crate::progress::{Board, Screen};
 use crate::server::{Shared, serve};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TaskFailed, off_runtime};
 use crate::sweep::{self, Sweep, SweepError};
 use crate::tables::{TablesError, TablesSummary};
+use crate::view::WorkerState;
 use crate::{live, pace};
 
 mod attach;
@@ -107,6 +110,10 @@ pub enum RunError {
     /// Local workers.
     #[error("local workers: {0}")]
     Workers(String),
+    /// A blocking task (opening the sweep, a status, writing the outputs) that did not return,
+    /// named by what it was doing.
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
     /// The TLS identity.
     #[error("TLS: {0}")]
     Tls(String),
@@ -179,14 +186,6 @@ fn prepare(opts: &RunOptions) -> Result<Prepared, RunError> {
         None => None,
     };
     Ok(Prepared { sweep, data_dir, state_dir, out_dir, store, counts, tls })
-}
-
-/// Runs `f` on the blocking pool; a panic there is `what` failing.
-async fn off_runtime<T: Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> Result<T, RunError> + Send + 'static,
-) -> Result<T, RunError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| RunError::Workers(format!("{what}: {e}")))?
 }
 
 /// Runs the sweep until every job has ended (or `shutdown` resolves).
@@ -313,10 +312,9 @@ impl Serving {
     }
 }
 
-/// The status, read on the blocking pool.
+/// The status, read through the store handle (on the blocking pool).
 async fn status_of(shared: &Arc<Shared>) -> Result<pb::SweepStatus, RunError> {
-    let s = shared.clone();
-    off_runtime("reading the status", move || s.status().map_err(RunError::from)).await
+    shared.source.status_async::<RunError>().await
 }
 
 /// Follows the sweep until it is finished (false) or interrupted (true), drawing progress and
@@ -342,7 +340,8 @@ async fn watch(
             let _ = screen.finish(status);
             return Ok(false);
         }
-        if workers.all_exited() && !status.workers.iter().any(|w| w.last_seen_s < 60.0) {
+        let live = status.workers.iter().any(|w| WorkerState::of_status(w) == Some(WorkerState::Live));
+        if workers.all_exited() && !live {
             screen.clear();
             return Err(RunError::Workers(
                 "every local worker has exited and no other worker is connected; see the logs under the state \

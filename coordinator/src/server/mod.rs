@@ -39,10 +39,9 @@ fn spawn_reaper(shared: Arc<Shared>) -> JoinHandle<()> {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let s = shared.clone();
-            match tokio::task::spawn_blocking(move || s.expire()).await {
-                Ok(Err(e)) => tracing::error!("expiring leases: {e}"),
-                Err(e) => tracing::error!("expiring leases: {e}"),
-                Ok(Ok(_)) => {}
+            let expired = crate::store::off_runtime("expiring leases", move || s.expire().map_err(tonic::Status::from));
+            if let Err(e) = expired.await {
+                tracing::error!("expiring leases: {}", e.message());
             }
         }
     })

@@ -1,6 +1,8 @@
-//! The `Coordinator` rpcs. Each handler is thin: it checks its input, performs one store
-//! transition on the blocking pool, and wakes long-polling pullers and status watchers when the
-//! state changed.
+//! The `Coordinator` rpcs. Each handler is thin: it checks its input, makes its store calls
+//! through the store handle (on the blocking pool), and wakes long-polling pullers and status
+//! watchers when the state changed. Most make one store transition; `UploadCheckpoint` makes a
+//! read first (refusing an uploader that does not hold the job before taking its bytes) and its
+//! transition after the file is in place, and `GetStatus`/`WatchStatus` only read.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,9 +13,10 @@ use gridsweep_proto::v1::coordinator_server::Coordinator;
 use gridsweep_proto::v1::{self as pb, pull_job_response::Outcome};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::shared::{Shared, blocking, off_runtime};
+use super::shared::{Shared, blocking};
 use super::streams::{Received, RpcStream, async_stream, receive_checkpoint, stream_data_set, stream_file};
 use crate::pace;
+use crate::store::off_runtime;
 use crate::store::{Grant, StoredCheckpoint};
 
 /// The result type of every rpc handler.
@@ -48,7 +51,9 @@ impl Coordinator for CoordinatorService {
         check_version(r.protocol_version)?;
         let (name, device) = (r.name.clone(), r.device.clone());
         let memory = (r.device_memory_bytes > 0).then_some(r.device_memory_bytes);
-        let id = blocking(&self.shared, move |store| store.register_worker(&name, &device, memory)).await?;
+        let id =
+            blocking(&self.shared, "registering a worker", move |store| store.register_worker(&name, &device, memory))
+                .await?;
         tracing::info!(worker = %id, name = %r.name, device = %r.device, memory_bytes = r.device_memory_bytes, "worker registered");
         self.shared.bump();
         Ok(Response::new(pb::RegisterWorkerResponse { worker_id: id }))
@@ -64,7 +69,7 @@ impl Coordinator for CoordinatorService {
                 return Ok(Response::new(pb::PullJobResponse { outcome: Some(Outcome::NoJobYet(true)) }));
             }
             let (worker, ttl, fifo) = (r.worker_id.clone(), shared.lease_ttl.as_secs_f64(), shared.fifo);
-            match blocking(shared, move |store| store.grant(&worker, ttl, fifo)).await? {
+            match blocking(shared, "granting a job", move |store| store.grant(&worker, ttl, fifo)).await? {
                 Grant::Lease(l) => {
                     tracing::info!(job = %l.job_id, worker = %r.worker_id, attempt = l.attempt, "job leased");
                     shared.bump();
@@ -100,7 +105,10 @@ impl Coordinator for CoordinatorService {
         let (worker, job, token, ttl) =
             (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, self.shared.lease_ttl.as_secs_f64());
         let reported = epochs.len();
-        blocking(&self.shared, move |store| store.heartbeat(&worker, &job, token, &epochs, ttl)).await?;
+        blocking(&self.shared, "recording a heartbeat", move |store| {
+            store.heartbeat(&worker, &job, token, &epochs, ttl)
+        })
+        .await?;
         if reported > 0 {
             self.shared.metrics.epochs_reported(reported);
             self.shared.bump();
@@ -126,7 +134,7 @@ impl Coordinator for CoordinatorService {
         }
         // Refuse early when the uploader does not hold the job.
         let (w, j) = (worker.clone(), job.clone());
-        blocking(&self.shared, move |store| store.checkpoint_for(&w, &j, token)).await?;
+        blocking(&self.shared, "reading a checkpoint", move |store| store.checkpoint_for(&w, &j, token)).await?;
         let dir = self.shared.store.checkpoint_dir().to_owned();
         let part = dir.join(format!("{job}.{token}.part"));
         let io = |e: std::io::Error| Status::internal(format!("{}: {e}", part.display()));
@@ -134,16 +142,16 @@ impl Coordinator for CoordinatorService {
         let path = dir.join(format!("{job}.gsck"));
         if claimed != actual {
             let discarded = part.clone();
-            let _ = off_runtime(move || std::fs::remove_file(&discarded)).await;
+            let _ = off_runtime("removing a checkpoint", move || std::fs::remove_file(&discarded)).await;
             return Err(Status::data_loss(format!(
                 "checkpoint of job {job}: sha256 {actual}, sender claimed {claimed:?}; discarded"
             )));
         }
         let (from, to) = (part.clone(), path.clone());
-        off_runtime(move || std::fs::rename(&from, &to)).await.map_err(io)?;
+        off_runtime("keeping a checkpoint", move || std::fs::rename(&from, &to)).await.map_err(io)?;
         let ck = StoredCheckpoint { epoch, sha256: actual, path, bytes };
         let (w, j) = (worker.clone(), job.clone());
-        blocking(&self.shared, move |store| store.store_checkpoint(&w, &j, token, &ck)).await?;
+        blocking(&self.shared, "storing a checkpoint", move |store| store.store_checkpoint(&w, &j, token, &ck)).await?;
         tracing::debug!(job = %job, epoch, bytes, "checkpoint stored");
         Ok(Response::new(pb::UploadCheckpointResponse { bytes }))
     }
@@ -156,9 +164,10 @@ impl Coordinator for CoordinatorService {
     ) -> RpcResult<Self::DownloadCheckpointStream> {
         let r = request.into_inner();
         let (worker, job, token) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token);
-        let (path, sha, epoch) = blocking(&self.shared, move |store| store.checkpoint_for(&worker, &job, token))
-            .await?
-            .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", r.job_id)))?;
+        let (path, sha, epoch) =
+            blocking(&self.shared, "reading a checkpoint", move |store| store.checkpoint_for(&worker, &job, token))
+                .await?
+                .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", r.job_id)))?;
         let job = r.job_id.clone();
         Ok(Response::new(stream_file(path, move |data, last| pb::CheckpointChunk {
             job_id: job.clone(),
@@ -185,7 +194,9 @@ impl Coordinator for CoordinatorService {
     async fn complete_job(&self, request: Request<pb::CompleteJobRequest>) -> RpcResult<pb::CompleteJobResponse> {
         let r = request.into_inner();
         let (worker, job, token, result) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, r.result_json);
-        let out = blocking(&self.shared, move |store| store.complete(&worker, &job, token, &result)).await?;
+        let out =
+            blocking(&self.shared, "completing a job", move |store| store.complete(&worker, &job, token, &result))
+                .await?;
         if out.accepted {
             tracing::info!(job = %r.job_id, worker = %r.worker_id, outcome = %out.reason, "job ended");
             self.shared.freed();
@@ -198,7 +209,9 @@ impl Coordinator for CoordinatorService {
         let kind = pb::FailureKind::try_from(r.kind)
             .map_err(|_| Status::invalid_argument(format!("unknown failure kind {}", r.kind)))?;
         let (worker, job, token, error) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token, r.error.clone());
-        let out = blocking(&self.shared, move |store| store.fail(&worker, &job, token, &error, kind)).await?;
+        let out =
+            blocking(&self.shared, "recording a failure", move |store| store.fail(&worker, &job, token, &error, kind))
+                .await?;
         if out.accepted {
             tracing::warn!(job = %r.job_id, worker = %r.worker_id, kind = kind.name(), error = %r.error, "{}", out.reason);
             let metrics = &self.shared.metrics;
@@ -218,7 +231,8 @@ impl Coordinator for CoordinatorService {
     async fn release_job(&self, request: Request<pb::ReleaseJobRequest>) -> RpcResult<pb::ReleaseJobResponse> {
         let r = request.into_inner();
         let (worker, job, token) = (r.worker_id.clone(), r.job_id.clone(), r.fencing_token);
-        let accepted = blocking(&self.shared, move |store| store.release(&worker, &job, token)).await?;
+        let accepted =
+            blocking(&self.shared, "releasing a job", move |store| store.release(&worker, &job, token)).await?;
         if accepted {
             tracing::info!(job = %r.job_id, worker = %r.worker_id, "job released");
             self.shared.freed();
@@ -232,7 +246,7 @@ impl Coordinator for CoordinatorService {
 
     async fn retry_jobs(&self, request: Request<pb::RetryJobsRequest>) -> RpcResult<pb::RetryJobsResponse> {
         let ids = request.into_inner().job_ids;
-        let out = blocking(&self.shared, move |store| store.retry_failed(&ids)).await?;
+        let out = blocking(&self.shared, "retrying failed jobs", move |store| store.retry_failed(&ids)).await?;
         if !out.retried.is_empty() {
             tracing::info!(jobs = ?out.retried, "failed jobs put back in the queue");
             self.shared.metrics.retried("command", out.retried.len());

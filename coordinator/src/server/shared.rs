@@ -1,21 +1,22 @@
-//! The state every handler shares (`Shared`: the store, the sweep's settings, the wake-ups, the
-//! health statuses), what a store error answers as a gRPC status, and the two ways a handler
-//! leaves the async runtime for blocking work: `blocking` for a store call, `off_runtime` for
-//! file I/O.
+//! The state every handler shares (`Shared`: the sweep's read side `view::Source`, the wake-ups,
+//! the token and TLS, the health statuses), what a store error or a failed blocking task answers
+//! as a gRPC status, and `blocking`, a store transition through the store handle answered as a
+//! status.
 
+use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gridsweep_proto::v1::coordinator_server::SERVICE_NAME;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tonic::Status;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreHandle, TaskFailed};
+use crate::view::{IntoSource, Source};
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Status {
@@ -34,36 +35,39 @@ impl From<StoreError> for Status {
     }
 }
 
-/// State shared by every handler.
+/// State shared by every handler: the sweep's read side (`Source`: the store, the name, the
+/// lease TTL, the change counter, draining, the attach line, the metrics), which the dashboard
+/// and `run`'s progress read too, and what only the gRPC server needs.
 #[derive(Debug)]
 pub struct Shared {
-    /// The durable state.
-    pub store: Store,
-    /// The sweep being served.
-    pub sweep_name: String,
-    /// Lease time-to-live.
-    pub lease_ttl: Duration,
+    /// The read side, shared with the dashboard (reached through `Deref`: `shared.store`).
+    pub source: Arc<Source>,
     /// Hand out jobs in sweep order instead of longest-expected-first.
     pub fifo: bool,
     /// Where the coordinator's copy of the data set is (for FetchData).
     pub data_dir: Option<PathBuf>,
     /// Wakes long-polling pulls when a job may have become available.
     pub job_available: Notify,
-    /// Bumped on every state change, for status watchers and the progress display.
-    pub changed: watch::Sender<u64>,
-    /// Set when shutting down: heartbeats answer "stop", pulls get nothing.
-    pub stopping: AtomicBool,
     /// The shared token every call must carry, when set.
     pub token: Option<String>,
     /// Serve TLS with this identity, when set.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
-    /// Counters and histograms for `/metrics`.
-    pub metrics: Arc<Metrics>,
     /// The standard gRPC health service's statuses: SERVING until the coordinator drains.
     pub health: HealthReporter,
-    /// The command that attaches a worker from another machine, once `run` has bound its
-    /// address (the status and the dashboard show it); unset for a stored sweep's dashboard.
-    pub attach: OnceLock<String>,
+}
+
+impl Deref for Shared {
+    type Target = Source;
+
+    fn deref(&self) -> &Source {
+        &self.source
+    }
+}
+
+impl IntoSource for Arc<Shared> {
+    fn into_source(self) -> Arc<Source> {
+        self.source.clone()
+    }
 }
 
 impl Shared {
@@ -77,22 +81,14 @@ impl Shared {
         token: Option<String>,
         tls: Option<tonic::transport::ServerTlsConfig>,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new());
-        store.record_commits(metrics.store_commits());
         Shared {
-            store,
-            sweep_name,
-            lease_ttl,
+            source: Arc::new(Source::new(StoreHandle::new(store), sweep_name, lease_ttl)),
             fifo,
             data_dir,
             job_available: Notify::new(),
-            changed: watch::channel(0).0,
-            stopping: AtomicBool::new(false),
             token,
             tls,
-            metrics,
             health: HealthReporter::new(),
-            attach: OnceLock::new(),
         }
     }
 
@@ -109,11 +105,6 @@ impl Shared {
     pub async fn not_serving(&self) {
         self.health.set_service_status("", ServingStatus::NotServing).await;
         self.health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
-    }
-
-    /// Records a state change.
-    pub fn bump(&self) {
-        self.changed.send_modify(|v| *v += 1);
     }
 
     /// Wakes long-polling pulls (a job may have become available) and records a state change.
@@ -136,22 +127,19 @@ impl Shared {
     }
 }
 
-/// Runs a store transition on the blocking pool, so that a commit waiting for its fsync does
-/// not hold up the async runtime's threads (the store serialises transitions itself).
+/// Runs a store transition through the store handle (on the blocking pool, so that a commit
+/// waiting for its fsync does not hold up the runtime's threads), answering its error as a gRPC
+/// status; `what` names it if the task fails.
 pub(super) async fn blocking<T: Send + 'static>(
-    shared: &Arc<Shared>,
+    shared: &Shared,
+    what: &'static str,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Status> {
-    let shared = shared.clone();
-    match tokio::task::spawn_blocking(move || f(&shared.store)).await {
-        Ok(r) => r.map_err(Status::from),
-        Err(e) => Err(Status::internal(format!("store task failed: {e}"))),
-    }
+    shared.store.call(what, move |s| f(s).map_err(Status::from)).await
 }
 
-/// Runs file I/O (or hashing) on the blocking pool.
-pub(super) async fn off_runtime<T: Send + 'static>(
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<T> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(std::io::Error::other(format!("I/O task failed: {e}"))))
+impl From<TaskFailed> for Status {
+    fn from(e: TaskFailed) -> Status {
+        Status::internal(e.to_string())
+    }
 }

@@ -12,7 +12,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::shared::off_runtime;
+use crate::store::off_runtime;
 
 /// A server-streaming response.
 pub(super) type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -88,17 +88,17 @@ pub(super) async fn receive_checkpoint(
 ) -> Result<Received, Status> {
     let io = |e: std::io::Error| Status::internal(format!("{}: {e}", part.display()));
     let created = part.to_owned();
-    let mut file = off_runtime(move || Receiving::create(&created)).await.map_err(io)?;
+    let mut file = off_runtime("creating an upload", move || Receiving::create(&created)).await.map_err(io)?;
     let mut claimed = String::new();
     let mut chunk = Some(first);
     while let Some(c) = chunk {
         // Writing and hashing happen on the blocking pool; the file comes back for the next piece.
-        file = off_runtime(move || file.write(&c.data).map(|()| file)).await.map_err(io)?;
+        file = off_runtime("writing an upload", move || file.write(&c.data).map(|()| file)).await.map_err(io)?;
         if !c.sha256.is_empty() {
             claimed = c.sha256;
         }
         chunk = stream.message().await?;
     }
-    let (actual, bytes) = off_runtime(move || file.finish()).await.map_err(io)?;
+    let (actual, bytes) = off_runtime("hashing an upload", move || file.finish()).await.map_err(io)?;
     Ok(Received { claimed, actual, bytes })
 }

@@ -1,6 +1,9 @@
 //! The coordinator's state in SQLite (WAL mode, one file `state.db` under the state directory):
-//! sweeps, jobs, attempts, epoch metrics, results, workers and checkpoints. Every transition is
-//! one transaction, so a coordinator killed at any point restarts from a consistent state.
+//! sweeps, jobs, attempts, epoch metrics, results, workers and checkpoints. Every transition runs
+//! in its own savepoint inside a group commit (`commit`): the transitions that arrive together
+//! share one transaction and one fsync, a failed transition rolls back to its savepoint alone,
+//! and none returns before its batch is committed, so a coordinator killed at any point restarts
+//! from a consistent state holding every acknowledged transition.
 //!
 //! Job states: `pending` -> `running` (under a lease) -> `completed` | `diverged` | `failed`;
 //! an expired or released lease puts a running job back to `pending` without using an attempt.
@@ -10,7 +13,8 @@
 //! runs in), `rows` (what the store hands out), `sweeps` (adding a sweep's jobs), `lease`
 //! (workers, grants, heartbeats, expiry), `report` (results, failures, releases, retries),
 //! `checkpoints`, and the reads that change nothing: `reads` (snapshots, counts, the epoch log)
-//! and `detail` (one job in full).
+//! and `detail` (one job in full); `handle` is the async door (`StoreHandle`) the server, the
+//! dashboard and `run` reach the store through.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,7 @@ use rusqlite::Connection;
 mod checkpoints;
 mod commit;
 mod detail;
+mod handle;
 mod lease;
 mod reads;
 mod report;
@@ -35,6 +40,7 @@ mod tests;
 
 use commit::{Cached, Db};
 pub use detail::{AttemptRow, DetailEpoch, JobDetail};
+pub use handle::{StoreHandle, TaskFailed, off_runtime};
 pub use reads::EpochRow;
 pub use rows::{Grant, JobRow, LeaseInfo, ReportOutcome, RetryOutcome, StoredCheckpoint, WorkerRow};
 

@@ -57,7 +57,7 @@ impl AnalysisConfig {
                 continue;
             };
             let value = if e > epochs { format!("{e} (epochs: {epochs})") } else { e.to_string() };
-            return Err(ConfigError::Field { field: format!("analysis.at_epochs[{i}]"), value, reason });
+            return Err(ConfigError::AnalysisEpoch { index: i, value, reason });
         }
         Ok(())
     }

@@ -2,13 +2,14 @@
 //! architectures and their valid depths (`arch`), the training recipe and its learning-rate
 //! schedule (`config`) with the paper's defaults (`defaults`) and the error naming a bad setting
 //! (`error`), the CUDA precision switches (`precision`) and the gradient-analysis settings
-//! (`analysis`); and here, the data a job trains on and the fully resolved [`JobSpec`] with its
-//! id and expected cost. Every item is re-exported here, as `job::X`.
+//! (`analysis`), the canonical form a job's id hashes (`canonical`); and here, the data a job
+//! trains on and the fully resolved [`JobSpec`] with its id and expected cost. Every item is re-exported here, as `job::X`.
 
 use serde::{Deserialize, Serialize};
 
 mod analysis;
 mod arch;
+mod canonical;
 mod config;
 mod defaults;
 mod error;
@@ -16,6 +17,7 @@ mod precision;
 
 pub use analysis::AnalysisConfig;
 pub use arch::{Arch, MAX_DEPTH, ModelError, ModelSpec};
+pub use canonical::{CANONICAL_VERSION, Canonical, Fields, object};
 pub use config::{TrainConfig, lr_at};
 pub use error::ConfigError;
 pub use precision::{ConvPrecision, MatmulPrecision, Precision};
@@ -60,18 +62,19 @@ impl JobSpec {
         self.train.validate_with(self.analysis.as_ref())
     }
 
-    /// The job id: the first 12 hex digits of the SHA-256 of the spec's canonical JSON (fields
-    /// in declaration order, shortest round-trip floats), the same on every machine and run.
+    /// The job id: the first 12 hex digits of the SHA-256 of the spec's canonical form
+    /// (`canonical`: an ordered encoding written field by field, the settings added after the
+    /// first release left out at their defaults by rule), the same on every machine and run.
+    /// Writing the form cannot fail, so no id is ever the hash of nothing.
     pub fn id(&self) -> String {
         use sha2::{Digest, Sha256};
-        let mut json = serde_json::to_string(self).unwrap_or_default();
-        // Settings added after the first release are hashed only when they differ from their
-        // default, so that the jobs of existing sweeps keep their ids (and their results).
-        for default in ADDED_AT_DEFAULT {
-            json = json.replacen(default, "", 1);
-        }
-        let digest = Sha256::digest(json.as_bytes());
+        let digest = Sha256::digest(canonical::canonical_text(self).as_bytes());
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The canonical text the id hashes (version [`CANONICAL_VERSION`]).
+    pub fn canonical_text(&self) -> String {
+        canonical::canonical_text(self)
     }
 
     /// Expected cost, for scheduling longest-first: proportional to FLOPs per image (linear in
@@ -119,11 +122,6 @@ impl JobSpec {
         cap(full, self.train.test_subset)
     }
 }
-
-/// Settings added to `TrainConfig` after the first release, as they serialise at their default
-/// (`serde_json`'s compact form): left out of the text a job id hashes.
-const ADDED_AT_DEFAULT: [&str; 2] =
-    [",\"deterministic\":false", ",\"precision\":{\"conv\":\"tf32\",\"matmul\":\"highest\"}"];
 
 /// Images in CIFAR-10's training split.
 pub const CIFAR10_TRAIN: u64 = 50_000;

@@ -95,3 +95,83 @@ fn validation_names_the_field() {
     cfg.depth = 20;
     assert!(cfg.validate().unwrap_err().to_string().contains("8 or 26"));
 }
+
+/// The id as the first release's code computed it: serde's JSON of the spec with the settings
+/// added later cut out of the text at their defaults. Kept here only to check the canonical form
+/// against it.
+fn id_as_before(job: &JobSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let mut json = serde_json::to_string(job).unwrap();
+    for default in [",\"deterministic\":false", ",\"precision\":{\"conv\":\"tf32\",\"matmul\":\"highest\"}"] {
+        json = json.replacen(default, "", 1);
+    }
+    Sha256::digest(json.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A varied job from `n`: every setting moves through several values, odd floats included.
+fn varied(n: u64) -> JobSpec {
+    let pick = |k: u64, m: u64| ((n / k) ^ (n.wrapping_mul(2_654_435_761) >> 7)) % m;
+    let arch = [Arch::Vgg, Arch::Resnet, Arch::Grid][pick(1, 3) as usize];
+    let mut t =
+        TrainConfig::paper(arch, [8, 26, 98, 1538][pick(3, 4) as usize], [0, 42, u64::MAX][pick(5, 3) as usize]);
+    t.epochs = [1, 2, 300][pick(7, 3) as usize];
+    t.lr = [0.1, 1e-5, 0.05, 3.0, 1e-7, 0.1 + 0.2, 1e17][pick(11, 7) as usize];
+    t.momentum = [0.9, 0.0, 0.99][pick(13, 3) as usize];
+    t.nesterov = t.momentum > 0.0 && pick(17, 2) == 0;
+    t.weight_decay = [4e-4, 0.0, 5e-5][pick(19, 3) as usize];
+    t.lr_milestones = [vec![0.5, 0.75], vec![], vec![0.3]][pick(23, 3) as usize].clone();
+    t.warmup_epochs = [0, 1][pick(29, 2) as usize].min(t.epochs - 1);
+    t.crop_padding = [4, 0][pick(31, 2) as usize];
+    t.flip = pick(37, 2) == 0;
+    t.train_subset = [None, Some(2000)][pick(41, 2) as usize];
+    t.test_subset = [None, Some(500)][pick(43, 2) as usize];
+    t.eval_batch_size = [500, 50][pick(47, 2) as usize];
+    t.deterministic = pick(53, 3) == 0;
+    t.precision = Precision {
+        conv: [ConvPrecision::Tf32, ConvPrecision::Ieee][pick(59, 2) as usize],
+        matmul: [MatmulPrecision::Highest, MatmulPrecision::High][pick(61, 2) as usize],
+    };
+    let analysis = match pick(67, 3) {
+        0 => None,
+        1 => Some(AnalysisConfig::default()),
+        _ => Some(AnalysisConfig { batch_size: 25, bn_train_mode: true, at_epochs: vec![0, 1] }),
+    };
+    let data = match pick(71, 2) {
+        0 => DataSpec::Cifar10,
+        _ => DataSpec::Synthetic { train: 64, test: 32, seed: n },
+    };
+    JobSpec { train: t, analysis, data, repeat: pick(73, 3) as u32 }
+}
+
+#[test]
+fn the_canonical_form_gives_the_ids_of_before() {
+    for n in 0..3000 {
+        let job = varied(n);
+        assert_eq!(job.id(), id_as_before(&job), "job {n}: {}", job.canonical_text());
+    }
+}
+
+#[test]
+fn a_setting_added_at_its_default_is_left_out_by_rule() {
+    let job =
+        JobSpec { train: TrainConfig::paper(Arch::Grid, 26, 42), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+    let text = job.canonical_text();
+    assert!(!text.contains("deterministic") && !text.contains("precision"), "{text}");
+    // A setting added later, optional (default: absent), written by the rule: absent, nothing
+    // moves; present, it is written and the text differs.
+    let with = |program: Option<&str>| {
+        let mut out = String::new();
+        object(&mut out, |f| {
+            f.always("job", &text.as_str()).unless_default("program", &program, &None);
+        });
+        out
+    };
+    assert_eq!(with(None), format!("{{\"job\":{}}}", canonical_json_string(&text)));
+    assert!(with(Some("train.py")).ends_with(",\"program\":\"train.py\"}"));
+    assert_eq!(CANONICAL_VERSION, 1);
+}
+
+/// `s` as a JSON string, by serde (to check the form's own quoting).
+fn canonical_json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}

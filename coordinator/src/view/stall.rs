@@ -1,37 +1,12 @@
 //! Telling a sweep that waits from a sweep that cannot go on: jobs are pending, none is
 //! running, and every worker is quarantined, gone, or failing for reasons that are not the jobs'
 //! (no data to fetch, a lost device); or a job ran out of memory and no live worker has more.
-//! `status` and `run` show the explanation instead of waiting silently.
+//! `status` and `run` show the explanation instead of waiting silently. Who is live is decided by
+//! the one liveness rule in `view::worker` (`is_live`).
 
+use super::worker::{is_gone, is_live, recent_problem};
 use crate::store::{JobRow, WorkerRow};
 use gridsweep_proto::v1::JobState;
-
-/// A worker not heard from for this long (or a lease TTL, when longer) is taken as gone: an idle
-/// worker long-polls at least every 30 s and a busy one heartbeats every TTL/3.
-const GONE_AFTER_S: f64 = 45.0;
-/// A worker's problem counts as current for this long (or two lease TTLs, when longer).
-const PROBLEM_FOR_S: f64 = 60.0;
-
-/// The worker's last failure that was not its job's, when it is recent.
-pub fn recent_problem(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> Option<String> {
-    let (problem, at) = w.problem.as_ref()?;
-    (now - at <= PROBLEM_FOR_S.max(2.0 * lease_ttl_s)).then(|| problem.clone())
-}
-
-/// What `w` is, as the dashboard and the metrics name it: `quarantined`, `live` (heard from
-/// lately) or `quiet`.
-pub fn worker_state(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> &'static str {
-    match (w.quarantined, is_live(w, now, lease_ttl_s)) {
-        (true, _) => "quarantined",
-        (false, true) => "live",
-        (false, false) => "quiet",
-    }
-}
-
-/// Whether `w` can take jobs: not quarantined and heard from lately.
-pub fn is_live(w: &WorkerRow, now: f64, lease_ttl_s: f64) -> bool {
-    !w.quarantined && now - w.last_seen <= GONE_AFTER_S.max(lease_ttl_s)
-}
 
 /// `bytes` for people: `24.0 GiB`.
 pub(crate) fn gib(bytes: u64) -> String {
@@ -72,9 +47,13 @@ pub fn memory_blocked(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_tt
 /// Why no pending job can be taken, or an empty string when the sweep can go on (or is done).
 /// Jobs that no live worker has the memory for are named even while others run.
 pub fn explain(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s: f64) -> String {
-    let blocked = memory_blocked(jobs, workers, now, lease_ttl_s);
+    explain_with(&memory_blocked(jobs, workers, now, lease_ttl_s), jobs, workers, now, lease_ttl_s)
+}
+
+/// As [`explain`], with the memory lines (`memory_blocked`'s) already worked out.
+pub fn explain_with(blocked: &[String], jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s: f64) -> String {
     let rest = explain_workers(jobs, workers, now, lease_ttl_s, blocked.len());
-    let mut parts = blocked;
+    let mut parts = blocked.to_vec();
     if !rest.is_empty() {
         parts.push(rest);
     }
@@ -91,7 +70,7 @@ fn explain_workers(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s
     for w in workers {
         if w.quarantined {
             quarantined.push(w.id.clone());
-        } else if now - w.last_seen > GONE_AFTER_S.max(lease_ttl_s) {
+        } else if is_gone(w, now, lease_ttl_s) {
             gone.push(w.id.clone());
         } else if let Some(p) = recent_problem(w, now, lease_ttl_s) {
             failing.push(format!("{} ({p})", w.id));
