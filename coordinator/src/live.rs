@@ -225,6 +225,7 @@ mod tests {
             analysis: None,
             data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
             repeat: 0,
+            program: None,
         };
         let specs = [job(0.1), job(0.05)];
         store.add_sweep("s", "s.yaml", &specs, 3).unwrap();

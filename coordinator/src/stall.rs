@@ -125,7 +125,7 @@ mod tests {
 
     fn job(state: JobState) -> JobRow {
         let spec =
-            JobSpec { train: TrainConfig::paper(Arch::Vgg, 8, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+            JobSpec { train: TrainConfig::paper(Arch::Vgg, 8, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
         JobRow {
             id: "j".into(),
             spec,

@@ -18,6 +18,9 @@
 
 mod job;
 mod prepare;
+/// Running a `program:` job (its files live in `worker/src/program/`).
+#[path = "../program/mod.rs"]
+mod program;
 mod session;
 mod transfer;
 
