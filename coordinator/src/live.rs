@@ -50,6 +50,8 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
     let (jobs, _) = store.snapshot_with_results()?;
     Ok(jobs
         .into_iter()
+        // Program jobs have no typed result: `tables::results` reports them.
+        .filter(|j| j.spec.program.is_none())
         .map(|j| RunRecord {
             job_id: j.id,
             spec: j.spec,

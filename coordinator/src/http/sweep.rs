@@ -73,10 +73,12 @@ impl JobView {
     /// The view of `j`, with its values of the varying settings.
     pub(super) fn of(j: &JobRow, settings: Vec<String>) -> JobView {
         let t = &j.spec.train;
+        // A program job that names no model shows as `program`, depth 0.
+        let model = j.spec.program.as_ref().is_none_or(|p| p.names_model());
         JobView {
             id: j.id.clone(),
-            arch: t.arch.name(),
-            depth: t.depth,
+            arch: if model { t.arch.name() } else { "program" },
+            depth: if model { t.depth } else { 0 },
             seed: t.seed,
             repeat: j.spec.repeat,
             state: j.state.name(),

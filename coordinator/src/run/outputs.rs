@@ -30,6 +30,13 @@ pub(super) fn write_outputs(
 ) -> Result<TablesSummary, RunError> {
     let runs = records(store)?;
     let tables = tables::write_tables(&runs, name, out)?;
+    let written = match tables::results::runs_of(store) {
+        Ok((runs, metric)) => tables::results::write_results(&runs, name, &metric, out).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = written {
+        tracing::error!("results.csv and results.md not written: {e}");
+    }
     if let Err(e) = live::write_epochs(store, out) {
         tracing::error!("{} not written: {e}", out.join(live::EPOCHS_CSV).display());
     }

@@ -66,10 +66,12 @@ impl Shared {
 fn job_status(j: JobRow) -> pb::JobStatus {
     let eta_s = j.eta_s();
     let train = &j.spec.train;
+    // A program job that names no model shows as `program`, depth 0.
+    let model = j.spec.program.as_ref().is_none_or(|p| p.names_model());
     pb::JobStatus {
         job_id: j.id,
-        arch: train.arch.name().to_owned(),
-        depth: train.depth,
+        arch: if model { train.arch.name() } else { "program" }.to_owned(),
+        depth: if model { train.depth } else { 0 },
         seed: train.seed,
         state: j.state.into(),
         worker_id: j.worker.unwrap_or_default(),

@@ -9,7 +9,7 @@
 //! file: `schema` (the tables and their migration), `commit` (the group commit every transition
 //! runs in), `rows` (what the store hands out), `sweeps` (adding a sweep's jobs), `lease`
 //! (workers, grants, heartbeats, expiry), `report` (results, failures, releases, retries),
-//! `checkpoints`, and the reads that change nothing: `reads` (snapshots, counts, the epoch log)
+//! `checkpoints`, `program` (program jobs' epoch lines and results), and the reads that change nothing: `reads` (snapshots, counts, the epoch log)
 //! and `detail` (one job in full).
 
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ mod checkpoints;
 mod commit;
 mod detail;
 mod lease;
+mod program;
 mod reads;
 mod report;
 mod rows;
@@ -35,6 +36,7 @@ mod tests;
 
 use commit::{Cached, Db};
 pub use detail::{AttemptRow, DetailEpoch, JobDetail};
+pub use program::{AttemptLog, ProgramDetail, ProgramEpoch};
 pub use reads::EpochRow;
 pub use rows::{Grant, JobRow, LeaseInfo, ReportOutcome, RetryOutcome, StoredCheckpoint, WorkerRow};
 

@@ -37,6 +37,7 @@ mod csv_files;
 pub(crate) use csv_files::csv_bytes;
 mod extract;
 mod markdown;
+pub mod results;
 #[cfg(test)]
 mod tests;
 

@@ -201,6 +201,12 @@ impl ProgramSpec {
             .collect()
     }
 
+    /// Whether the settings name a model (`arch` and `depth`): else `JobSpec::train`'s are
+    /// placeholders, and listings show the job as `program`.
+    pub fn names_model(&self) -> bool {
+        self.settings.contains_key("arch") && self.settings.contains_key("depth")
+    }
+
     /// Everything `argv` and `env_vars` check, without building them.
     pub fn check(&self) -> Result<(), ProgramError> {
         self.argv()?;

@@ -1,6 +1,6 @@
 //! The program as a child process: started in a process group of its own, in the attempt's
 //! fresh folder, with the protocol's environment, stdout and stderr appended to the attempt's
-//! log file; stopped by SIGTERM to the whole group, then SIGKILL to the group after a grace, so
+//! log file, and killed if the worker itself dies (`PR_SET_PDEATHSIG`); stopped by SIGTERM to the whole group, then SIGKILL to the group after a grace, so
 //! that nothing it started is left behind; and how it ended, told apart by whose fault it is.
 
 use std::fs::OpenOptions;
@@ -68,6 +68,16 @@ pub(crate) fn start(launch: &Launch) -> Result<Child, StartError> {
         .stderr(Stdio::from(err))
         .process_group(0)
         .kill_on_drop(false);
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2), which
+    // is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The child gets SIGKILL when the worker dies without stopping it (a SIGKILLed
+            // worker): its lease expires and another worker runs the job from its checkpoint.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     cmd.spawn().map_err(|e| {
         let reason = match e.kind() {
             std::io::ErrorKind::NotFound => "not found (not on PATH, or no such file)".to_owned(),

@@ -6,7 +6,8 @@
 //! working folder), `checkpoint/` (restored from the coordinator's latest checkpoint when the
 //! attempt resumes), `metrics.jsonl` and `log.txt` (stdout and stderr). The child's metrics
 //! lines become heartbeats (epoch lines), checkpoint uploads (checkpoint lines: the folder
-//! packed by `pack`) and the result (`CompleteJob` with a `ProgramResult`). How it ends decides
+//! packed by `pack`) and the result; `log.txt` is forwarded to the coordinator (`log`) with
+//! each heartbeat; and the result (`CompleteJob` with a `ProgramResult`). How it ends decides
 //! whose fault a failure is: exit 0 with a result completes; 75 is not the job's fault; a missing
 //! or non-executable command is this worker's; an out-of-memory message or a SIGKILL this worker
 //! did not send (the kernel's OOM killer) goes through the out-of-memory routing; anything else,
@@ -14,6 +15,7 @@
 
 mod child;
 mod lines;
+mod log;
 mod pack;
 
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ use super::transfer::upload_checkpoint;
 use crate::checkpoint;
 use child::{Exit, Launch};
 use lines::{Line, Tail};
+use log::LogForward;
 
 /// How often the metrics file is read while the program runs.
 const POLL: Duration = Duration::from_millis(250);
@@ -237,6 +240,7 @@ struct Watched {
 /// child's group on `stop`, on the coordinator's word, or when the lease turned stale.
 async fn watch(held: &mut Held<'_>, child: &mut Child, attempt: &Attempt, renew: Duration, stop: &AtomicBool) -> Watched {
     let mut tail = Some(Tail::new(attempt.metrics.clone()));
+    let mut log = LogForward::new(attempt.log.clone());
     let mut w = Watched { status: Ok(Default::default()), stale: false, cancelled_by: None, result: None, last_epoch: 0, bad: None };
     let mut last_beat = tokio::time::Instant::now();
     loop {
@@ -266,8 +270,9 @@ async fn watch(held: &mut Held<'_>, child: &mut Child, attempt: &Attempt, renew:
         if stop.load(Ordering::SeqCst) && w.cancelled_by.is_none() && !w.stale {
             w.cancelled_by = Some("worker is shutting down");
         }
-        if !w.stale && (!epochs.is_empty() || last_beat.elapsed() >= renew) {
+        if !w.stale && (!epochs.is_empty() || last_beat.elapsed() >= renew || exited.is_some()) {
             last_beat = tokio::time::Instant::now();
+            log.send(held, exited.is_some()).await;
             match held.heartbeat(epochs).await {
                 Beat::TrainOn => {}
                 Beat::Cancel(reason) if w.cancelled_by.is_none() => {

@@ -1,0 +1,180 @@
+//! `program:` sweeps with real processes: the coordinator and workers as binaries, the program a
+//! small Python script (`tests/programs/toy.py`, no torch) speaking the protocol. A sweep
+//! completes with its results table; a worker SIGKILLed mid-program has its job resumed on
+//! another worker from the program's own checkpoint; a stopping worker leaves no process of the
+//! program behind; a failing program uses its attempts and shows its stderr; a missing command
+//! is the worker's fault, an out-of-memory message goes to the out-of-memory routing and exit 75
+//! is not the job's fault.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gridsweep_e2e::{Proc, bin, run_sweep, scratch, start_coordinator};
+use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
+use gridsweep_proto::v1::{FailureKind, GetStatusRequest, JobStatus};
+
+/// The toy program.
+fn toy() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("programs").join("toy.py").display().to_string()
+}
+
+/// Writes a program sweep of the toy named `name` with the given `train`, `axes` and `extra`
+/// top-level lines.
+fn sweep(dir: &Path, name: &str, train: &str, axes: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let text = format!(
+        "name: {name}\ndata: {{kind: synthetic, train: 20, test: 10, seed: 1}}\n\
+         program:\n  command: [python3, {toy}, --lr, \"{{lr}}\"]\n  env: {{PYTHONUNBUFFERED: \"1\"}}\n\
+         \x20 metric: {{name: test_acc, goal: max}}\ntrain: {train}\naxes: {axes}\n{extra}",
+        toy = toy()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_worker(url: &str, work: &Path) -> Proc {
+    std::fs::create_dir_all(work).unwrap();
+    let log = std::fs::File::create(work.with_extension("log")).unwrap();
+    let child = Command::new(bin("worker"))
+        .args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
+        .arg(work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    Proc { child }
+}
+
+/// Polls the coordinator's status until `done` holds for its jobs, or panics after `limit`.
+async fn wait_for(url: &str, limit: Duration, what: &str, done: impl Fn(&[JobStatus]) -> bool) -> Vec<JobStatus> {
+    let mut client = CoordinatorClient::connect(url.to_owned()).await.unwrap();
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = client.get_status(GetStatusRequest {}).await {
+            let jobs = s.into_inner().jobs;
+            if done(&jobs) {
+                return jobs;
+            }
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `results.csv` as maps from column to cell, one per row.
+fn results(out: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut reader = csv::Reader::from_path(out.join("results.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    reader.records().map(|r| header.iter().cloned().zip(r.unwrap().iter().map(str::to_owned)).collect()).collect()
+}
+
+#[test]
+fn a_program_sweep_completes_with_its_results_table() {
+    let dir = scratch("program-sweep");
+    let path = sweep(&dir, "toy", "{epochs: 3}", "{lr: [0.1, 0.2], seed: [1, 2]}", "");
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let o = run_sweep(&path, &state, &out, 2, &[]);
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let rows = results(&out);
+    assert_eq!(rows.len(), 2, "a row per lr: {rows:?}");
+    // The toy's accuracy after 3 epochs is 50 + 100 lr + seed + 0.3: seeds 1 and 2 average 1.5.
+    for (row, mean) in rows.iter().zip([61.8, 71.8]) {
+        assert_eq!((row["runs"].as_str(), row["completed"].as_str(), row["test_acc_n"].as_str()), ("2", "2", "2"));
+        let got: f64 = row["test_acc_mean"].parse().unwrap();
+        assert!((got - mean).abs() < 1e-9, "{row:?}");
+        assert_eq!(row["epochs_run_mean"], "3");
+    }
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| lr | test_acc mean ± std | n |"), "{md}");
+}
+
+#[tokio::test]
+async fn a_killed_workers_program_resumes_elsewhere_from_its_checkpoint() {
+    let dir = scratch("program-killed");
+    let path = sweep(&dir, "resume", "{epochs: 6, sleep: 0.7, lr: 0.1}", "{seed: [1]}", "lease_ttl_s: 5\n");
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let args = ["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (mut coordinator, url) = start_coordinator(&path, &args);
+    let mut a = start_worker(&url, &dir.join("a"));
+    wait_for(&url, Duration::from_secs(60), "two epochs", |j| j[0].epoch >= 2).await;
+    a.child.kill().unwrap(); // SIGKILL: the program dies with it (PDEATHSIG), the lease expires
+    let _ = a.child.wait();
+    let _b = start_worker(&url, &dir.join("b"));
+    let status = tokio::task::spawn_blocking(move || coordinator.child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    let row = &results(&out)[0];
+    let (from, ran): (f64, f64) = (row["resumed_from_mean"].parse().unwrap(), row["epochs_run_mean"].parse().unwrap());
+    assert!(from >= 2.0, "resumed from the program's checkpoint of epoch {from}");
+    assert_eq!(from + ran, 6.0, "every epoch once: {from} restored + {ran} run");
+    let expected = 50.0 + 10.0 + 1.0 + 0.6;
+    assert!((row["test_acc_mean"].parse::<f64>().unwrap() - expected).abs() < 1e-9, "{row:?}");
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet: it runs nothing).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_worker_leaves_no_process_of_the_program_behind() {
+    let dir = scratch("program-stop");
+    let pidfile = dir.join("pids");
+    let train = format!("{{epochs: 100, sleep: 0.5, pidfile: \"{}\"}}", pidfile.display());
+    let path = sweep(&dir, "stop", &train, "{lr: [0.1]}", "lease_ttl_s: 60\n");
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let mut a = start_worker(&url, &dir.join("a"));
+    wait_for(&url, Duration::from_secs(60), "an epoch", |j| j[0].epoch >= 1).await;
+    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    assert_eq!(pids.len(), 2);
+    assert!(!gone(pids[0]) && !gone(pids[1]), "the program and its grandchild run");
+    assert!(Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status().unwrap().success());
+    let exited = tokio::task::spawn_blocking(move || (a.child.wait(), a));
+    let (status, _a) = tokio::time::timeout(Duration::from_secs(30), exited).await.expect("worker exits").unwrap();
+    assert!(status.unwrap().success(), "a drained worker exits 0");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(gone(pids[0]) && gone(pids[1])) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone(pids[0]), "the program ({}) is gone", pids[0]);
+    assert!(gone(pids[1]), "its grandchild ({}) is gone", pids[1]);
+    wait_for(&url, Duration::from_secs(5), "the released job", |j| j[0].state().name() == "pending").await;
+}
+
+#[tokio::test]
+async fn a_failing_program_uses_its_attempts_and_shows_its_stderr() {
+    let dir = scratch("program-fail");
+    let path = sweep(&dir, "fail", "{fail: true}", "{lr: [0.1]}", "retry: {max_attempts: 2}\n");
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let _a = start_worker(&url, &dir.join("a"));
+    let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
+    let job = &jobs[0];
+    assert_eq!((job.attempts, job.failures), (2, 2), "both attempts used");
+    assert_eq!(job.error_kind(), FailureKind::Job);
+    assert!(job.error.contains("the program failed (exit code 1)"), "{}", job.error);
+    assert!(job.error.contains("toy: deliberate failure in epoch 1"), "the stderr tail: {}", job.error);
+}
+
+#[tokio::test]
+async fn whose_fault_a_program_failure_is() {
+    let dir = scratch("program-blame");
+    let include = "include:\n  - {lr: 0.2, tempfail: true}\n  - {lr: 0.3, program: \
+                   {command: [/nonexistent/gridsweep-toy], metric: {name: test_acc, goal: max}}}\n";
+    let path = sweep(&dir, "blame", "{epochs: 1}", "{lr: [0.1], oom: [true]}", include);
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let _a = start_worker(&url, &dir.join("a"));
+    let jobs =
+        wait_for(&url, Duration::from_secs(60), "a report on each job", |j| j.iter().all(|j| !j.error.is_empty())).await;
+    let by = |needle: &str| jobs.iter().find(|j| j.error.contains(needle)).unwrap_or_else(|| panic!("{needle}: {jobs:?}"));
+    let oom = by("out of memory");
+    assert_eq!(oom.error_kind(), FailureKind::OutOfMemory, "{}", oom.error);
+    let temp = by("exited 75");
+    assert_eq!(temp.error_kind(), FailureKind::Worker, "{}", temp.error);
+    let missing = by("cannot start `/nonexistent/gridsweep-toy` on this worker: not found");
+    assert_eq!(missing.error_kind(), FailureKind::Worker, "{}", missing.error);
+    assert!(jobs.iter().all(|j| j.failures == 0), "none is the job's own failure: {jobs:?}");
+}
