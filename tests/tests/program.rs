@@ -166,7 +166,9 @@ async fn whose_fault_a_program_failure_is() {
                    {command: [/nonexistent/gridsweep-toy], metric: {name: test_acc, goal: max}}}\n";
     let path = sweep(&dir, "blame", "{epochs: 1}", "{lr: [0.1], oom: [true]}", include);
     let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
-    let _a = start_worker(&url, &dir.join("a"));
+    // One worker per job: a job that is not at fault goes back to the queue, and one worker
+    // would lease it again before the others.
+    let _workers: Vec<Proc> = ["a", "b", "c"].iter().map(|w| start_worker(&url, &dir.join(w))).collect();
     let jobs =
         wait_for(&url, Duration::from_secs(60), "a report on each job", |j| j.iter().all(|j| !j.error.is_empty())).await;
     let by = |needle: &str| jobs.iter().find(|j| j.error.contains(needle)).unwrap_or_else(|| panic!("{needle}: {jobs:?}"));
