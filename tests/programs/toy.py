@@ -4,7 +4,7 @@ $GRIDSWEEP_SETTINGS: epochs (default 3), lr and seed (the "accuracy" is 50 + 100
 epoch / 10, so tables can be checked by hand), sleep (seconds per epoch, default 0.1), and the
 faults: fail (exit 1 after a message on stderr), no_result (exit 0 without a result line),
 oom (a CUDA-style out-of-memory message, exit 1), tempfail (exit 75), pidfile (start a
-grandchild `sleep 300` and write "child grandchild" pids there).
+grandchild `sleep 300` and write "child grandchild" pids to PIDFILE.ATTEMPT).
 """
 import json
 import os
@@ -31,7 +31,7 @@ if settings.get("tempfail"):
     sys.exit(75)
 if settings.get("pidfile"):
     grandchild = subprocess.Popen(["sleep", "300"])
-    with open(settings["pidfile"], "w") as f:
+    with open(f"{settings['pidfile']}.{os.environ['GRIDSWEEP_ATTEMPT']}", "w") as f:
         f.write(f"{os.getpid()} {grandchild.pid}\n")
 
 if start > 0:

@@ -128,7 +128,7 @@ async fn a_stopping_worker_leaves_no_process_of_the_program_behind() {
     let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
     let mut a = start_worker(&url, &dir.join("a"));
     wait_for(&url, Duration::from_secs(60), "an epoch", |j| j[0].epoch >= 1).await;
-    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    let pids = std::fs::read_to_string(pidfile.with_extension("1")).unwrap();
     let pids: Vec<&str> = pids.split_whitespace().collect();
     assert_eq!(pids.len(), 2);
     assert!(!gone(pids[0]) && !gone(pids[1]), "the program and its grandchild run");
@@ -143,6 +143,36 @@ async fn a_stopping_worker_leaves_no_process_of_the_program_behind() {
     assert!(gone(pids[0]), "the program ({}) is gone", pids[0]);
     assert!(gone(pids[1]), "its grandchild ({}) is gone", pids[1]);
     wait_for(&url, Duration::from_secs(5), "the released job", |j| j[0].state().name() == "pending").await;
+}
+
+#[tokio::test]
+async fn a_lost_lease_kills_the_program_and_what_it_started() {
+    let dir = scratch("program-lost-lease");
+    let pidfile = dir.join("pids");
+    let train = format!("{{epochs: 100, sleep: 0.5, pidfile: \"{}\"}}", pidfile.display());
+    let path = sweep(&dir, "lost", &train, "{lr: [0.1]}", "lease_ttl_s: 5\n");
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let a = start_worker(&url, &dir.join("a"));
+    let first = wait_for(&url, Duration::from_secs(60), "an epoch", |j| j[0].epoch >= 1).await;
+    let pids = std::fs::read_to_string(pidfile.with_extension("1")).unwrap();
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    // Worker a freezes (its program runs on): the lease expires and worker b takes the job.
+    let a_pid = a.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &a_pid]).status().unwrap().success());
+    let _b = start_worker(&url, &dir.join("b"));
+    let holder = first[0].worker_id.clone();
+    wait_for(&url, Duration::from_secs(60), "the job on b", |j| j[0].worker_id != holder && j[0].attempts == 2).await;
+    assert!(!gone(pids[0]), "a's program still runs while a is frozen");
+    assert!(Command::new("kill").args(["-CONT", &a_pid]).status().unwrap().success());
+    // a's next heartbeat finds its lease stale: it stops the program's whole group.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(gone(pids[0]) && gone(pids[1])) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone(pids[0]), "a's program ({}) is gone", pids[0]);
+    assert!(gone(pids[1]), "its grandchild ({}) is gone", pids[1]);
+    let jobs = wait_for(&url, Duration::from_secs(5), "b still on it", |j| j[0].state().name() == "running").await;
+    assert_ne!(jobs[0].worker_id, holder, "the job stays with b");
 }
 
 #[tokio::test]
