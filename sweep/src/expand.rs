@@ -98,8 +98,7 @@ fn expand_program(cx: &Cx<'_>, raw: &RawSweep, program: &RawProgram, data: DataS
     let axes = cx.free_axes(raw.axes.as_ref(), &train)?;
     let excludes = cx.excludes(raw.exclude.as_deref().unwrap_or_default(), &axes, true)?;
     let combos = combinations(cx, raw, &axes)?;
-    let mut out =
-        Jobs { cx, data, analysis: None, extra_axes: true, seen: HashSet::new(), jobs: Vec::new() };
+    let mut out = Jobs { cx, data, analysis: None, extra_axes: true, seen: HashSet::new(), jobs: Vec::new() };
     walk(&axes, &excludes, combos, |digits| {
         let mut object = train.clone();
         for (axis, &d) in axes.iter().zip(digits) {
@@ -181,7 +180,8 @@ fn finish(
         return Err(cx.too_many(total, raw.max_jobs, ""));
     }
     let repeats = raw.repeats;
-    let jobs = jobs.into_iter().flat_map(|job| (0..repeats).map(move |repeat| JobSpec { repeat, ..job.clone() })).collect();
+    let jobs =
+        jobs.into_iter().flat_map(|job| (0..repeats).map(move |repeat| JobSpec { repeat, ..job.clone() })).collect();
     Ok(Sweep {
         name: raw.name.clone(),
         data,

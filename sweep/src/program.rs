@@ -136,7 +136,8 @@ impl Cx<'_> {
     ) -> Result<Option<(Template, Map<String, Json>)>, SweepError> {
         let Some(block) = entry.get("program") else { return Ok(None) };
         let path = root.key("program");
-        let raw: RawProgram = serde_yaml::from_value(block.clone()).map_err(|e| self.invalid(path.clone(), e.to_string()))?;
+        let raw: RawProgram =
+            serde_yaml::from_value(block.clone()).map_err(|e| self.invalid(path.clone(), e.to_string()))?;
         let template = self.program(&raw, path)?;
         let mut settings = Map::new();
         for (key, value) in entry {
@@ -157,7 +158,11 @@ impl Template {
             ProgramSpec { command: self.command.clone(), env: self.env.clone(), metric: self.metric.clone(), settings };
         let in_job = || {
             let shown: Vec<String> = spec.settings.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
-            if shown.is_empty() { " (the job has no settings)".to_owned() } else { format!(" in the job {}", shown.join(" ")) }
+            if shown.is_empty() {
+                " (the job has no settings)".to_owned()
+            } else {
+                format!(" in the job {}", shown.join(" "))
+            }
         };
         for (i, arg) in self.command.iter().enumerate() {
             spec.fill(arg).map_err(|e| cx.invalid(self.root.key("command").index(i), format!("{e}{}", in_job())))?;

@@ -53,7 +53,10 @@ fn the_issues_example_expands_to_six_program_jobs() {
 
 #[test]
 fn program_settings_are_free_and_need_no_model() {
-    let text = PROGRAM.replace("axes: {lr: [0.1, 0.05], seed: [1, 2, 3]}", "train: {width: 64, tag: a}\naxes: {lr: [0.1], seed: [1]}");
+    let text = PROGRAM.replace(
+        "axes: {lr: [0.1, 0.05], seed: [1, 2, 3]}",
+        "train: {width: 64, tag: a}\naxes: {lr: [0.1], seed: [1]}",
+    );
     let sweep = ok(&text);
     let settings = &sweep.jobs[0].program.as_ref().unwrap().settings;
     assert_eq!(settings.get("width"), Some(&json!(64)));
@@ -78,20 +81,43 @@ fn bad_program_keys_and_placeholders_are_located() {
         ),
         (PROGRAM.replace("command:", "comand:"), "sweeps/p.yaml:4:3: program: unknown field `comand`"),
         (PROGRAM.replace("goal: max", "goal: best"), "sweeps/p.yaml:6:"),
-        (PROGRAM.replace("OMP_NUM_THREADS", "GRIDSWEEP_METRICS"), "sweeps/p.yaml:5:9: program.env.GRIDSWEEP_METRICS: environment variable \"GRIDSWEEP_METRICS\": is set by the worker"),
+        (
+            PROGRAM.replace("OMP_NUM_THREADS", "GRIDSWEEP_METRICS"),
+            "sweeps/p.yaml:5:9: program.env.GRIDSWEEP_METRICS: environment variable \"GRIDSWEEP_METRICS\": is set by the worker",
+        ),
         (PROGRAM.replace("\"{lr}\"", "\"{lr\""), "sweeps/p.yaml:4:38: program.command[3]: unbalanced brace"),
-        (PROGRAM.replace("[python3, train.py,", "[[python3], train.py,"), "sweeps/p.yaml:4:13: program.command[0]: a string or a number"),
-        (PROGRAM.replace("  command: [python3, train.py, --lr, \"{lr}\", --seed, \"{seed}\"]\n", "  command: []\n"), "program.command: empty"),
+        (
+            PROGRAM.replace("[python3, train.py,", "[[python3], train.py,"),
+            "sweeps/p.yaml:4:13: program.command[0]: a string or a number",
+        ),
+        (
+            PROGRAM.replace("  command: [python3, train.py, --lr, \"{lr}\", --seed, \"{seed}\"]\n", "  command: []\n"),
+            "program.command: empty",
+        ),
         (PROGRAM.replace("  metric: {name: test_acc, goal: max}\n", ""), "missing field `metric`"),
-        (PROGRAM.replace("\"2\"", "\"{threads}\""), "sweeps/p.yaml:5:9: program.env.OMP_NUM_THREADS: {threads} names no setting"),
-        (format!("{PROGRAM}analysis: {{}}\n"), "sweeps/p.yaml:8:1: analysis: the gradient analysis is the built-in trainer's"),
-        (PROGRAM.replace("seed: [1, 2, 3]", "seed: [[1]]"), "sweeps/p.yaml:7:32: axes.seed[0]: an axis value is a scalar"),
-        (format!("{PROGRAM}include: [{{lr: 0.2, program: {{command: [x], metric: {{name: a}}}}}}]\n"), "sweeps/p.yaml:8:21: include[0].program: missing field `goal`"),
+        (
+            PROGRAM.replace("\"2\"", "\"{threads}\""),
+            "sweeps/p.yaml:5:9: program.env.OMP_NUM_THREADS: {threads} names no setting",
+        ),
+        (
+            format!("{PROGRAM}analysis: {{}}\n"),
+            "sweeps/p.yaml:8:1: analysis: the gradient analysis is the built-in trainer's",
+        ),
+        (
+            PROGRAM.replace("seed: [1, 2, 3]", "seed: [[1]]"),
+            "sweeps/p.yaml:7:32: axes.seed[0]: an axis value is a scalar",
+        ),
+        (
+            format!("{PROGRAM}include: [{{lr: 0.2, program: {{command: [x], metric: {{name: a}}}}}}]\n"),
+            "sweeps/p.yaml:8:21: include[0].program: missing field `goal`",
+        ),
     ];
     let wrong: Vec<String> = cases
         .iter()
         .map(|(text, expected)| (err(text), expected))
-        .filter(|(e, expected)| !(e.starts_with(*expected) || (e.contains(*expected) && e.starts_with("sweeps/p.yaml:"))))
+        .filter(|(e, expected)| {
+            !(e.starts_with(*expected) || (e.contains(*expected) && e.starts_with("sweeps/p.yaml:")))
+        })
         .map(|(e, expected)| format!("expected {expected:?}, got {e:?}"))
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");

@@ -200,8 +200,10 @@ async fn whose_fault_a_program_failure_is() {
     // would lease it again before the others.
     let _workers: Vec<Proc> = ["a", "b", "c"].iter().map(|w| start_worker(&url, &dir.join(w))).collect();
     let jobs =
-        wait_for(&url, Duration::from_secs(60), "a report on each job", |j| j.iter().all(|j| !j.error.is_empty())).await;
-    let by = |needle: &str| jobs.iter().find(|j| j.error.contains(needle)).unwrap_or_else(|| panic!("{needle}: {jobs:?}"));
+        wait_for(&url, Duration::from_secs(60), "a report on each job", |j| j.iter().all(|j| !j.error.is_empty()))
+            .await;
+    let by =
+        |needle: &str| jobs.iter().find(|j| j.error.contains(needle)).unwrap_or_else(|| panic!("{needle}: {jobs:?}"));
     let oom = by("out of memory");
     assert_eq!(oom.error_kind(), FailureKind::OutOfMemory, "{}", oom.error);
     let temp = by("exited 75");

@@ -41,7 +41,8 @@ fn train_py_and_the_builtin_trainer_side_by_side() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{name} in {header:?}"));
     assert_eq!(rows.len(), 2, "{header:?}\n{rows:?}");
     let builtin = rows.iter().find(|r| r[col("implementation")] == "builtin").unwrap_or_else(|| panic!("{rows:?}"));
-    let pytorch = rows.iter().find(|r| r[col("implementation")].ends_with("train.py")).unwrap_or_else(|| panic!("{rows:?}"));
+    let pytorch =
+        rows.iter().find(|r| r[col("implementation")].ends_with("train.py")).unwrap_or_else(|| panic!("{rows:?}"));
     for row in [builtin, pytorch] {
         assert_eq!(row[col("completed")], "1", "{row:?}");
         let acc: f64 = row[col("test_acc_mean")].parse().unwrap();

@@ -228,8 +228,10 @@ impl Coordinator for CoordinatorService {
 
     async fn append_log(&self, request: Request<pb::AppendLogRequest>) -> RpcResult<pb::AppendLogResponse> {
         let r = request.into_inner();
-        blocking(&self.shared, move |store| store.append_program_log(&r.worker_id, &r.job_id, r.fencing_token, &r.text))
-            .await?;
+        blocking(&self.shared, move |store| {
+            store.append_program_log(&r.worker_id, &r.job_id, r.fencing_token, &r.text)
+        })
+        .await?;
         Ok(Response::new(pb::AppendLogResponse {}))
     }
 

@@ -160,7 +160,9 @@ impl Store {
         };
         raw.into_iter()
             .map(|(job, epoch, attempt, text)| match serde_json::from_str(&text) {
-                Ok(Json::Object(metrics)) => Ok(ProgramEpoch { job, epoch: epoch as u32, attempt: attempt as u32, metrics }),
+                Ok(Json::Object(metrics)) => {
+                    Ok(ProgramEpoch { job, epoch: epoch as u32, attempt: attempt as u32, metrics })
+                }
                 _ => Err(StoreError::Corrupt(format!("stored epoch {epoch} line of program job {job}"))),
             })
             .collect()
@@ -177,12 +179,15 @@ impl Store {
         let sql = self.sql();
         self.tx(|tx| {
             Self::check_holder(tx, worker, job, token, &sql)?;
-            let attempt: i64 =
-                tx.query_row_c("SELECT attempt FROM attempts WHERE token = ?1", [token as i64], |r| r.get(0)).map_err(&sql)?;
+            let attempt: i64 = tx
+                .query_row_c("SELECT attempt FROM attempts WHERE token = ?1", [token as i64], |r| r.get(0))
+                .map_err(&sql)?;
             let old: Option<String> = tx
-                .query_row_c("SELECT text FROM program_logs WHERE job = ?1 AND attempt = ?2", params![job, attempt], |r| {
-                    r.get(0)
-                })
+                .query_row_c(
+                    "SELECT text FROM program_logs WHERE job = ?1 AND attempt = ?2",
+                    params![job, attempt],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(&sql)?;
             let mut all = old.unwrap_or_default();
@@ -207,8 +212,9 @@ impl Store {
     pub fn program_logs(&self, job: &str) -> Result<Vec<(u32, String)>> {
         let sql = self.sql();
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stmt =
-            conn.prepare_cached("SELECT attempt, text FROM program_logs WHERE job = ?1 ORDER BY attempt").map_err(&sql)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT attempt, text FROM program_logs WHERE job = ?1 ORDER BY attempt")
+            .map_err(&sql)?;
         stmt.query_map([job], |r| Ok((r.get::<_, i64>(0)? as u32, r.get(1)?)))
             .map_err(&sql)?
             .collect::<rusqlite::Result<Vec<_>>>()

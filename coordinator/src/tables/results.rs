@@ -120,7 +120,8 @@ fn condition_columns(runs: &[ResultRun]) -> Vec<String> {
         if AVERAGED.contains(&key.as_str()) {
             continue;
         }
-        let values: BTreeSet<String> = runs.iter().map(|r| r.settings.get(key).map(render).unwrap_or_default()).collect();
+        let values: BTreeSet<String> =
+            runs.iter().map(|r| r.settings.get(key).map(render).unwrap_or_default()).collect();
         if values.len() > 1 {
             out.push(key.clone());
         }
@@ -254,7 +255,12 @@ pub fn runs_of(store: &Store) -> Result<(Vec<ResultRun>, String), StoreError> {
 }
 
 /// Writes `results.csv` and `results.md` into `out_dir`.
-pub fn write_results(runs: &[ResultRun], sweep: &str, metric: &str, out_dir: &Path) -> Result<Vec<PathBuf>, TablesError> {
+pub fn write_results(
+    runs: &[ResultRun],
+    sweep: &str,
+    metric: &str,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, TablesError> {
     create_dir(out_dir)?;
     let csv = results_csv(&out_dir.join(RESULTS_CSV), runs)?;
     let md = results_md(sweep, metric, runs);

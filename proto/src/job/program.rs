@@ -33,8 +33,17 @@ pub mod env {
     /// `cuda` or `cpu`: the device the worker was started for.
     pub const DEVICE: &str = "GRIDSWEEP_DEVICE";
     /// Every variable the worker owns; a sweep's `program.env` may not set these.
-    pub const RESERVED: [&str; 9] =
-        [JOB_ID, ATTEMPT, SETTINGS, METRICS, CHECKPOINT_DIR, CHECKPOINT_EPOCH, DATA_DIR, DEVICE, "CUDA_VISIBLE_DEVICES"];
+    pub const RESERVED: [&str; 9] = [
+        JOB_ID,
+        ATTEMPT,
+        SETTINGS,
+        METRICS,
+        CHECKPOINT_DIR,
+        CHECKPOINT_EPOCH,
+        DATA_DIR,
+        DEVICE,
+        "CUDA_VISIBLE_DEVICES",
+    ];
 }
 
 /// Whether a higher or a lower value of the reported metric is better.

@@ -37,8 +37,13 @@ fn warmup_ramps_linearly_then_follows_the_steps() {
 
 #[test]
 fn images_follow_the_data_and_the_subsets() {
-    let mut job =
-        JobSpec { train: TrainConfig::paper(Arch::Resnet, 26, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
+    let mut job = JobSpec {
+        train: TrainConfig::paper(Arch::Resnet, 26, 1),
+        analysis: None,
+        data: DataSpec::Cifar10,
+        repeat: 0,
+        program: None,
+    };
     assert_eq!((job.train_images(), job.test_images()), (50_000, 10_000));
     // (4 blocks per stage + 0.5) x 300 epochs x 50,000 images.
     assert_eq!(job.cost(), 4.5 * 300.0 * 50_000.0);
@@ -52,8 +57,13 @@ fn images_follow_the_data_and_the_subsets() {
 
 #[test]
 fn a_later_setting_at_its_default_keeps_the_jobs_id() {
-    let job =
-        JobSpec { train: TrainConfig::paper(Arch::Grid, 26, 42), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
+    let job = JobSpec {
+        train: TrainConfig::paper(Arch::Grid, 26, 42),
+        analysis: None,
+        data: DataSpec::Cifar10,
+        repeat: 0,
+        program: None,
+    };
     // The id as hashed before `deterministic` existed (the spec's JSON without it).
     let before = {
         use sha2::{Digest, Sha256};

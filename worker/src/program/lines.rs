@@ -58,7 +58,9 @@ pub(crate) fn parse(text: &str) -> Line {
             Some((k, _)) => Line::Bad(format!("epoch line: `{k}` is not a number or null: {}", clip(text))),
             None => Line::Epoch { epoch, metrics: object },
         },
-        _ => Line::Bad(format!("neither an epoch (a whole number >= 1), a checkpoint nor a result line: {}", clip(text))),
+        _ => {
+            Line::Bad(format!("neither an epoch (a whole number >= 1), a checkpoint nor a result line: {}", clip(text)))
+        }
     }
 }
 

@@ -117,11 +117,16 @@ pub(super) async fn run(
         ),
         (Exit::Killed, _) => Failure::new(
             FailureKind::OutOfMemory,
-            format!("the program was killed by SIGKILL, which this worker did not send: out of memory (the kernel's OOM killer); last lines of its log:\n{tail}"),
+            format!(
+                "the program was killed by SIGKILL, which this worker did not send: out of memory (the kernel's OOM killer); last lines of its log:\n{tail}"
+            ),
         ),
         (Exit::Failed(how), _) if child::says_out_of_memory(&tail) => Failure::new(
             FailureKind::OutOfMemory,
-            format!("out of memory on {}: the program failed ({how}); last lines of its log:\n{tail}", device_name(cfg.device)),
+            format!(
+                "out of memory on {}: the program failed ({how}); last lines of its log:\n{tail}",
+                device_name(cfg.device)
+            ),
         ),
         (Exit::Failed(how), _) => {
             Failure::new(FailureKind::Job, format!("the program failed ({how}); last lines of its log:\n{tail}"))
@@ -238,10 +243,23 @@ struct Watched {
 /// Follows the child to its exit: reads its metrics lines (epochs into heartbeats, checkpoints
 /// packed and uploaded, the result kept), heartbeats every `renew` at least, and stops the
 /// child's group on `stop`, on the coordinator's word, or when the lease turned stale.
-async fn watch(held: &mut Held<'_>, child: &mut Child, attempt: &Attempt, renew: Duration, stop: &AtomicBool) -> Watched {
+async fn watch(
+    held: &mut Held<'_>,
+    child: &mut Child,
+    attempt: &Attempt,
+    renew: Duration,
+    stop: &AtomicBool,
+) -> Watched {
     let mut tail = Some(Tail::new(attempt.metrics.clone()));
     let mut log = LogForward::new(attempt.log.clone());
-    let mut w = Watched { status: Ok(Default::default()), stale: false, cancelled_by: None, result: None, last_epoch: 0, bad: None };
+    let mut w = Watched {
+        status: Ok(Default::default()),
+        stale: false,
+        cancelled_by: None,
+        result: None,
+        last_epoch: 0,
+        bad: None,
+    };
     let mut last_beat = tokio::time::Instant::now();
     loop {
         let exited = tokio::select! {
@@ -288,7 +306,10 @@ async fn watch(held: &mut Held<'_>, child: &mut Child, attempt: &Attempt, renew:
             return w;
         }
         if w.stale || w.cancelled_by.is_some() {
-            tracing::info!("stopping the program's process group (SIGTERM, then SIGKILL after {:?})", child::STOP_GRACE);
+            tracing::info!(
+                "stopping the program's process group (SIGTERM, then SIGKILL after {:?})",
+                child::STOP_GRACE
+            );
             w.status = child::stop(child, child::STOP_GRACE).await;
             return w;
         }
