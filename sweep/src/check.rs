@@ -25,6 +25,9 @@ const SYNTHETIC_TEST: RangeInclusive<usize> = 1..=1_000_000;
 /// Accepted job caps.
 const MAX_JOBS: RangeInclusive<usize> = 1..=1_000_000;
 
+/// A job's settings by name.
+pub(super) type Object = Map<String, Json>;
+
 /// One axis: a training setting and its distinct values, canonical, in the file's order.
 pub(super) struct Axis {
     /// The setting.
@@ -230,7 +233,7 @@ impl Cx<'_> {
 
     /// The built-in `include` entries with their index: each gives arch, depth and seed, and any
     /// other settings. An entry with a `program` block is a program job, left to `program.rs`.
-    pub(super) fn includes(&self, entries: &[Mapping]) -> Result<Vec<(usize, Map<String, Json>)>, SweepError> {
+    pub(super) fn includes(&self, entries: &[Mapping]) -> Result<Vec<(usize, Object)>, SweepError> {
         let mut out = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
             if entry.contains_key("program") {

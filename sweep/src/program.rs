@@ -14,7 +14,7 @@ use gridsweep_proto::job::{Arch, DataSpec, JobSpec, ProgramSpec, TrainConfig};
 use serde_json::{Map, Value as Json};
 use serde_yaml::{Mapping, Value as Yaml};
 
-use super::check::{Axis, Cx};
+use super::check::{Axis, Cx, Object};
 use super::error::SweepError;
 use super::locate::KeyPath;
 use super::raw::RawProgram;
@@ -133,7 +133,7 @@ impl Cx<'_> {
         &self,
         entry: &Mapping,
         root: &KeyPath,
-    ) -> Result<Option<(Template, Map<String, Json>)>, SweepError> {
+    ) -> Result<Option<(Template, Object)>, SweepError> {
         let Some(block) = entry.get("program") else { return Ok(None) };
         let path = root.key("program");
         let raw: RawProgram =
