@@ -87,6 +87,11 @@ fn a_program_sweep_completes_with_its_results_table() {
     }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("| lr | test_acc mean ± std | n |"), "{md}");
+    // The epoch lines' curves, one per condition.
+    for metric in ["test_acc", "train_loss"] {
+        let svg = std::fs::read_to_string(out.join(format!("results_{metric}_vs_epoch.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("lr=0.1") && svg.contains("lr=0.2"), "{metric}");
+    }
 }
 
 #[tokio::test]

@@ -30,8 +30,11 @@ pub(super) fn write_outputs(
 ) -> Result<TablesSummary, RunError> {
     let runs = records(store)?;
     let tables = tables::write_tables(&runs, name, out)?;
-    let written = match tables::results::runs_of(store) {
-        Ok((runs, metric)) => tables::results::write_results(&runs, name, &metric, out).map_err(|e| e.to_string()),
+    let read = tables::results::runs_of(store).and_then(|r| Ok((r, tables::results::epochs_of(store)?)));
+    let written = match read {
+        Ok(((runs, metric), epochs)) => {
+            tables::results::write_results(&runs, &epochs, name, &metric, out).map_err(|e| e.to_string())
+        }
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = written {

@@ -10,9 +10,9 @@
 //! A built-in run's metrics are its result's final and best test accuracy, the last epoch's
 //! losses and training accuracy, and its training seconds; a program run's are the numbers of
 //! its result line. `results.md` shows the sweep's metric (the program's `metric.name`, else
-//! `test_acc`) per condition.
+//! `test_acc`) per condition; `plots::metric` draws a metric against the epoch per condition.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::JobSpec;
@@ -23,6 +23,7 @@ use serde_json::{Map, Value as Json};
 
 use super::{TablesError, cell, csv_bytes, mean_std};
 use crate::files::{create_dir, write_output};
+use crate::plots::metric::{Epochs, metric_vs_epoch};
 use crate::store::{Store, StoreError};
 
 /// `results.csv`.
@@ -151,6 +152,19 @@ fn rows<'a>(runs: &'a [ResultRun], columns: &[String]) -> Vec<Row<'a>> {
         .collect()
 }
 
+/// The conditions in row order: each one's label (`implementation=builtin lr=0.1`, empty when
+/// nothing varies) and runs.
+pub fn conditions(runs: &[ResultRun]) -> Vec<(String, Vec<&ResultRun>)> {
+    let columns = condition_columns(runs);
+    rows(runs, &columns)
+        .into_iter()
+        .map(|row| {
+            let label: Vec<String> = columns.iter().zip(&row.cells).map(|(c, v)| format!("{c}={v}")).collect();
+            (label.join(" "), row.runs)
+        })
+        .collect()
+}
+
 /// A metric's statistics over a row's completed runs: mean, std, n, min, max.
 fn stats(row: &Row<'_>, metric: &str) -> [String; 5] {
     let values: Vec<f64> = row
@@ -235,6 +249,21 @@ pub fn results_md(sweep: &str, metric: &str, runs: &[ResultRun]) -> String {
     out
 }
 
+/// Every reported epoch of the sweep in `store` by job: a built-in job's metrics and a program
+/// job's epoch lines alike, as name -> number maps.
+pub fn epochs_of(store: &Store) -> Result<HashMap<String, Epochs>, StoreError> {
+    let mut out: HashMap<String, Epochs> = HashMap::new();
+    for row in store.epoch_log()? {
+        if let Ok(Json::Object(m)) = serde_json::to_value(&row.metrics) {
+            out.entry(row.job).or_default().push((row.metrics.epoch, m));
+        }
+    }
+    for e in store.program_epochs()? {
+        out.entry(e.job).or_default().push((e.epoch, e.metrics));
+    }
+    Ok(out)
+}
+
 /// The runs of the sweep in `store` (every active job, built-in and program) and the metric
 /// `results.md` shows: the first program job's `metric.name`, else `test_acc`.
 pub fn runs_of(store: &Store) -> Result<(Vec<ResultRun>, String), StoreError> {
@@ -254,9 +283,12 @@ pub fn runs_of(store: &Store) -> Result<(Vec<ResultRun>, String), StoreError> {
     Ok((runs, metric))
 }
 
-/// Writes `results.csv` and `results.md` into `out_dir`.
+/// Writes `results.csv` and `results.md` into `out_dir`, and `results_<m>_vs_epoch.svg` for
+/// the sweep's `metric` and the training loss (when some epoch reported them). A plot that
+/// cannot be drawn is logged and skipped.
 pub fn write_results(
     runs: &[ResultRun],
+    epochs: &HashMap<String, Epochs>,
     sweep: &str,
     metric: &str,
     out_dir: &Path,
@@ -264,7 +296,20 @@ pub fn write_results(
     create_dir(out_dir)?;
     let csv = results_csv(&out_dir.join(RESULTS_CSV), runs)?;
     let md = results_md(sweep, metric, runs);
-    Ok(vec![write_output(out_dir, RESULTS_CSV, &csv)?, write_output(out_dir, RESULTS_MD, md.as_bytes())?])
+    let mut files = vec![write_output(out_dir, RESULTS_CSV, &csv)?, write_output(out_dir, RESULTS_MD, md.as_bytes())?];
+    let mut plotted = vec![metric];
+    if metric != "train_loss" {
+        plotted.push("train_loss");
+    }
+    for m in plotted {
+        let name = format!("results_{}_vs_epoch.svg", m.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "-"));
+        match metric_vs_epoch(runs, epochs, m) {
+            Ok(Some(svg)) => files.push(write_output(out_dir, &name, svg.as_bytes())?),
+            Ok(None) => {}
+            Err(e) => tracing::error!("{name} not drawn: {e}"),
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
