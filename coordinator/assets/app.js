@@ -256,18 +256,20 @@ async function drawJob(r) {
       ['time left', fmtSecs(j.eta_s)]]),
   ];
   if (j.error) parts.push(el('p', { class: 'error', id: 'job-error' }, `${j.error_kind}: ${j.error}`));
-  parts.push(el('div', { class: 'charts' },
-    chart('Test accuracy (%)', ep, d.epochs.map((e) => e.test_acc), 'test acc %', '#2f6fdd', j.epochs_total),
-    chart('Train loss', ep, d.epochs.map((e) => e.train_loss), 'train loss', '#c4320a', j.epochs_total),
-    chart('Learning rate', ep, d.epochs.map((e) => e.lr), 'lr', '#1a7f37', j.epochs_total)));
-  parts.push(el('h2', {}, `Epochs (${d.epochs.length})`));
-  parts.push(table(['epoch', 'lr', 'train loss', 'train acc %', 'test loss', 'test acc %', 'seconds', 'images/s'],
-    d.epochs.map((e) => el('tr', { 'data-epoch': e.epoch },
-      el('td', { class: 'num' }, e.epoch), el('td', { class: 'num' }, e.lr.toPrecision(4)),
-      el('td', { class: 'num' }, fmtNum(e.train_loss, 4)), el('td', { class: 'num' }, fmtNum(e.train_acc, 2)),
-      el('td', { class: 'num' }, fmtNum(e.test_loss, 4)), el('td', { class: 'num' }, fmtNum(e.test_acc, 2)),
-      el('td', { class: 'num' }, fmtNum(e.seconds, 1)), el('td', { class: 'num' }, fmtNum(e.images_per_s, 0)))),
-    { id: 'epochs' }));
+  if (!d.program) {
+    parts.push(el('div', { class: 'charts' },
+      chart('Test accuracy (%)', ep, d.epochs.map((e) => e.test_acc), 'test acc %', '#2f6fdd', j.epochs_total),
+      chart('Train loss', ep, d.epochs.map((e) => e.train_loss), 'train loss', '#c4320a', j.epochs_total),
+      chart('Learning rate', ep, d.epochs.map((e) => e.lr), 'lr', '#1a7f37', j.epochs_total)));
+    parts.push(el('h2', {}, `Epochs (${d.epochs.length})`));
+    parts.push(table(['epoch', 'lr', 'train loss', 'train acc %', 'test loss', 'test acc %', 'seconds', 'images/s'],
+      d.epochs.map((e) => el('tr', { 'data-epoch': e.epoch },
+        el('td', { class: 'num' }, e.epoch), el('td', { class: 'num' }, e.lr.toPrecision(4)),
+        el('td', { class: 'num' }, fmtNum(e.train_loss, 4)), el('td', { class: 'num' }, fmtNum(e.train_acc, 2)),
+        el('td', { class: 'num' }, fmtNum(e.test_loss, 4)), el('td', { class: 'num' }, fmtNum(e.test_acc, 2)),
+        el('td', { class: 'num' }, fmtNum(e.seconds, 1)), el('td', { class: 'num' }, fmtNum(e.images_per_s, 0)))),
+      { id: 'epochs' }));
+  }
   parts.push(el('h2', {}, 'Attempts'));
   parts.push(d.attempts.length === 0 ? el('p', { class: 'muted' }, 'Not started yet.')
     : table(['attempt', 'worker', 'started', 'ended', 'outcome', 'kind', 'error'], d.attempts.map((a) => el('tr', {},
