@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gridsweep_e2e::{Proc, bin, run_sweep, scratch, start_coordinator};
+use gridsweep_e2e::{Proc, bin, run_sweep, scratch, start_coordinator, start_coordinator_with_dashboard};
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use gridsweep_proto::v1::{FailureKind, GetStatusRequest, JobStatus};
 
@@ -216,4 +216,51 @@ async fn whose_fault_a_program_failure_is() {
     let missing = by("cannot start `/nonexistent/gridsweep-toy` on this worker: not found");
     assert_eq!(missing.error_kind(), FailureKind::Worker, "{}", missing.error);
     assert!(jobs.iter().all(|j| j.failures == 0), "none is the job's own failure: {jobs:?}");
+}
+
+/// The body of `GET url` (plain HTTP/1.1 on loopback).
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    if head.to_lowercase().contains("transfer-encoding: chunked") {
+        // One chunk after another: size line, data, CRLF.
+        let (mut out, mut rest) = (String::new(), body);
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        return out;
+    }
+    body.to_owned()
+}
+
+#[tokio::test]
+async fn the_job_page_has_the_programs_curves_and_log() {
+    let dir = scratch("program-page");
+    let path = sweep(&dir, "page", "{epochs: 100, sleep: 0.2}", "{lr: [0.1]}", "");
+    let (_coordinator, url, http) = start_coordinator_with_dashboard(&path, "127.0.0.1:0", &["--local-workers", "0"]);
+    let _a = start_worker(&url, &dir.join("a"));
+    let jobs = wait_for(&url, Duration::from_secs(60), "three epochs", |j| j[0].epoch >= 3).await;
+    assert_eq!((jobs[0].arch.as_str(), jobs[0].depth), ("program", 0), "no model named: shown as a program");
+    let body = http_get(&format!("{}/api/jobs/{}", http.unwrap().trim_end_matches('/'), jobs[0].job_id));
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let program = &detail["program"];
+    assert_eq!(program["metric"], "test_acc");
+    let epochs = program["epochs"].as_array().unwrap();
+    assert!(epochs.len() >= 3, "{program}");
+    assert_eq!(epochs[0]["epoch"], 1);
+    assert!(epochs[0]["test_acc"].as_f64().is_some_and(|a| (a - 60.1).abs() < 1e-9), "{}", epochs[0]);
+    let tail = program["logs"][0]["tail"].as_str().unwrap();
+    assert!(tail.starts_with("toy: job ") && tail.contains("attempt 1 from epoch 0"), "the log's tail: {tail}");
 }
