@@ -264,3 +264,24 @@ async fn the_job_page_has_the_programs_curves_and_log() {
     let tail = program["logs"][0]["tail"].as_str().unwrap();
     assert!(tail.starts_with("toy: job ") && tail.contains("attempt 1 from epoch 0"), "the log's tail: {tail}");
 }
+
+#[test]
+fn bad_program_keys_are_located() {
+    let dir = scratch("program-bad");
+    let path = sweep(&dir, "bad", "{epochs: 1}", "{learning_rate: [0.1]}", "");
+    let o = gridsweep_e2e::run("coordinator", &["expand", path.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line4 = std::fs::read_to_string(&path).unwrap().lines().nth(3).unwrap().to_owned();
+    let col = line4.find("\"{lr}\"").unwrap() + 1;
+    let expected = format!(
+        "{}:4:{col}: program.command[3]: {{lr}} names no setting of the job (settings: epochs, learning_rate)",
+        path.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    let text = std::fs::read_to_string(&path).unwrap().replace("  metric:", "  metrc:");
+    std::fs::write(&path, text).unwrap();
+    let o = gridsweep_e2e::run("coordinator", &["expand", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:6:3: program: unknown field `metrc`", path.display())), "{err}");
+}
