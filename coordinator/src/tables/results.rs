@@ -10,7 +10,7 @@
 //! A built-in run's metrics are its result's final and best test accuracy, the last epoch's
 //! losses and training accuracy, and its training seconds; a program run's are the numbers of
 //! its result line. `results.md` shows the sweep's metric (the program's `metric.name`, else
-//! `test_acc`) per condition; `plots::metric` draws a metric against the epoch per condition.
+//! `test_acc`) per condition, to two decimals (the CSV keeps every digit); `plots::metric` draws a metric against the epoch per condition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -167,6 +167,12 @@ pub fn conditions(runs: &[ResultRun]) -> Vec<(String, Vec<&ResultRun>)> {
 
 /// A metric's statistics over a row's completed runs: mean, std, n, min, max.
 fn stats(row: &Row<'_>, metric: &str) -> [String; 5] {
+    let (mean, std, n, min, max) = stat_values(row, metric);
+    [cell(mean), cell(std), n.to_string(), cell(min), cell(max)]
+}
+
+/// `stats`' figures as numbers (none where there is no completed run, or one for the std).
+fn stat_values(row: &Row<'_>, metric: &str) -> (Option<f64>, Option<f64>, usize, Option<f64>, Option<f64>) {
     let values: Vec<f64> = row
         .runs
         .iter()
@@ -176,7 +182,7 @@ fn stats(row: &Row<'_>, metric: &str) -> [String; 5] {
     let (mean, std) = mean_std(&values);
     let min = values.iter().copied().reduce(f64::min);
     let max = values.iter().copied().reduce(f64::max);
-    [cell(mean), cell(std), values.len().to_string(), cell(min), cell(max)]
+    (mean, std, values.len(), min, max)
 }
 
 /// Runs of a row in `states`.
@@ -235,12 +241,13 @@ pub fn results_md(sweep: &str, metric: &str, runs: &[ResultRun]) -> String {
     out.push_str(&format!("| {} |\n", header.join(" | ")));
     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for row in rows(runs, &columns) {
-        let [mean, std, n, min, max] = stats(&row, metric);
-        let value = match (mean.is_empty(), std.is_empty()) {
-            (true, _) => "-".to_owned(),
-            (false, true) => mean,
-            (false, false) => format!("{mean} ± {std}"),
+        let (mean, std, n, min, max) = stat_values(&row, metric);
+        let two = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+        let value = match (mean, std) {
+            (Some(m), Some(s)) => format!("{m:.2} ± {s:.2}"),
+            (m, _) => two(m),
         };
+        let (n, min, max) = (n.to_string(), two(min), two(max));
         let [_, _, diverged, failed, unfinished] = counts(&row);
         let mut line = row.cells.clone();
         line.extend([value, n, min, max, diverged, failed, unfinished]);

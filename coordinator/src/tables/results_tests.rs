@@ -39,7 +39,8 @@ fn a_row_per_condition_with_statistics_over_completed_runs() {
     assert_eq!(lines[2], "0.1,3,3,0,0,0,62,2,3,60,64");
     let md = results_md("s", "test_acc", &runs);
     assert!(md.contains("| lr | test_acc mean ± std | n | min | max | diverged | failed | unfinished |"), "{md}");
-    assert!(md.contains("| 0.1 | 62 ± 2 | 3 | 60 | 64 | 0 | 0 | 0 |"), "{md}");
+    assert!(md.contains("| 0.1 | 62.00 ± 2.00 | 3 | 60.00 | 64.00 | 0 | 0 | 0 |"), "{md}");
+    assert!(md.contains("| 0.05 | 50.00 | 1 | 50.00 | 50.00 | 1 | 1 | 0 |"), "{md}");
 }
 
 #[test]
