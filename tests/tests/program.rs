@@ -285,3 +285,19 @@ fn bad_program_keys_are_located() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("{}:6:3: program: unknown field `metrc`", path.display())), "{err}");
 }
+
+#[tokio::test]
+async fn a_program_that_exits_0_without_a_result_fails() {
+    let dir = scratch("program-no-result");
+    let path = sweep(&dir, "noresult", "{epochs: 2, no_result: true}", "{lr: [0.1]}", "retry: {max_attempts: 1}\n");
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let _a = start_worker(&url, &dir.join("a"));
+    let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
+    assert_eq!(jobs[0].error_kind(), FailureKind::Job);
+    assert!(
+        jobs[0].error.starts_with("the program exited 0 without a result line in $GRIDSWEEP_METRICS"),
+        "{}",
+        jobs[0].error
+    );
+    assert!(jobs[0].error.contains("toy: done"), "with the log's tail: {}", jobs[0].error);
+}
