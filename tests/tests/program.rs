@@ -33,6 +33,11 @@ fn sweep(dir: &Path, name: &str, train: &str, axes: &str, extra: &str) -> PathBu
     path
 }
 
+/// The coordinator's state folder in the test's scratch folder (never in the source tree).
+fn state_in(dir: &Path) -> String {
+    dir.join("state").display().to_string()
+}
+
 fn start_worker(url: &str, work: &Path) -> Proc {
     std::fs::create_dir_all(work).unwrap();
     let log = std::fs::File::create(work.with_extension("log")).unwrap();
@@ -130,7 +135,7 @@ async fn a_stopping_worker_leaves_no_process_of_the_program_behind() {
     let pidfile = dir.join("pids");
     let train = format!("{{epochs: 100, sleep: 0.5, pidfile: \"{}\"}}", pidfile.display());
     let path = sweep(&dir, "stop", &train, "{lr: [0.1]}", "lease_ttl_s: 60\n");
-    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let mut a = start_worker(&url, &dir.join("a"));
     wait_for(&url, Duration::from_secs(60), "an epoch", |j| j[0].epoch >= 1).await;
     let pids = std::fs::read_to_string(pidfile.with_extension("1")).unwrap();
@@ -156,7 +161,7 @@ async fn a_lost_lease_kills_the_program_and_what_it_started() {
     let pidfile = dir.join("pids");
     let train = format!("{{epochs: 100, sleep: 0.5, pidfile: \"{}\"}}", pidfile.display());
     let path = sweep(&dir, "lost", &train, "{lr: [0.1]}", "lease_ttl_s: 5\n");
-    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let a = start_worker(&url, &dir.join("a"));
     let first = wait_for(&url, Duration::from_secs(60), "an epoch", |j| j[0].epoch >= 1).await;
     let pids = std::fs::read_to_string(pidfile.with_extension("1")).unwrap();
@@ -184,7 +189,7 @@ async fn a_lost_lease_kills_the_program_and_what_it_started() {
 async fn a_failing_program_uses_its_attempts_and_shows_its_stderr() {
     let dir = scratch("program-fail");
     let path = sweep(&dir, "fail", "{fail: true}", "{lr: [0.1]}", "retry: {max_attempts: 2}\n");
-    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
     let job = &jobs[0];
@@ -200,7 +205,7 @@ async fn whose_fault_a_program_failure_is() {
     let include = "include:\n  - {lr: 0.2, tempfail: true}\n  - {lr: 0.3, program: \
                    {command: [/nonexistent/gridsweep-toy], metric: {name: test_acc, goal: max}}}\n";
     let path = sweep(&dir, "blame", "{epochs: 1}", "{lr: [0.1], oom: [true]}", include);
-    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     // One worker per job: a job that is not at fault goes back to the queue, and one worker
     // would lease it again before the others.
     let _workers: Vec<Proc> = ["a", "b", "c"].iter().map(|w| start_worker(&url, &dir.join(w))).collect();
@@ -249,7 +254,9 @@ fn http_get(url: &str) -> String {
 async fn the_job_page_has_the_programs_curves_and_log() {
     let dir = scratch("program-page");
     let path = sweep(&dir, "page", "{epochs: 100, sleep: 0.2}", "{lr: [0.1]}", "");
-    let (_coordinator, url, http) = start_coordinator_with_dashboard(&path, "127.0.0.1:0", &["--local-workers", "0"]);
+    let state = state_in(&dir);
+    let (_coordinator, url, http) =
+        start_coordinator_with_dashboard(&path, "127.0.0.1:0", &["--local-workers", "0", "--state", &state]);
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "three epochs", |j| j[0].epoch >= 3).await;
     assert_eq!((jobs[0].arch.as_str(), jobs[0].depth), ("program", 0), "no model named: shown as a program");
@@ -290,7 +297,7 @@ fn bad_program_keys_are_located() {
 async fn a_program_that_exits_0_without_a_result_fails() {
     let dir = scratch("program-no-result");
     let path = sweep(&dir, "noresult", "{epochs: 2, no_result: true}", "{lr: [0.1]}", "retry: {max_attempts: 1}\n");
-    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0"]);
+    let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
     assert_eq!(jobs[0].error_kind(), FailureKind::Job);
