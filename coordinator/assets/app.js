@@ -250,24 +250,26 @@ async function drawJob(r) {
   charts = [];
   const ep = d.epochs.map((e) => e.epoch);
   const parts = [
-    el('h1', {}, `${j.arch}-${j.depth} seed ${j.seed}${j.repeat ? ` repeat ${j.repeat}` : ''} `, stateBadge(j.state)),
+    el('h1', {}, d.program && j.arch === 'program' ? `program job ${j.id} ` : `${j.arch}-${j.depth} seed ${j.seed}${j.repeat ? ` repeat ${j.repeat}` : ''} `, stateBadge(j.state)),
     kv([['job', j.id], ['epoch', `${j.epoch} of ${j.epochs_total}`], ['test accuracy %', fmtNum(j.test_acc, 2)],
       ['worker', j.worker], ['attempts', `${j.attempts} (failures ${j.failures} of ${j.max_attempts} allowed)`],
       ['time left', fmtSecs(j.eta_s)]]),
   ];
   if (j.error) parts.push(el('p', { class: 'error', id: 'job-error' }, `${j.error_kind}: ${j.error}`));
-  parts.push(el('div', { class: 'charts' },
-    chart('Test accuracy (%)', ep, d.epochs.map((e) => e.test_acc), 'test acc %', '#2f6fdd', j.epochs_total),
-    chart('Train loss', ep, d.epochs.map((e) => e.train_loss), 'train loss', '#c4320a', j.epochs_total),
-    chart('Learning rate', ep, d.epochs.map((e) => e.lr), 'lr', '#1a7f37', j.epochs_total)));
-  parts.push(el('h2', {}, `Epochs (${d.epochs.length})`));
-  parts.push(table(['epoch', 'lr', 'train loss', 'train acc %', 'test loss', 'test acc %', 'seconds', 'images/s'],
-    d.epochs.map((e) => el('tr', { 'data-epoch': e.epoch },
-      el('td', { class: 'num' }, e.epoch), el('td', { class: 'num' }, e.lr.toPrecision(4)),
-      el('td', { class: 'num' }, fmtNum(e.train_loss, 4)), el('td', { class: 'num' }, fmtNum(e.train_acc, 2)),
-      el('td', { class: 'num' }, fmtNum(e.test_loss, 4)), el('td', { class: 'num' }, fmtNum(e.test_acc, 2)),
-      el('td', { class: 'num' }, fmtNum(e.seconds, 1)), el('td', { class: 'num' }, fmtNum(e.images_per_s, 0)))),
-    { id: 'epochs' }));
+  if (!d.program) {
+    parts.push(el('div', { class: 'charts' },
+      chart('Test accuracy (%)', ep, d.epochs.map((e) => e.test_acc), 'test acc %', '#2f6fdd', j.epochs_total),
+      chart('Train loss', ep, d.epochs.map((e) => e.train_loss), 'train loss', '#c4320a', j.epochs_total),
+      chart('Learning rate', ep, d.epochs.map((e) => e.lr), 'lr', '#1a7f37', j.epochs_total)));
+    parts.push(el('h2', {}, `Epochs (${d.epochs.length})`));
+    parts.push(table(['epoch', 'lr', 'train loss', 'train acc %', 'test loss', 'test acc %', 'seconds', 'images/s'],
+      d.epochs.map((e) => el('tr', { 'data-epoch': e.epoch },
+        el('td', { class: 'num' }, e.epoch), el('td', { class: 'num' }, e.lr.toPrecision(4)),
+        el('td', { class: 'num' }, fmtNum(e.train_loss, 4)), el('td', { class: 'num' }, fmtNum(e.train_acc, 2)),
+        el('td', { class: 'num' }, fmtNum(e.test_loss, 4)), el('td', { class: 'num' }, fmtNum(e.test_acc, 2)),
+        el('td', { class: 'num' }, fmtNum(e.seconds, 1)), el('td', { class: 'num' }, fmtNum(e.images_per_s, 0)))),
+      { id: 'epochs' }));
+  }
   parts.push(el('h2', {}, 'Attempts'));
   parts.push(d.attempts.length === 0 ? el('p', { class: 'muted' }, 'Not started yet.')
     : table(['attempt', 'worker', 'started', 'ended', 'outcome', 'kind', 'error'], d.attempts.map((a) => el('tr', {},
@@ -285,10 +287,28 @@ async function drawJob(r) {
     parts.push(el('h2', {}, 'Environment'));
     parts.push(kv(Object.entries(res.environment || {})));
   }
+  if (d.program) drawProgram(d, j, parts);
   parts.push(el('h2', {}, 'Settings'));
-  parts.push(kv(Object.entries({ ...d.spec.train, data: d.spec.data, analysis: d.spec.analysis, repeat: d.spec.repeat })));
+  parts.push(kv(d.program ? Object.entries({ ...d.spec.program.settings, command: d.spec.program.command.join(' ') })
+    : Object.entries({ ...d.spec.train, data: d.spec.data, analysis: d.spec.analysis, repeat: d.spec.repeat })));
   view.replaceChildren(...parts);
   return d.version;
+}
+
+// A program job's curves (its metric and train loss from its epoch lines), result and the end of
+// each attempt's log (stdout and stderr), after the built-in job's parts (which stay empty).
+function drawProgram(d, j, parts) {
+  const p = d.program;
+  const ep = p.epochs.map((e) => e.epoch);
+  parts.push(el('h2', {}, 'Program'));
+  parts.push(el('div', { class: 'charts', id: 'program-charts' },
+    chart(p.metric, ep, p.epochs.map((e) => e[p.metric]), p.metric, '#2f6fdd', j.epochs_total),
+    chart('Train loss', ep, p.epochs.map((e) => e.train_loss), 'train loss', '#c4320a', j.epochs_total)));
+  if (p.result) parts.push(kv(Object.entries({ ...p.result.result, diverged: p.result.diverged })));
+  for (const log of p.logs) {
+    parts.push(el('h3', {}, `Log of attempt ${log.attempt} (last lines)`));
+    parts.push(el('pre', { class: 'log', 'data-attempt': log.attempt }, log.tail));
+  }
 }
 
 // ---- tables and plots -------------------------------------------------------------------

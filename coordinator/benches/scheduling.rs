@@ -53,6 +53,7 @@ fn jobs(n: usize) -> Vec<JobSpec> {
             analysis: None,
             data: DataSpec::Synthetic { train: 10, test: 10, seed: 0 },
             repeat: 0,
+            program: None,
         })
         .collect()
 }

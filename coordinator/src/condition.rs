@@ -202,7 +202,7 @@ mod tests {
 
     fn job(arch: Arch, depth: u32, seed: u64, lr: f64) -> JobSpec {
         let train = TrainConfig { lr, eval_batch_size: 100 + seed as i64, ..TrainConfig::paper(arch, depth, seed) };
-        JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0 }
+        JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None }
     }
 
     #[test]

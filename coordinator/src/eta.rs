@@ -73,7 +73,7 @@ mod tests {
         let train = TrainConfig { epochs: 2, train_subset: Some(100), ..TrainConfig::paper(Arch::Resnet, depth, 1) };
         JobRow {
             id: "j".into(),
-            spec: JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0 },
+            spec: JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None },
             state,
             worker: None,
             epoch,

@@ -56,6 +56,8 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
     let (jobs, _) = store.snapshot_with_results()?;
     Ok(jobs
         .into_iter()
+        // Program jobs have no typed result: `tables::results` reports them.
+        .filter(|j| j.spec.program.is_none())
         .map(|j| RunRecord {
             job_id: j.id,
             spec: j.spec,
@@ -314,6 +316,7 @@ mod tests {
             analysis: None,
             data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
             repeat: 0,
+            program: None,
         };
         let specs = [job(0.1), job(0.05)];
         store.add_sweep("s", "s.yaml", &specs, 3).unwrap();
@@ -347,6 +350,7 @@ mod tests {
             analysis: None,
             data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
             repeat: 0,
+            program: None,
         };
         store.add_sweep("s", "s.yaml", &[job(0.1), job(0.05)], 3).unwrap();
         let w = store.register_worker("w", "cpu", None).unwrap();

@@ -102,6 +102,7 @@ fn sweep(with_grads: bool) -> Vec<RunRecord> {
                     analysis: analysed.then(|| AnalysisConfig { at_epochs: vec![0, 3], ..AnalysisConfig::default() }),
                     data: DataSpec::Synthetic { train: 256, test: 128, seed: 7 },
                     repeat: 0,
+                    program: None,
                 };
                 let base = 40.0 + f64::from(seed as u32) + if arch == Arch::Grid { 5.0 } else { 0.0 };
                 let accs = [base, base + 10.0, base + 15.0];

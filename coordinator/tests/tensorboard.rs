@@ -88,6 +88,7 @@ fn tbparse_reads_every_run_back() {
         analysis: Some(AnalysisConfig::default()),
         data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
         repeat: 0,
+        program: None,
     };
     store.add_sweep("s", "s.yaml", &[job(Arch::Grid, 1), job(Arch::Resnet, 2)], 3).unwrap();
     let w = store.register_worker("w", "cpu", None).unwrap();

@@ -247,7 +247,7 @@ mod tests {
         train.epochs = 2;
         train.train_subset = Some(2_000);
         train.test_subset = Some(500);
-        JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0 }
+        JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None }
     }
 
     fn scratch(name: &str) -> PathBuf {

@@ -138,6 +138,7 @@ mod tests {
             analysis: None,
             data: DataSpec::Cifar10,
             repeat: 0,
+            program: None,
         };
         let e = estimate(&job, None).unwrap();
         assert_eq!(e, Estimate { value: job.cost(), unit: Unit::CostUnits });

@@ -25,6 +25,9 @@ const SYNTHETIC_TEST: RangeInclusive<usize> = 1..=1_000_000;
 /// Accepted job caps.
 const MAX_JOBS: RangeInclusive<usize> = 1..=1_000_000;
 
+/// A job's settings by name.
+pub(super) type Object = Map<String, Json>;
+
 /// One axis: a training setting and its distinct values, canonical, in the file's order.
 pub(super) struct Axis {
     /// The setting.
@@ -228,10 +231,14 @@ impl Cx<'_> {
         Ok(axes)
     }
 
-    /// The `include` entries: each gives arch, depth and seed, and any other settings.
-    pub(super) fn includes(&self, entries: &[Mapping]) -> Result<Vec<Map<String, Json>>, SweepError> {
+    /// The built-in `include` entries with their index: each gives arch, depth and seed, and any
+    /// other settings. An entry with a `program` block is a program job, left to `program.rs`.
+    pub(super) fn includes(&self, entries: &[Mapping]) -> Result<Vec<(usize, Object)>, SweepError> {
         let mut out = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
+            if entry.contains_key("program") {
+                continue;
+            }
             let root = KeyPath::top("include").index(i);
             let mut object = Map::new();
             for (key, value) in entry {
@@ -243,13 +250,19 @@ impl Cx<'_> {
             if let Some(missing) = JOB_KEYS.iter().find(|k| !object.contains_key(**k)) {
                 return Err(self.invalid(root, format!("missing `{missing}`: an include gives arch, depth and seed")));
             }
-            out.push(object);
+            out.push((i, object));
         }
         Ok(out)
     }
 
-    /// The `exclude` entries, as (axis index, value index) pairs.
-    pub(super) fn excludes(&self, entries: &[Mapping], axes: &[Axis]) -> Result<Vec<Vec<(usize, usize)>>, SweepError> {
+    /// The `exclude` entries, as (axis index, value index) pairs; `free` for a program sweep,
+    /// whose settings are any names and values.
+    pub(super) fn excludes(
+        &self,
+        entries: &[Mapping],
+        axes: &[Axis],
+        free: bool,
+    ) -> Result<Vec<Vec<(usize, usize)>>, SweepError> {
         let mut out = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
             let root = KeyPath::top("exclude").index(i);
@@ -260,14 +273,16 @@ impl Cx<'_> {
             for (key, value) in entry {
                 let key = self.key_str(key, &root)?;
                 let path = root.key(key);
-                self.known(key, &path, |_| true)?;
+                if !free {
+                    self.known(key, &path, |_| true)?;
+                }
                 let Some(a) = axes.iter().position(|a| a.name == key) else {
                     let names: Vec<&str> = axes.iter().map(|a| a.name.as_str()).collect();
                     let msg =
                         format!("`{key}` is not an axis; exclude entries match axis values ({})", names.join(", "));
                     return Err(self.invalid(path, msg));
                 };
-                let v = self.value(key, value, path.clone())?;
+                let v = if free { self.free_value(value, &path)? } else { self.value(key, value, path.clone())? };
                 let Some(d) = axes[a].values.iter().position(|x| *x == v) else {
                     return Err(self.invalid(path, format!("{} is not a value of axes.{key}", show(&v))));
                 };

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use gridsweep_proto::job::{AnalysisConfig, DataSpec, JobSpec, TrainConfig};
+use gridsweep_proto::job::{AnalysisConfig, DataSpec, JobSpec, ProgramSpec, TrainConfig};
 use serde_json::Value as Json;
 
 use super::Sweep;
@@ -21,6 +21,9 @@ pub fn describe(job: &JobSpec, base: &TrainConfig) -> String {
 /// `describe`'s line with `column` (e.g. the job's expected time, padded by the caller) between
 /// the seed and the settings, so that the id stays the line's first word.
 pub fn describe_with(job: &JobSpec, base: &TrainConfig, column: Option<&str>) -> String {
+    if let Some(program) = &job.program {
+        return describe_program(job, program, column);
+    }
     let t = &job.train;
     let mut line = format!("{} {:<6} {:>4} {:>4}", job.id(), t.arch.name(), t.depth, t.seed);
     if let Some(c) = column {
@@ -38,6 +41,28 @@ pub fn describe_with(job: &JobSpec, base: &TrainConfig, column: Option<&str>) ->
         line.push_str("  ");
         line.push_str(&parts.join(" "));
     }
+    line
+}
+
+/// A program job's line: `id program` then its settings (`lr=0.1 seed=2`), `repeat=N` after
+/// the first repetition, and the command with the settings filled in.
+fn describe_program(job: &JobSpec, program: &ProgramSpec, column: Option<&str>) -> String {
+    let mut line = format!("{} program", job.id());
+    if let Some(c) = column {
+        line.push(' ');
+        line.push_str(c);
+    }
+    let mut parts: Vec<String> = program.settings.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
+    if job.repeat > 0 {
+        parts.push(format!("repeat={}", job.repeat));
+    }
+    if !parts.is_empty() {
+        line.push_str("  ");
+        line.push_str(&parts.join(" "));
+    }
+    let argv = program.argv().map_or_else(|e| format!("({e})"), |a| a.join(" "));
+    line.push_str("  $ ");
+    line.push_str(&argv);
     line
 }
 
@@ -62,7 +87,13 @@ pub fn header(sweep: &Sweep) -> String {
     };
     let paper = TrainConfig::paper(sweep.base.arch, sweep.base.depth, sweep.base.seed);
     let base = differences(&sweep.base, &paper);
-    let base = if base.is_empty() { "the paper's recipe".to_owned() } else { base.join(" ") };
+    let base = if sweep.jobs.iter().all(|j| j.program.is_some()) {
+        "none added (a program gets its job's settings as listed)".to_owned()
+    } else if base.is_empty() {
+        "the paper's recipe".to_owned()
+    } else {
+        base.join(" ")
+    };
     let mut out = String::new();
     let _ = writeln!(out, "# sweep {} ({})", sweep.name, sweep.source.display());
     let _ = writeln!(out, "# data {data}; max_attempts {}; lease_ttl_s {}", sweep.max_attempts, sweep.lease_ttl_s);
@@ -74,6 +105,14 @@ pub fn header(sweep: &Sweep) -> String {
 /// carry one (see `describe_with`).
 pub fn legend(sweep: &Sweep, column: Option<&str>) -> String {
     let analysed = sweep.jobs.iter().filter(|j| j.analysis.is_some()).count();
+    let programs = sweep.jobs.iter().filter(|j| j.program.is_some()).count();
+    if programs > 0 {
+        let extra = column.map(|c| format!(" {c}")).unwrap_or_default();
+        return format!(
+            "# id arch depth seed{extra}, then settings that differ from the base ({analysed} analysed); \
+             program jobs ({programs}): id program{extra}, then their settings and command"
+        );
+    }
     let extra = column.map(|c| format!(" {c}")).unwrap_or_default();
     format!("# id arch depth seed{extra}, then settings that differ from the base ({analysed} analysed)")
 }

@@ -1,7 +1,8 @@
 //! Expanding a sweep file into checked jobs: parse the serde shape, check the sweep-level fields,
 //! put every training setting in canonical form, walk the axes' product (the last axis fastest)
 //! minus the excludes, then the includes, validate each job's config, attach the analysis,
-//! collapse duplicates, apply the job cap and the repeats.
+//! collapse duplicates, apply the job cap and the repeats. A sweep with a top-level `program`
+//! block, and include entries with one, become program jobs (`program.rs`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -13,7 +14,8 @@ use super::Sweep;
 use super::check::{Analysis, Axis, Cx};
 use super::error::SweepError;
 use super::locate::KeyPath;
-use super::raw::RawSweep;
+use super::program::derived_config;
+use super::raw::{RawProgram, RawSweep};
 use super::settings::{JOB_KEYS, Settings, show};
 
 /// Axis combinations (x repeats) beyond `max_jobs` times this are refused without expanding them.
@@ -34,20 +36,18 @@ pub(super) fn expand(text: &str, origin: &Path) -> Result<Sweep, SweepError> {
     cx.check_name(&raw.name)?;
     let data = cx.data(&raw.data)?;
     cx.limits(&raw)?;
+    if let Some(program) = &raw.program {
+        return expand_program(&cx, &raw, program, data);
+    }
     let train = cx.train(raw.train.as_ref())?;
     let axes = cx.axes(raw.axes.as_ref(), &train)?;
     let includes = cx.includes(raw.include.as_deref().unwrap_or_default())?;
-    let excludes = cx.excludes(raw.exclude.as_deref().unwrap_or_default(), &axes)?;
+    let excludes = cx.excludes(raw.exclude.as_deref().unwrap_or_default(), &axes, false)?;
     let analysis = cx.analysis(raw.analysis.as_ref())?;
     let mut base = cx.settings.template().clone();
     base.extend(train.iter().map(|(k, v)| (k.clone(), v.clone())));
 
-    let combos = axes.iter().try_fold(1u128, |n, a| n.checked_mul(a.values.len() as u128)).unwrap_or(u128::MAX);
-    let repeats = u128::from(raw.repeats);
-    if combos.saturating_mul(repeats) > (raw.max_jobs as u128).saturating_mul(SCAN_FACTOR) {
-        let note = " (axis combinations x repeats, before exclude)";
-        return Err(cx.too_many(combos.saturating_mul(repeats), raw.max_jobs, note));
-    }
+    let combos = combinations(&cx, &raw, &axes)?;
     let mut out = Jobs {
         cx: &cx,
         data,
@@ -56,10 +56,102 @@ pub(super) fn expand(text: &str, origin: &Path) -> Result<Sweep, SweepError> {
         seen: HashSet::new(),
         jobs: Vec::new(),
     };
+    walk(&axes, &excludes, combos, |digits| {
+        let mut object = base.clone();
+        for (axis, &d) in axes.iter().zip(digits) {
+            object.insert(axis.name.clone(), axis.values[d].clone());
+        }
+        out.add(object, &Origin::Product(&axes, digits))
+    })?;
+    let mut builtin = includes.iter().peekable();
+    for (i, entry) in raw.include.iter().flatten().enumerate() {
+        if let Some((_, entry)) = builtin.next_if(|e| e.0 == i) {
+            let mut object = base.clone();
+            object.extend(entry.iter().map(|(k, v)| (k.clone(), v.clone())));
+            out.add(object, &Origin::Include(i, entry))?;
+        } else if let Some((template, settings)) = cx.program_entry(entry, &KeyPath::top("include").index(i))? {
+            let mut object = train.clone();
+            object.extend(settings);
+            let job = template.job(&cx, object, &out.data)?;
+            out.push(job);
+        }
+    }
+    if analysis.as_ref().is_some_and(|a| !a.when.is_empty()) && out.jobs.iter().all(|j| j.analysis.is_none()) {
+        return Err(cx.invalid(KeyPath::top("analysis").key("when"), "selects no job of the sweep"));
+    }
+    let first = out.jobs.iter().find(|j| j.program.is_none()).or(out.jobs.first()).map(|j| j.train.clone());
+    let mut base = Settings::build(base).map_err(|m| cx.invalid(KeyPath::top("train"), m))?;
+    if let Some(first) = first {
+        (base.arch, base.depth, base.seed) = (first.arch, first.depth, first.seed);
+    }
+    finish(&cx, &raw, out.data, base, out.jobs)
+}
+
+/// Expands a sweep with a top-level `program` block: free settings, every job a program job.
+fn expand_program(cx: &Cx<'_>, raw: &RawSweep, program: &RawProgram, data: DataSpec) -> Result<Sweep, SweepError> {
+    if raw.analysis.is_some() {
+        let msg = "the gradient analysis is the built-in trainer's: a program sweep has none";
+        return Err(cx.invalid(KeyPath::top("analysis"), msg));
+    }
+    let template = cx.program(program, KeyPath::top("program"))?;
+    let train = cx.free_train(raw.train.as_ref())?;
+    let axes = cx.free_axes(raw.axes.as_ref(), &train)?;
+    let excludes = cx.excludes(raw.exclude.as_deref().unwrap_or_default(), &axes, true)?;
+    let combos = combinations(cx, raw, &axes)?;
+    let mut out = Jobs { cx, data, analysis: None, extra_axes: true, seen: HashSet::new(), jobs: Vec::new() };
+    walk(&axes, &excludes, combos, |digits| {
+        let mut object = train.clone();
+        for (axis, &d) in axes.iter().zip(digits) {
+            object.insert(axis.name.clone(), axis.values[d].clone());
+        }
+        let job = template.job(cx, object, &out.data)?;
+        out.push(job);
+        Ok(())
+    })?;
+    for (i, entry) in raw.include.iter().flatten().enumerate() {
+        let root = KeyPath::top("include").index(i);
+        let mut object = train.clone();
+        let job = match cx.program_entry(entry, &root)? {
+            Some((own, settings)) => {
+                object.extend(settings);
+                own.job(cx, object, &out.data)?
+            }
+            None => {
+                for (key, value) in entry {
+                    let key = cx.key_str(key, &root)?;
+                    object.insert(key.to_owned(), cx.free_value(value, &root.key(key))?);
+                }
+                template.job(cx, object, &out.data)?
+            }
+        };
+        out.push(job);
+    }
+    let base = out.jobs.first().map_or_else(|| derived_config(&train), |j| j.train.clone());
+    finish(cx, raw, out.data, base, out.jobs)
+}
+
+/// The number of axis combinations, refused without expanding them when far over the cap.
+fn combinations(cx: &Cx<'_>, raw: &RawSweep, axes: &[Axis]) -> Result<u128, SweepError> {
+    let combos = axes.iter().try_fold(1u128, |n, a| n.checked_mul(a.values.len() as u128)).unwrap_or(u128::MAX);
+    let repeats = u128::from(raw.repeats);
+    if combos.saturating_mul(repeats) > (raw.max_jobs as u128).saturating_mul(SCAN_FACTOR) {
+        let note = " (axis combinations x repeats, before exclude)";
+        return Err(cx.too_many(combos.saturating_mul(repeats), raw.max_jobs, note));
+    }
+    Ok(combos)
+}
+
+/// Calls `f` with each combination's value indices (the last axis fastest), excludes skipped.
+fn walk(
+    axes: &[Axis],
+    excludes: &[Vec<(usize, usize)>],
+    combos: u128,
+    mut f: impl FnMut(&[usize]) -> Result<(), SweepError>,
+) -> Result<(), SweepError> {
     let mut digits = vec![0usize; axes.len()];
     for n in 0..combos {
         let mut rest = n;
-        for (d, axis) in digits.iter_mut().zip(&axes).rev() {
+        for (d, axis) in digits.iter_mut().zip(axes).rev() {
             let len = axis.values.len() as u128;
             *d = (rest % len) as usize;
             rest /= len;
@@ -67,43 +159,37 @@ pub(super) fn expand(text: &str, origin: &Path) -> Result<Sweep, SweepError> {
         if excludes.iter().any(|entry| entry.iter().all(|&(a, v)| digits[a] == v)) {
             continue;
         }
-        let mut object = base.clone();
-        for (axis, &d) in axes.iter().zip(&digits) {
-            object.insert(axis.name.clone(), axis.values[d].clone());
-        }
-        out.add(object, &Origin::Product(&axes, &digits))?;
+        f(&digits)?;
     }
-    for (i, entry) in includes.iter().enumerate() {
-        let mut object = base.clone();
-        object.extend(entry.iter().map(|(k, v)| (k.clone(), v.clone())));
-        out.add(object, &Origin::Include(i, entry))?;
-    }
+    Ok(())
+}
 
-    let Some(first) = out.jobs.first().map(|j| j.train.clone()) else {
+/// The sweep from its distinct jobs: not empty, within the cap, each repeated.
+fn finish(
+    cx: &Cx<'_>,
+    raw: &RawSweep,
+    data: DataSpec,
+    base: gridsweep_proto::job::TrainConfig,
+    jobs: Vec<JobSpec>,
+) -> Result<Sweep, SweepError> {
+    if jobs.is_empty() {
         return Err(cx.invalid(KeyPath::top("exclude"), "drops every job and there is no include: the sweep is empty"));
-    };
-    let total = out.jobs.len() as u128 * repeats;
+    }
+    let total = jobs.len() as u128 * u128::from(raw.repeats);
     if total > raw.max_jobs as u128 {
         return Err(cx.too_many(total, raw.max_jobs, ""));
     }
-    if analysis.as_ref().is_some_and(|a| !a.when.is_empty()) && out.jobs.iter().all(|j| j.analysis.is_none()) {
-        return Err(cx.invalid(KeyPath::top("analysis").key("when"), "selects no job of the sweep"));
-    }
-    let jobs = out
-        .jobs
-        .into_iter()
-        .flat_map(|job| (0..raw.repeats).map(move |repeat| JobSpec { repeat, ..job.clone() }))
-        .collect();
-    let mut base = Settings::build(base).map_err(|m| cx.invalid(KeyPath::top("train"), m))?;
-    (base.arch, base.depth, base.seed) = (first.arch, first.depth, first.seed);
+    let repeats = raw.repeats;
+    let jobs =
+        jobs.into_iter().flat_map(|job| (0..repeats).map(move |repeat| JobSpec { repeat, ..job.clone() })).collect();
     Ok(Sweep {
-        name: raw.name,
-        data: out.data,
+        name: raw.name.clone(),
+        data,
         base,
         jobs,
         max_attempts: raw.retry.max_attempts,
         lease_ttl_s: raw.lease_ttl_s,
-        source: origin.to_path_buf(),
+        source: cx.origin.to_path_buf(),
     })
 }
 
@@ -151,7 +237,7 @@ impl Jobs<'_> {
             }
         }
         let analysis = self.analysis.filter(|a| a.selects(&object)).map(|a| a.config.clone());
-        let job = JobSpec { train: config, analysis, data: self.data.clone(), repeat: 0 };
+        let job = JobSpec { train: config, analysis, data: self.data.clone(), repeat: 0, program: None };
         // What only the analysis decides: an analysis-only job (0 epochs), analysed epochs
         // within the job's epochs.
         let failed = match job.validate() {
@@ -171,10 +257,15 @@ impl Jobs<'_> {
             let detail = format!("got {value} in the job {}", describe_job(&job));
             return Err(SweepError::Range { at: cx.at(&key), key: key.to_string(), reason, detail });
         }
+        self.push(job);
+        Ok(())
+    }
+
+    /// Keeps `job` unless an equal one came first.
+    fn push(&mut self, job: JobSpec) {
         if self.seen.insert(job.id()) {
             self.jobs.push(job);
         }
-        Ok(())
     }
 
     /// The key that gave a job its `field`: its axis or include entry, else `train`.

@@ -10,7 +10,7 @@
 //!
 //! The format is in `sweeps/README.md`. `raw` holds its serde shape, `settings` the training
 //! settings as JSON values, `check` the checks of each block, `expand` the expansion into jobs,
-//! `locate` the line finder, `error` the errors and `describe` the listing that
+//! `locate` the line finder, `program` the `program:` jobs, `error` the errors and `describe` the listing that
 //! `coordinator expand` prints.
 
 mod check;
@@ -18,6 +18,7 @@ mod describe;
 mod error;
 mod expand;
 mod locate;
+mod program;
 mod raw;
 mod settings;
 #[cfg(test)]

@@ -46,6 +46,22 @@ pub(super) struct RawSweep {
     /// Cap on the number of jobs.
     #[serde(default = "default_max_jobs")]
     pub max_jobs: usize,
+    /// The user's program that runs every job instead of the built-in trainer (`program.rs`).
+    #[serde(default)]
+    pub program: Option<RawProgram>,
+}
+
+/// A `program` block (top level, or in an include entry).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a map with command, env and metric")]
+pub(super) struct RawProgram {
+    /// The argv template, each item checked on its own (so that an error has a line).
+    pub command: Yaml,
+    /// Extra environment variables, name -> value template.
+    #[serde(default)]
+    pub env: Option<Mapping>,
+    /// The result's metric the tables report.
+    pub metric: gridsweep_proto::job::Metric,
 }
 
 /// The `data` block.

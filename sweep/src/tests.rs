@@ -57,8 +57,13 @@ fn paper_sweep_is_the_papers_36_jobs() {
     assert!(analysed.iter().all(|j| j.train.depth == 1538 && j.analysis == Some(AnalysisConfig::default())));
     // Axes in the file's order, the last (seed) fastest; the paper's recipe everywhere.
     let first = &sweep.jobs[0];
-    let expected =
-        JobSpec { train: TrainConfig::paper(Arch::Vgg, 26, 42), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+    let expected = JobSpec {
+        train: TrainConfig::paper(Arch::Vgg, 26, 42),
+        analysis: None,
+        data: DataSpec::Cifar10,
+        repeat: 0,
+        program: None,
+    };
     assert_eq!(*first, expected);
     assert_eq!((sweep.jobs[1].train.depth, sweep.jobs[1].train.seed), (26, 43));
     assert_eq!((sweep.jobs[3].train.depth, sweep.jobs[3].train.seed), (98, 42));

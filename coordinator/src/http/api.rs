@@ -86,13 +86,18 @@ struct JobDetailView {
     /// Its result without the epoch list (in `epochs`) and the gradient histogram and blocks
     /// (in the plots), once ended.
     result: Option<Value>,
+    /// A program job's epoch lines, log tails and result (none for a built-in job).
+    program: Option<crate::store::ProgramDetail>,
 }
 
 /// `/api/jobs/{id}`.
 pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let version = d.source.version();
     let lookup = id.clone();
-    let detail = d.source.store.call("reading a job", move |s| Ok::<_, ApiError>(s.job_detail(&lookup)?)).await?;
+    let read = d.source.store.call("reading a job", move |s| {
+        Ok::<_, ApiError>((s.job_detail(&lookup)?, s.program_detail(&lookup)?))
+    });
+    let (detail, program) = read.await?;
     let detail = detail.ok_or_else(|| ApiError::NotFound(format!("no job {id} in sweep {}", d.source.sweep_name)))?;
     let result = match &detail.job.result {
         Some(r) => {
@@ -120,6 +125,7 @@ pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Res
             .map(|e| EpochView { metrics: e.metrics, attempt: e.attempt, reported_at: e.reported_at })
             .collect(),
         result,
+        program,
     };
     serde_json::to_value(view).map(Json).map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -21,7 +21,7 @@ use super::Dashboard;
 use super::error::ApiError;
 use crate::condition::Varying;
 use crate::store::{JobRow, off_runtime};
-use crate::view::{SweepView, job_status};
+use crate::view::{SweepView, job_status, model_of};
 
 /// Sweeps of more jobs than this are read at most every `LARGE_EVERY`.
 const LARGE_SWEEP: usize = 1000;
@@ -76,9 +76,10 @@ impl JobView {
     pub(super) fn of(j: &JobRow, settings: Vec<String>) -> JobView {
         let s = job_status(j);
         let (state, error_kind) = (s.state().name(), (!s.error.is_empty()).then(|| s.error_kind().name()));
+        let (arch, _) = model_of(j);
         JobView {
             id: s.job_id,
-            arch: j.spec.train.arch.name(),
+            arch,
             depth: s.depth,
             seed: s.seed,
             repeat: j.spec.repeat,

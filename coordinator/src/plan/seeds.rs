@@ -107,6 +107,7 @@ mod tests {
             analysis: None,
             data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
             repeat: 0,
+            program: None,
         };
         RunRecord {
             job_id: spec.id(),

@@ -37,6 +37,7 @@ mod accuracy;
 mod data;
 mod fit;
 mod gradients;
+pub mod metric;
 mod style;
 #[cfg(test)]
 mod tests;

@@ -42,6 +42,16 @@ fn write_outputs_comparing(
 ) -> Result<TablesSummary, RunError> {
     let runs = records(store)?;
     let tables = tables::write_tables_comparing(&runs, name, out, axis)?;
+    let read = tables::results::runs_of(store).and_then(|r| Ok((r, tables::results::epochs_of(store)?)));
+    let written = match read {
+        Ok(((runs, metric), epochs)) => {
+            tables::results::write_results(&runs, &epochs, name, &metric, out).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = written {
+        tracing::error!("results.csv and results.md not written: {e}");
+    }
     if let Err(e) = live::write_epochs(store, out) {
         tracing::error!("{} not written: {e}", out.join(live::EPOCHS_CSV).display());
     }

@@ -240,6 +240,15 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(pb::ReleaseJobResponse { accepted }))
     }
 
+    async fn append_log(&self, request: Request<pb::AppendLogRequest>) -> RpcResult<pb::AppendLogResponse> {
+        let r = request.into_inner();
+        blocking(&self.shared, "storing a program log", move |store| {
+            store.append_program_log(&r.worker_id, &r.job_id, r.fencing_token, &r.text)
+        })
+        .await?;
+        Ok(Response::new(pb::AppendLogResponse {}))
+    }
+
     async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> RpcResult<pb::SweepStatus> {
         Ok(Response::new(self.shared.status_off_runtime().await?))
     }

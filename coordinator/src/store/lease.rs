@@ -158,12 +158,17 @@ impl Store {
     /// hold the job.
     pub fn heartbeat(&self, worker: &str, job: &str, token: u64, epochs: &[(u32, String)], ttl_s: f64) -> Result<()> {
         let sql = self.sql();
+        let program = !epochs.is_empty() && self.program_of(job)?.is_some();
         self.tx(|tx| {
             Self::touch(tx, worker, &sql)?;
             Self::check_holder(tx, worker, job, token, &sql)?;
             let attempt: i64 =
                 tx.query_row_c("SELECT attempt FROM attempts WHERE token = ?1", [token as i64], |r| r.get(0)).map_err(&sql)?;
             for (epoch, metrics) in epochs {
+                if program {
+                    Self::program_epoch(tx, job, *epoch, attempt, metrics, &sql)?;
+                    continue;
+                }
                 let bad = |message: String| StoreError::BadReport { job: job.to_owned(), message };
                 let m = EpochMetrics::parse(metrics).map_err(|e| bad(format!("epoch {epoch} metrics: {e}")))?;
                 if m.epoch != *epoch {

@@ -12,9 +12,10 @@
 //! file: `schema` (the tables and their migration), `commit` (the group commit every transition
 //! runs in), `rows` (what the store hands out), `sweeps` (adding a sweep's jobs), `lease`
 //! (workers, grants, heartbeats, expiry), `report` (results, failures, releases, retries),
-//! `checkpoints`, and the reads that change nothing: `reads` (snapshots, counts, the epoch log)
-//! and `detail` (one job in full); `handle` is the async door (`StoreHandle`) the server, the
-//! dashboard and `run` reach the store through.
+//! `checkpoints`, `program` (program jobs' epoch lines, results and logs), and the reads that
+//! change nothing: `reads` (snapshots, counts, the epoch log) and `detail` (one job in full);
+//! `handle` is the async door (`StoreHandle`) the server, the dashboard and `run` reach the store
+//! through.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ mod commit;
 mod detail;
 mod handle;
 mod lease;
+mod program;
 mod reads;
 mod report;
 mod rows;
@@ -41,6 +43,7 @@ mod tests;
 use commit::{Cached, Db};
 pub use detail::{AttemptRow, DetailEpoch, JobDetail};
 pub use handle::{StoreHandle, TaskFailed, off_runtime};
+pub use program::{AttemptLog, ProgramDetail, ProgramEpoch};
 pub use reads::EpochRow;
 pub use rows::{Grant, JobRow, LeaseInfo, ReportOutcome, RetryOutcome, StoredCheckpoint, WorkerRow};
 

@@ -14,7 +14,7 @@ impl Store {
     /// `worker` was seen and ends its attempt `token` at `job` now as `outcome` (with `error`).
     /// `Ok(Err(earlier))` when the attempt had already ended (`earlier`: how), and nothing was
     /// written; else `Ok(Ok(now))`, the time written.
-    fn end_attempt(
+    pub(super) fn end_attempt(
         tx: &Connection,
         worker: &str,
         job: &str,
@@ -74,6 +74,9 @@ impl Store {
     /// parse, is not a finished run's, or was trained with another config than the job's is a
     /// `BadReport` naming the field, and changes nothing: the lease stays as it was.
     pub fn complete(&self, worker: &str, job: &str, token: u64, result_json: &str) -> Result<ReportOutcome> {
+        if let Some(program) = self.program_of(job)? {
+            return self.complete_program(worker, job, token, result_json, &program);
+        }
         let bad = |message: String| StoreError::BadReport { job: job.to_owned(), message };
         let result = TrainResult::parse(result_json).map_err(|e| bad(e.to_string()))?;
         let state = match result.status {

@@ -29,6 +29,12 @@ CREATE TABLE IF NOT EXISTS workers (
     last_seen REAL NOT NULL, consecutive_failures INTEGER NOT NULL DEFAULT 0, quarantined INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS artifacts (
     job TEXT PRIMARY KEY, epoch INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS program_epochs (
+    job TEXT NOT NULL, epoch INTEGER NOT NULL, attempt INTEGER NOT NULL, metrics TEXT NOT NULL, reported_at REAL,
+    PRIMARY KEY (job, epoch));
+CREATE TABLE IF NOT EXISTS program_results (job TEXT PRIMARY KEY, result TEXT NOT NULL, reported_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS program_logs (
+    job TEXT NOT NULL, attempt INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (job, attempt));
 "#;
 
 /// Columns added after the first release, for state databases created before them: (table,

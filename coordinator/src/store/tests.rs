@@ -11,7 +11,13 @@ use super::*;
 fn job(seed: u64, depth: u32) -> JobSpec {
     let mut train = TrainConfig::paper(Arch::Resnet, depth, seed);
     train.epochs = 2;
-    JobSpec { train, analysis: None, data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 }, repeat: 0 }
+    JobSpec {
+        train,
+        analysis: None,
+        data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
+        repeat: 0,
+        program: None,
+    }
 }
 
 fn open() -> (tempfile::TempDir, Store) {

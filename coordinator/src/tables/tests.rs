@@ -98,6 +98,7 @@ fn sweep() -> Vec<RunRecord> {
                     analysis: analysed.then(AnalysisConfig::default),
                     data: DataSpec::Synthetic { train: 256, test: 128, seed: 7 },
                     repeat: 0,
+                    program: None,
                 };
                 let acc = accs[&(arch, depth)][(seed - 1) as usize];
                 let (params, flops) = size(arch, depth);
@@ -393,6 +394,7 @@ fn analysis_only_runs_have_no_accuracy_and_no_paper_figures() {
             analysis: Some(AnalysisConfig { at_epochs: vec![0], ..AnalysisConfig::default() }),
             data: DataSpec::Cifar10,
             repeat: 0,
+            program: None,
         };
         let mut res = result(&spec, "completed", 50.0, 24_868_122, 3_681_063_616, None);
         res["epochs"] = json!([]);

@@ -28,6 +28,7 @@ fn spec(arch: Arch, seed: u64, lr: f64) -> JobSpec {
         analysis: None,
         data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
         repeat: 0,
+        program: None,
     }
 }
 

@@ -98,13 +98,24 @@ impl SweepView {
     }
 }
 
+/// The model a job's line names: its architecture and depth, or `program` and depth 0 for a
+/// program job whose settings name no model.
+pub fn model_of(j: &JobRow) -> (&'static str, u32) {
+    let train = &j.spec.train;
+    match &j.spec.program {
+        Some(p) if !p.names_model() => ("program", 0),
+        _ => (train.arch.name(), train.depth),
+    }
+}
+
 /// One job's line in the status message.
 pub fn job_status(j: &JobRow) -> pb::JobStatus {
     let train = &j.spec.train;
+    let (arch, depth) = model_of(j);
     pb::JobStatus {
         job_id: j.id.clone(),
-        arch: train.arch.name().to_owned(),
-        depth: train.depth,
+        arch: arch.to_owned(),
+        depth,
         seed: train.seed,
         state: j.state.into(),
         worker_id: j.worker.clone().unwrap_or_default(),

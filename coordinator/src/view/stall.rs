@@ -103,8 +103,13 @@ mod tests {
     use gridsweep_proto::v1::FailureKind;
 
     fn job(state: JobState) -> JobRow {
-        let spec =
-            JobSpec { train: TrainConfig::paper(Arch::Vgg, 8, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+        let spec = JobSpec {
+            train: TrainConfig::paper(Arch::Vgg, 8, 1),
+            analysis: None,
+            data: DataSpec::Cifar10,
+            repeat: 0,
+            program: None,
+        };
         JobRow {
             id: "j".into(),
             spec,

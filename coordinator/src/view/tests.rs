@@ -8,7 +8,7 @@ use super::*;
 
 fn job(id: &str, state: JobState) -> JobRow {
     let spec =
-        JobSpec { train: TrainConfig::paper(Arch::Resnet, 8, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+        JobSpec { train: TrainConfig::paper(Arch::Resnet, 8, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
     JobRow {
         id: id.into(),
         spec,

@@ -18,7 +18,9 @@ use super::analysis::AnalysisConfig;
 use super::arch::Arch;
 use super::config::TrainConfig;
 use super::precision::{ConvPrecision, MatmulPrecision, Precision};
+use super::program::{Goal, Metric, ProgramSpec};
 use super::{DataSpec, JobSpec};
+use std::collections::BTreeMap;
 
 /// The version of the canonical form that [`JobSpec::id`] hashes.
 pub const CANONICAL_VERSION: u32 = 1;
@@ -87,6 +89,12 @@ fn write_str(s: &str, out: &mut String) {
 }
 
 impl Canonical for str {
+    fn write(&self, out: &mut String) {
+        write_str(self, out);
+    }
+}
+
+impl Canonical for String {
     fn write(&self, out: &mut String) {
         write_str(self, out);
     }
@@ -245,11 +253,98 @@ impl Canonical for TrainConfig {
     }
 }
 
+impl Canonical for serde_json::Value {
+    /// A program's setting: JSON with object keys in sorted order, integers in decimal and other
+    /// numbers as [`f64`] writes them, so one value has one text whatever order the sweep file
+    /// gave its keys in.
+    fn write(&self, out: &mut String) {
+        use serde_json::Value;
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => b.write(out),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => u.write(out),
+                (None, Some(i), _) => i.write(out),
+                (None, None, Some(x)) => x.write(out),
+                (None, None, None) => out.push_str("null"),
+            },
+            Value::String(s) => write_str(s, out),
+            Value::Array(items) => items.write(out),
+            Value::Object(map) => {
+                let sorted: BTreeMap<&String, &Value> = map.iter().collect();
+                object(out, |f| {
+                    for (k, v) in sorted {
+                        f.always(k, v);
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Canonical for serde_json::Map<String, serde_json::Value> {
+    fn write(&self, out: &mut String) {
+        let sorted: BTreeMap<&String, &serde_json::Value> = self.iter().collect();
+        object(out, |f| {
+            for (k, v) in sorted {
+                f.always(k, v);
+            }
+        });
+    }
+}
+
+impl Canonical for BTreeMap<String, String> {
+    fn write(&self, out: &mut String) {
+        object(out, |f| {
+            for (k, v) in self {
+                f.always(k, v);
+            }
+        });
+    }
+}
+
+impl Canonical for Goal {
+    fn write(&self, out: &mut String) {
+        write_str(
+            match self {
+                Goal::Max => "max",
+                Goal::Min => "min",
+            },
+            out,
+        );
+    }
+}
+
+impl Canonical for Metric {
+    fn write(&self, out: &mut String) {
+        let Metric { name, goal } = self;
+        object(out, |f| {
+            f.always("name", name).always("goal", goal);
+        });
+    }
+}
+
+impl Canonical for ProgramSpec {
+    /// The command template, the extra environment (left out when empty), the reported metric
+    /// and the resolved settings: everything that makes a program job what it is.
+    fn write(&self, out: &mut String) {
+        let ProgramSpec { command, env, metric, settings } = self;
+        object(out, |f| {
+            f.always("command", command)
+                .unless_default("env", env, &BTreeMap::new())
+                .always("metric", metric)
+                .always("settings", settings);
+        });
+    }
+}
+
 impl Canonical for JobSpec {
     fn write(&self, out: &mut String) {
-        let JobSpec { train, analysis, data, repeat } = self;
+        let JobSpec { train, analysis, data, repeat, program } = self;
         object(out, |f| {
             f.always("train", train).always("analysis", analysis).always("data", data).always("repeat", repeat);
+            // Added after the first release.
+            f.unless_default("program", program, &None);
         });
     }
 }

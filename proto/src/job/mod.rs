@@ -14,6 +14,7 @@ mod config;
 mod defaults;
 mod error;
 mod precision;
+pub mod program;
 
 pub use analysis::AnalysisConfig;
 pub use arch::{Arch, MAX_DEPTH, ModelError, ModelSpec};
@@ -21,6 +22,7 @@ pub use canonical::{CANONICAL_VERSION, Canonical, Fields, object};
 pub use config::{TrainConfig, lr_at};
 pub use error::ConfigError;
 pub use precision::{ConvPrecision, MatmulPrecision, Precision};
+pub use program::{Goal, Metric, ProgramError, ProgramResult, ProgramSpec};
 
 /// Which data a job trains on. The folder is each worker's own business; only what the data
 /// is belongs to the job's identity.
@@ -54,6 +56,10 @@ pub struct JobSpec {
     /// Repetition index (0 unless the sweep repeats jobs); part of the identity.
     #[serde(default)]
     pub repeat: u32,
+    /// The user's program that runs this job instead of the built-in trainer (`program.rs`).
+    /// Absent, and left out of the JSON, for built-in jobs, so their ids stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramSpec>,
 }
 
 impl JobSpec {

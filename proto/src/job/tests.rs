@@ -37,8 +37,13 @@ fn warmup_ramps_linearly_then_follows_the_steps() {
 
 #[test]
 fn images_follow_the_data_and_the_subsets() {
-    let mut job =
-        JobSpec { train: TrainConfig::paper(Arch::Resnet, 26, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+    let mut job = JobSpec {
+        train: TrainConfig::paper(Arch::Resnet, 26, 1),
+        analysis: None,
+        data: DataSpec::Cifar10,
+        repeat: 0,
+        program: None,
+    };
     assert_eq!((job.train_images(), job.test_images()), (50_000, 10_000));
     // (4 blocks per stage + 0.5) x 300 epochs x 50,000 images.
     assert_eq!(job.cost(), 4.5 * 300.0 * 50_000.0);
@@ -52,8 +57,13 @@ fn images_follow_the_data_and_the_subsets() {
 
 #[test]
 fn a_later_setting_at_its_default_keeps_the_jobs_id() {
-    let job =
-        JobSpec { train: TrainConfig::paper(Arch::Grid, 26, 42), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+    let job = JobSpec {
+        train: TrainConfig::paper(Arch::Grid, 26, 42),
+        analysis: None,
+        data: DataSpec::Cifar10,
+        repeat: 0,
+        program: None,
+    };
     // The id as hashed before `deterministic` existed (the spec's JSON without it).
     let before = {
         use sha2::{Digest, Sha256};
@@ -77,7 +87,7 @@ fn validation_names_the_field() {
     let mut cfg = TrainConfig::paper(Arch::Grid, 26, 1);
     assert_eq!(cfg.validate(), Ok(()));
     cfg.epochs = 0;
-    let mut job = JobSpec { train: cfg.clone(), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+    let mut job = JobSpec { train: cfg.clone(), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
     assert!(job.validate().unwrap_err().to_string().starts_with("epochs = 0"));
     job.analysis = Some(AnalysisConfig { at_epochs: vec![0], ..AnalysisConfig::default() });
     assert_eq!(job.validate(), Ok(()), "analysis only");
@@ -140,7 +150,7 @@ fn varied(n: u64) -> JobSpec {
         0 => DataSpec::Cifar10,
         _ => DataSpec::Synthetic { train: 64, test: 32, seed: n },
     };
-    JobSpec { train: t, analysis, data, repeat: pick(73, 3) as u32 }
+    JobSpec { train: t, analysis, data, repeat: pick(73, 3) as u32, program: None }
 }
 
 #[test]
@@ -154,7 +164,7 @@ fn the_canonical_form_gives_the_ids_of_before() {
 #[test]
 fn a_setting_added_at_its_default_is_left_out_by_rule() {
     let job =
-        JobSpec { train: TrainConfig::paper(Arch::Grid, 26, 42), analysis: None, data: DataSpec::Cifar10, repeat: 0 };
+        JobSpec { train: TrainConfig::paper(Arch::Grid, 26, 42), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
     let text = job.canonical_text();
     assert!(!text.contains("deterministic") && !text.contains("precision"), "{text}");
     // A setting added later, optional (default: absent), written by the rule: absent, nothing

@@ -61,6 +61,9 @@ pub(super) async fn run_job(
         Ok(p) => p,
         Err(e) => return held.fail(e.into()).await,
     };
+    if prepared.spec.program.is_some() {
+        return super::program::run(cfg, &mut held, &prepared, &lease, stop).await;
+    }
     let training = match Training::start(cfg, &held.job, &prepared) {
         Ok(t) => t,
         Err(f) => return held.fail(f).await,
@@ -174,7 +177,7 @@ struct Watched {
 }
 
 /// What a heartbeat's answer asks of the job.
-enum Beat {
+pub(super) enum Beat {
     /// Train on (the lease is renewed, or the coordinator was not reached this time).
     TrainOn,
     /// The coordinator cancelled the job, for this reason.
@@ -184,15 +187,15 @@ enum Beat {
 }
 
 /// The job this worker holds, and what every report about it names.
-struct Held<'a> {
+pub(super) struct Held<'a> {
     /// The coordinator.
-    client: &'a mut Client,
+    pub(super) client: &'a mut Client,
     /// This worker's id.
-    worker: &'a str,
+    pub(super) worker: &'a str,
     /// The job's id.
-    job: String,
+    pub(super) job: String,
     /// The lease's fencing token.
-    token: u64,
+    pub(super) token: u64,
 }
 
 impl Held<'_> {
@@ -250,7 +253,7 @@ impl Held<'_> {
     }
 
     /// Sends a heartbeat with `epochs`, renewing the lease.
-    async fn heartbeat(&mut self, epochs: Vec<pb::EpochReport>) -> Beat {
+    pub(super) async fn heartbeat(&mut self, epochs: Vec<pb::EpochReport>) -> Beat {
         let hb = pb::HeartbeatRequest {
             worker_id: self.worker.to_owned(),
             job_id: self.job.clone(),
@@ -277,11 +280,19 @@ impl Held<'_> {
     /// Delivers a completed or diverged run's result (retried while the coordinator is not
     /// reached); a result the coordinator refuses is reported as the job's failure.
     async fn complete(&mut self, r: &TrainResult) -> JobEnd {
+        let acc = r.final_test_acc.map_or_else(|| "-".to_owned(), |a| format!("{a:.2}%"));
+        let summary = format!("{:?}", r.status);
+        let json = serde_json::to_string(r).unwrap_or_default();
+        self.deliver(json, &summary, &format!("final test accuracy {acc}")).await
+    }
+
+    /// Delivers a result document (`summary` and `detail` go to the log line), as `complete`.
+    pub(super) async fn deliver(&mut self, result_json: String, summary: &str, detail: &str) -> JobEnd {
         let req = pb::CompleteJobRequest {
             worker_id: self.worker.to_owned(),
             job_id: self.job.clone(),
             fencing_token: self.token,
-            result_json: serde_json::to_string(r).unwrap_or_default(),
+            result_json,
         };
         let client = &*self.client;
         let delivered = retry(|| {
@@ -291,12 +302,8 @@ impl Held<'_> {
         })
         .await;
         match delivered {
-            Ok(resp) if resp.get_ref().accepted => tracing::info!(
-                "{:?} (accepted: true), final test accuracy {}",
-                r.status,
-                r.final_test_acc.map_or_else(|| "-".to_owned(), |a| format!("{a:.2}%"))
-            ),
-            Ok(resp) => tracing::warn!("{:?} (accepted: false): {}", r.status, resp.get_ref().reason),
+            Ok(resp) if resp.get_ref().accepted => tracing::info!("{summary} (accepted: true), {detail}"),
+            Ok(resp) => tracing::warn!("{summary} (accepted: false): {}", resp.get_ref().reason),
             // The coordinator refused the result itself: the job's fault, which uses an
             // attempt, rather than a lease left to expire and a rerun that ends the same.
             Err(s) if s.code() == Code::InvalidArgument => {
@@ -308,7 +315,7 @@ impl Held<'_> {
     }
 
     /// Gives the lease back (a stopped run: the job resumes elsewhere from its checkpoint).
-    async fn release(&mut self) {
+    pub(super) async fn release(&mut self) {
         let req = pb::ReleaseJobRequest {
             worker_id: self.worker.to_owned(),
             job_id: self.job.clone(),
@@ -318,7 +325,7 @@ impl Held<'_> {
     }
 
     /// Reports a failure with its kind; says how the job ended for this worker.
-    async fn fail(&mut self, f: Failure) -> JobEnd {
+    pub(super) async fn fail(&mut self, f: Failure) -> JobEnd {
         tracing::error!("failed ({}): {}", f.kind.name(), f.message);
         let req = pb::FailJobRequest {
             worker_id: self.worker.to_owned(),

@@ -19,6 +19,9 @@
 mod failure;
 mod job;
 mod prepare;
+/// Running a `program:` job (its files live in `worker/src/program/`).
+#[path = "../program/mod.rs"]
+mod program;
 mod session;
 mod transfer;
 

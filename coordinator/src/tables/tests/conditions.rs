@@ -29,6 +29,7 @@ pub(super) fn lr_sweep() -> Vec<RunRecord> {
                         analysis: analysed.then(AnalysisConfig::default),
                         data: DataSpec::Synthetic { train: 256, test: 128, seed: 7 },
                         repeat: 0,
+                        program: None,
                     };
                     let (params, flops) = size(arch, depth);
                     let std = 2e-3 + lr * 1e-2 + seed as f64 * 1e-4;
