@@ -91,7 +91,7 @@ fn a_program_sweep_completes_with_its_results_table() {
         assert_eq!(row["epochs_run_mean"], "3");
     }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| lr | test_acc mean ± std | n |"), "{md}");
+    assert!(md.contains("| lr | test_acc mean ± std [95% CI] | n |"), "{md}");
     // The epoch lines' curves, one per condition.
     for metric in ["test_acc", "train_loss"] {
         let svg = std::fs::read_to_string(out.join(format!("results_{metric}_vs_epoch.svg"))).unwrap();

@@ -52,5 +52,5 @@ fn train_py_and_the_builtin_trainer_side_by_side() {
     assert_eq!((pytorch[col("epochs_n")].as_str(), pytorch[col("epochs_mean")].as_str()), ("1", "2"));
     assert_eq!(builtin[col("epochs_n")], "0");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| implementation | test_acc mean ± std |"), "{md}");
+    assert!(md.contains("| implementation | test_acc mean ± std [95% CI] |"), "{md}");
 }

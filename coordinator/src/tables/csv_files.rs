@@ -70,7 +70,7 @@ pub(super) fn table1(path: &Path, varying: &Varying, rows: &[Table1Row]) -> Resu
 
 /// The half-width of the 95% interval of a cell's mean (mean ± this): empty without runs,
 /// `n/a` from one run (no interval, not a zero-width one).
-fn ci_cell(values: &[f64]) -> String {
+pub(super) fn ci_cell(values: &[f64]) -> String {
     match values.len() {
         0 => String::new(),
         1 => "n/a".to_owned(),

@@ -21,7 +21,8 @@ use gridsweep_proto::result::TrainResult;
 use gridsweep_proto::v1::JobState;
 use serde_json::{Map, Value as Json};
 
-use super::{TablesError, cell, csv_bytes, mean_std};
+use super::csv_files::ci_cell;
+use super::{TablesError, ci95_half_width, cell, csv_bytes, mean_std};
 use crate::files::{create_dir, write_output};
 use crate::plots::metric::{Epochs, metric_vs_epoch};
 use crate::store::{Store, StoreError};
@@ -165,21 +166,26 @@ pub fn conditions(runs: &[ResultRun]) -> Vec<(String, Vec<&ResultRun>)> {
         .collect()
 }
 
-/// A metric's statistics over a row's completed runs: mean, std, n, min, max.
-fn stats(row: &Row<'_>, metric: &str) -> [String; 5] {
-    let (mean, std, n, min, max) = stat_values(row, metric);
-    [cell(mean), cell(std), n.to_string(), cell(min), cell(max)]
+/// A metric's statistics over a row's completed runs: mean, std, the half-width of the mean's
+/// 95% interval (`n/a` from one run), n, min, max.
+fn stats(row: &Row<'_>, metric: &str) -> [String; 6] {
+    let values = completed_values(row, metric);
+    let (mean, std, n, min, max) = stat_values(&values);
+    [cell(mean), cell(std), ci_cell(&values), n.to_string(), cell(min), cell(max)]
 }
 
-/// `stats`' figures as numbers (none where there is no completed run, or one for the std).
-fn stat_values(row: &Row<'_>, metric: &str) -> (Option<f64>, Option<f64>, usize, Option<f64>, Option<f64>) {
-    let values: Vec<f64> = row
-        .runs
+/// A metric's final values over a row's completed runs.
+fn completed_values(row: &Row<'_>, metric: &str) -> Vec<f64> {
+    row.runs
         .iter()
         .filter(|r| r.state == JobState::Completed)
         .filter_map(|r| r.metrics.get(metric).copied())
-        .collect();
-    let (mean, std) = mean_std(&values);
+        .collect()
+}
+
+/// Mean, std, n, min and max of `values` (none where there is no value, or one for the std).
+fn stat_values(values: &[f64]) -> (Option<f64>, Option<f64>, usize, Option<f64>, Option<f64>) {
+    let (mean, std) = mean_std(values);
     let min = values.iter().copied().reduce(f64::min);
     let max = values.iter().copied().reduce(f64::max);
     (mean, std, values.len(), min, max)
@@ -212,7 +218,7 @@ pub fn results_csv(path: &Path, runs: &[ResultRun]) -> Result<Vec<u8>, TablesErr
     let mut header = columns.clone();
     header.extend(COUNTS.map(str::to_owned));
     for m in &metrics {
-        header.extend(["mean", "std", "n", "min", "max"].map(|s| format!("{m}_{s}")));
+        header.extend(["mean", "std", "ci95", "n", "min", "max"].map(|s| format!("{m}_{s}")));
     }
     let body = rows(runs, &columns)
         .iter()
@@ -232,20 +238,23 @@ pub fn results_csv(path: &Path, runs: &[ResultRun]) -> Result<Vec<u8>, TablesErr
 pub fn results_md(sweep: &str, metric: &str, runs: &[ResultRun]) -> String {
     let columns = condition_columns(runs);
     let mut header = columns.clone();
-    header.extend([format!("{metric} mean ± std"), "n".to_owned(), "min".to_owned(), "max".to_owned()]);
+    header.extend([format!("{metric} mean ± std [95% CI]"), "n".to_owned(), "min".to_owned(), "max".to_owned()]);
     header.extend(["diverged", "failed", "unfinished"].map(str::to_owned));
     let mut out = format!(
         "# Results of {sweep}\n\nFinal `{metric}` per condition: mean ± sample std over completed runs (seeds and repeats), \
-         min and max; diverged, failed and unfinished runs are counted, never averaged.\n\n"
+         the mean's 95% confidence interval (Student's t over the n runs; n/a from one run), min and max; \
+         diverged, failed and unfinished runs are counted, never averaged.\n\n"
     );
     out.push_str(&format!("| {} |\n", header.join(" | ")));
     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for row in rows(runs, &columns) {
-        let (mean, std, n, min, max) = stat_values(&row, metric);
+        let values = completed_values(&row, metric);
+        let (mean, std, n, min, max) = stat_values(&values);
         let two = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
-        let value = match (mean, std) {
-            (Some(m), Some(s)) => format!("{m:.2} ± {s:.2}"),
-            (m, _) => two(m),
+        let value = match (mean, std, ci95_half_width(&values)) {
+            (Some(m), Some(s), Some(h)) => format!("{m:.2} ± {s:.2} [{:.2}, {:.2}]", m - h, m + h),
+            (Some(m), _, _) => format!("{m:.2} [CI n/a]"),
+            (None, _, _) => two(None),
         };
         let (n, min, max) = (n.to_string(), two(min), two(max));
         let [_, _, diverged, failed, unfinished] = counts(&row);

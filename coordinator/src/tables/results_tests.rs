@@ -33,14 +33,20 @@ fn a_row_per_condition_with_statistics_over_completed_runs() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "lr,runs,completed,diverged,failed,unfinished,test_acc_mean,test_acc_std,test_acc_n,test_acc_min,test_acc_max"
+        "lr,runs,completed,diverged,failed,unfinished,test_acc_mean,test_acc_std,test_acc_ci95,test_acc_n,test_acc_min,test_acc_max"
     );
-    assert_eq!(lines[1], "0.05,3,1,1,1,0,50,,1,50,50", "the diverged run's 10 is never averaged");
-    assert_eq!(lines[2], "0.1,3,3,0,0,0,62,2,3,60,64");
+    assert_eq!(lines[1], "0.05,3,1,1,1,0,50,,n/a,1,50,50", "the diverged run's 10 is never averaged");
+    // The interval's half-width: t(0.975, 2) * 2 / sqrt(3), with t(0.975, 2) = 4.302652729911275
+    // (scipy.stats.t.ppf(0.975, 2)), i.e. 4.968275...
+    let cells: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(cells[..8], ["0.1", "3", "3", "0", "0", "0", "62", "2"]);
+    let half: f64 = cells[8].parse().unwrap();
+    assert!((half - 4.302652729911275 * 2.0 / 3f64.sqrt()).abs() < 1e-6, "{}", lines[2]);
+    assert_eq!(cells[9..], ["3", "60", "64"]);
     let md = results_md("s", "test_acc", &runs);
-    assert!(md.contains("| lr | test_acc mean ± std | n | min | max | diverged | failed | unfinished |"), "{md}");
-    assert!(md.contains("| 0.1 | 62.00 ± 2.00 | 3 | 60.00 | 64.00 | 0 | 0 | 0 |"), "{md}");
-    assert!(md.contains("| 0.05 | 50.00 | 1 | 50.00 | 50.00 | 1 | 1 | 0 |"), "{md}");
+    assert!(md.contains("| lr | test_acc mean ± std [95% CI] | n | min | max | diverged | failed | unfinished |"), "{md}");
+    assert!(md.contains("| 0.1 | 62.00 ± 2.00 [57.03, 66.97] | 3 | 60.00 | 64.00 | 0 | 0 | 0 |"), "{md}");
+    assert!(md.contains("| 0.05 | 50.00 [CI n/a] | 1 | 50.00 | 50.00 | 1 | 1 | 0 |"), "{md}");
 }
 
 #[test]
@@ -51,5 +57,5 @@ fn two_implementations_get_a_column() {
     ];
     let csv = String::from_utf8(results_csv(Path::new("r.csv"), &runs).unwrap()).unwrap();
     assert!(csv.starts_with("implementation,runs,"), "{csv}");
-    assert!(csv.contains("\npython3 train.py,1,0,0,0,1,,,0,,\n"), "{csv}");
+    assert!(csv.contains("\npython3 train.py,1,0,0,0,1,,,,0,,\n"), "{csv}");
 }
