@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 mod analysis;
 mod arch;
 mod config;
-mod defaults;
+pub mod defaults;
 mod error;
 mod precision;
 
