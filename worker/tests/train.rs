@@ -203,7 +203,7 @@ fn speed_switches_keep_the_training_and_are_recorded() {
     let mut results = Vec::new();
     for (exec, format) in ways {
         let mut o = opts(None, false, None);
-        o.speed.grid_exec = exec;
+        o.speed.grid_exec = Some(exec);
         o.speed.memory_format = format;
         let r = train::train(&cfg, &data, &o, &mut |_| {}).unwrap();
         let v = serde_json::to_value(&r).unwrap();

@@ -199,7 +199,7 @@ fn train_guarded(
     tx: &mpsc::UnboundedSender<Event>,
 ) -> Result<TrainResult, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let data = data::load(data_dir, opts.device)
+        let data = data::cache::load(data_dir, opts.device)
             .map_err(|e| Failure::new(FailureKind::Worker, format!("loading the data: {e}")))?;
         train::train(cfg, &data, opts, &mut |m| {
             let _ = tx.send(Event::Epoch(m.clone()));
