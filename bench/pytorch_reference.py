@@ -6,8 +6,10 @@ installed) and training-step throughput. Parameter names match the worker's
 
     python bench/pytorch_reference.py count                       # all 12 Table 1 cells, JSON lines
     python bench/pytorch_reference.py bench --arch grid --depth 26 --batch 128 --steps 20
+    python bench/pytorch_reference.py bench --arch grid --depth 26 --count-ops   # aten ops of one step
 """
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -58,6 +60,10 @@ def bench(args):
 
     for _ in range(args.warmup):
         step()
+    if args.count_ops:
+        print(json.dumps({"impl": "pytorch", "arch": args.arch, "depth": args.depth, "device": str(dev),
+                          "params": len(list(net.parameters())), **count_ops(step)}))
+        return
     seconds = []
     for _ in range(args.steps):
         sync()
@@ -75,6 +81,26 @@ def bench(args):
                       "step_seconds": seconds}))
 
 
+def count_ops(step):
+    """The aten operators one call of `step` dispatches (after warm-up), counted by a
+    TorchDispatchMode: every op the dispatcher routes, views and in-place ops included (a view
+    or `detach` launches no kernel, so this bounds the kernels from above)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[str(func.overloadpacket.__name__)] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count() as c:
+        step()
+    return {"ops_per_step": sum(c.ops.values()), "by_op": dict(c.ops.most_common())}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -90,6 +116,7 @@ def main():
     b.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     b.add_argument("--memory-format", default="contiguous", choices=["contiguous", "channels-last"])
     b.add_argument("--tf32", action="store_true", help="let cuDNN fp32 convolutions use TF32")
+    b.add_argument("--count-ops", action="store_true", help="count the aten ops of one step instead of timing")
     args = p.parse_args()
     count(args) if args.cmd == "count" else bench(args)
 

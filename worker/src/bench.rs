@@ -89,8 +89,7 @@ impl Runner {
     /// One forward, backward and SGD update.
     fn step(&mut self) {
         let loss = self.net.forward_t(&self.x, true).cross_entropy_for_logits(&self.y);
-        self.opt.zero_grad();
-        loss.backward();
+        self.opt.backward(&loss);
         self.opt.step(0.01);
     }
 }
@@ -114,7 +113,7 @@ pub fn run(
     precision: Precision,
 ) -> BenchResult {
     crate::context::set_precision(precision);
-    let (exec, format) = (speed.grid_exec, speed.memory_format);
+    let (exec, format) = (speed.grid_exec(spec), speed.memory_format);
     crate::memory::reset_peak(device);
     let mut r = Runner::new(spec, exec, format, batch, device);
     for _ in 0..warmup {
@@ -301,17 +300,17 @@ pub struct OptimizerResult {
     pub device: String,
     /// Timed updates of each.
     pub steps: u32,
-    /// Median seconds of zero_grad + step, packed into flat tensors.
+    /// Median seconds of a step, packed into flat tensors.
     pub packed_seconds: f64,
-    /// Median seconds of zero_grad + step, parameter by parameter.
+    /// Median seconds of a step, parameter by parameter.
     pub per_parameter_seconds: f64,
     /// per_parameter_seconds / packed_seconds.
     pub speedup: f64,
 }
 
-/// Times the optimizer's zero_grad + step on `spec`'s parameters (gradients from one backward
-/// of a batch of 2), packed and per-parameter, interleaved, `steps` times each after one
-/// untimed update.
+/// Times the optimizer's update alone (`step`; handing the gradients over is part of
+/// `backward`) on `spec`'s parameters (gradients from one backward of a batch of 2), packed and
+/// per-parameter, interleaved, `steps` times each after one untimed update.
 pub fn optimizer(spec: ModelSpec, steps: u32, device: Device) -> OptimizerResult {
     let runner = || Runner::new(spec, GridExec::Sequential, MemoryFormat::Contiguous, 2, device);
     let mut runners = [runner(), runner().unpacked()];
@@ -324,7 +323,6 @@ pub fn optimizer(spec: ModelSpec, steps: u32, device: Device) -> OptimizerResult
         for (r, s) in runners.iter_mut().zip(&mut seconds) {
             sync(device);
             let t = Instant::now();
-            r.opt.zero_grad();
             r.opt.step(0.01);
             sync(device);
             s.push(t.elapsed().as_secs_f64());

@@ -14,7 +14,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::Split;
-use crate::data::augment::{self, Augment, Normalizer};
+use crate::data::augment::{Augment, Augmenter, Normalizer};
 use crate::models::{Arch, ModelError, ModelSpec, Net};
 use crate::optim::Sgd;
 use crate::recipe::TrainConfig;
@@ -161,7 +161,7 @@ pub fn calibrate(
         device_name,
         libtorch_version,
         created_unix_s: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        grid_exec: settings.speed.grid_exec.name().to_owned(),
+        grid_exec: settings.speed.grid_exec_label(),
         memory_format: settings.speed.memory_format.name().to_owned(),
         tf32: settings.device.is_cuda() && settings.precision.conv == ConvPrecision::Tf32,
         threads: tch::get_num_threads(),
@@ -215,12 +215,12 @@ fn measure(t: Target, s: Settings) -> Result<CalibrationEntry, tch::TchError> {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let mut net = Net::new(&vs.root(), t.spec);
-    net.set_grid_exec(s.speed.grid_exec);
+    net.set_grid_exec(s.speed.grid_exec(t.spec));
     net.set_memory_format(&vs, s.speed.memory_format);
     let params = vs.variables().into_iter().filter(|(_, v)| v.requires_grad()).collect();
     let mut opt = Sgd::new(params, recipe.momentum, recipe.nesterov, recipe.weight_decay);
     let norm = Normalizer::new(device);
-    let aug = Augment { crop_padding: recipe.crop_padding, flip: recipe.flip };
+    let aug = Augmenter::new(Augment { crop_padding: recipe.crop_padding, flip: recipe.flip }, device);
 
     // A pool of random images that the steps draw their batches from, as an epoch does.
     let pool = random_split(t.batch_size * 4, device)?;
@@ -230,12 +230,11 @@ fn measure(t: Target, s: Settings) -> Result<CalibrationEntry, tch::TchError> {
     let mut step = |k: u32| -> Result<(), tch::TchError> {
         let start = i64::from(k % 4) * t.batch_size;
         let idx = perm.f_narrow(0, start, t.batch_size)?;
-        let x = augment::train_batch(&pool.images, &idx, aug, &norm);
+        let x = aug.batch(&pool.images, &idx, &norm);
         let y = pool.labels.f_index_select(0, &idx)?;
         let logits = net.forward_t(&x, true);
         let loss = logits.cross_entropy_for_logits(&y);
-        opt.zero_grad();
-        loss.f_backward()?;
+        opt.f_backward(&loss)?;
         opt.step(recipe.lr);
         loss_sum += loss.detach().f_to_kind(Kind::Double)? * t.batch_size as f64;
         correct += logits.f_argmax(-1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?;

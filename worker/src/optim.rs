@@ -1,15 +1,20 @@
 //! SGD with (Nesterov) momentum and L2 weight decay, the update of `torch.optim.SGD`, written
 //! out so that its momentum buffers are plain named tensors a checkpoint can hold.
 //!
-//! At the first step the parameters, their gradients and the momentum buffers are packed into
-//! one flat tensor each (every parameter and gradient becomes a view into its flat tensor,
-//! keeping its shape and layout; backward accumulates gradients in place into those views).
-//! An update is then a handful of whole-buffer operations and zeroing the gradients is one,
-//! whatever the parameter count: a depth-1538 grid has 4,619 parameter tensors, which per-parameter
-//! updates would cost ~40,000 small kernel launches a step. The arithmetic is elementwise and
-//! the same either way.
+//! At the first step the parameters and the momentum buffers are packed into one flat tensor
+//! each (every parameter becomes a view into its flat tensor, keeping its shape and layout), and
+//! the gradients get a flat tensor of their own. An update is then a handful of whole-buffer
+//! operations whatever the parameter count: a depth-1538 grid has 4,619 parameter tensors, which
+//! per-parameter updates would cost ~40,000 small kernel launches a step. The arithmetic is
+//! elementwise and the same either way.
+//!
+//! Gradients reach the optimizer through [`Sgd::backward`], with PyTorch's
+//! `zero_grad(set_to_none=True)` semantics: autograd returns each parameter's gradient as a new
+//! tensor (nothing is accumulated into a `.grad`, so no buffer is zeroed and no add runs per
+//! tensor), and one `cat` writes them all into the flat gradient tensor. Per-parameter mode
+//! (`unpacked`, for comparisons) keeps the classic zero-then-accumulate `.grad`s.
 
-use tch::Tensor;
+use tch::{TchError, Tensor};
 
 /// The optimizer over a fixed, named list of parameters.
 #[derive(Debug)]
@@ -22,7 +27,10 @@ pub struct Sgd {
     /// The packed state, from the first step on; `None` before it or when packing does not
     /// apply (parameters of mixed kinds or devices, or without gradients).
     flat: Option<Flat>,
-    /// Whether to pack at the first step.
+    /// Gradients handed over by `backward` (in `params` order) while nothing is packed: the
+    /// first step packs them, and a state that cannot be packed updates from them directly.
+    pending: Option<Vec<Tensor>>,
+    /// Whether to pack at the first step (and take gradients from autograd rather than `.grad`).
     pack: bool,
     /// Momentum factor.
     momentum: f64,
@@ -33,12 +41,12 @@ pub struct Sgd {
 }
 
 /// Parameters, gradients and momentum buffers, each one tensor; parameter k occupies
-/// `offsets[k]..offsets[k] + numel` of each.
+/// `offsets[k]..offsets[k] + numel` of each, in the memory order of its layout.
 #[derive(Debug)]
 struct Flat {
     /// Every parameter's values.
     params: Tensor,
-    /// Every parameter's gradient.
+    /// Every parameter's gradient, rewritten by each `backward`.
     grads: Tensor,
     /// Every momentum buffer, once the first update made them.
     momentum: Option<Tensor>,
@@ -59,15 +67,39 @@ fn is_dense(t: &Tensor) -> bool {
     t.stride().iter().all(|&s| s >= 0) && span + 1 == t.numel() as i64
 }
 
+/// Gradient `g` of the dense parameter `p` as a 1-D tensor in the memory order of `p`'s layout
+/// (its order in the flat buffers): a view when `g` is laid out like `p` (autograd's usual
+/// case), a copy into `p`'s layout otherwise, zeros when `g` is undefined (the parameter took
+/// no part in the loss; the packed update then decays it as it did with zeroed gradients).
+fn in_flat_order(p: &Tensor, g: Tensor) -> Result<Tensor, TchError> {
+    let numel = p.numel() as i64;
+    if !g.defined() {
+        return Tensor::f_zeros([numel], (p.kind(), p.device()));
+    }
+    // Strides of size-1 dimensions do not move any element, so they may differ.
+    let like_p = g.size() == p.size()
+        && is_dense(&g)
+        && g.size().iter().zip(g.stride()).zip(p.stride()).all(|((&n, a), b)| n == 1 || a == b);
+    let g = if like_p {
+        g
+    } else {
+        let mut t = Tensor::f_empty_strided(p.size(), p.stride(), (p.kind(), p.device()))?;
+        t.f_copy_(&g)?;
+        t
+    };
+    g.f_as_strided([numel], [1], None::<i64>)
+}
+
 impl Sgd {
     /// An optimizer over `params` (name, tensor), sorted by name for a stable order.
     pub fn new(mut params: Vec<(String, Tensor)>, momentum: f64, nesterov: bool, weight_decay: f64) -> Self {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let momentum_buffers = params.iter().map(|_| None).collect();
-        Sgd { params, momentum_buffers, flat: None, pack: true, momentum, nesterov, weight_decay }
+        Sgd { params, momentum_buffers, flat: None, pending: None, pack: true, momentum, nesterov, weight_decay }
     }
 
-    /// Updates parameter by parameter instead of packing (for comparisons).
+    /// Updates parameter by parameter instead of packing, from gradients accumulated into each
+    /// parameter's `.grad` (for comparisons).
     pub fn unpacked(mut self) -> Self {
         self.pack = false;
         self
@@ -78,12 +110,11 @@ impl Sgd {
         self.flat.is_some()
     }
 
-    /// Clears every gradient.
+    /// Clears the gradients a step would use: the parameters' `.grad`s (per-parameter mode) and
+    /// any handed-over gradients not yet used. Packed training need not call it: each
+    /// `backward` replaces the gradients.
     pub fn zero_grad(&mut self) {
-        if let Some(f) = &mut self.flat {
-            let _ = f.grads.zero_();
-            return;
-        }
+        self.pending = None;
         for (_, p) in &mut self.params {
             let mut g = p.grad();
             if g.defined() {
@@ -92,13 +123,41 @@ impl Sgd {
         }
     }
 
-    /// Packs parameters, gradients and existing momentum buffers into flat tensors, when every
-    /// parameter has a gradient, all share one kind and device and all are dense.
+    /// Back-propagates `loss` and hands its gradients to the next `step`; panics on a libtorch
+    /// error, with libtorch's message, like tch's other infallible calls.
+    pub fn backward(&mut self, loss: &Tensor) {
+        self.f_backward(loss).unwrap()
+    }
+
+    /// Back-propagates `loss` and hands its gradients to the next `step`, replacing any handed
+    /// over before (call it once per step). Packing (the default): autograd returns the
+    /// gradients without touching any `.grad`, and once packed one `cat` writes them into the
+    /// flat gradient tensor. Per-parameter mode: the `.grad`s are zeroed and `loss` accumulates
+    /// into them, as `zero_grad` then `loss.backward()` would.
+    pub fn f_backward(&mut self, loss: &Tensor) -> Result<(), TchError> {
+        if !self.pack {
+            self.zero_grad();
+            return loss.f_backward();
+        }
+        let inputs: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
+        let grads = Tensor::f_run_backward(&[loss], &inputs, false, false)?;
+        match &self.flat {
+            Some(f) => tch::no_grad(|| gather(&f.grads, &self.params, grads)),
+            None => {
+                self.pending = Some(grads);
+                Ok(())
+            }
+        }
+    }
+
+    /// Packs parameters, the handed-over gradients and existing momentum buffers into flat
+    /// tensors, when every parameter has a gradient, all share one kind and device and all are
+    /// dense.
     fn try_pack(&mut self) {
         let Some((_, first)) = self.params.first() else { return };
         let (kind, device) = (first.kind(), first.device());
-        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
-        let packable = self.params.iter().zip(&grads).all(|((_, p), g)| {
+        let Some(grads) = &self.pending else { return };
+        let packable = self.params.iter().zip(grads).all(|((_, p), g)| {
             g.defined() && p.kind() == kind && p.device() == device && is_dense(p) && g.size() == p.size()
         });
         // Momentum buffers for some parameters only (not something this optimizer makes):
@@ -115,16 +174,13 @@ impl Sgd {
         }
         let flat_params = Tensor::empty([total], (kind, device));
         let flat_grads = Tensor::empty([total], (kind, device));
+        let Some(grads) = self.pending.take() else { return };
         tch::no_grad(|| {
-            for (((_, p), g), &off) in self.params.iter_mut().zip(&grads).zip(&offsets) {
+            gather(&flat_grads, &self.params, grads).unwrap();
+            for ((_, p), &off) in self.params.iter_mut().zip(&offsets) {
                 let pv = view_at(&flat_params, p, off);
                 pv.shallow_clone().copy_(p);
                 p.set_data(&pv);
-                // The gradient handle shares the parameter's gradient, so this re-points it:
-                // backward then accumulates into the flat tensor.
-                let gv = view_at(&flat_grads, p, off);
-                gv.shallow_clone().copy_(g);
-                g.shallow_clone().set_data(&gv);
             }
         });
         let momentum = self.momentum_buffers.iter().all(Option::is_some).then(|| {
@@ -141,7 +197,8 @@ impl Sgd {
         self.flat = Some(Flat { params: flat_params, grads: flat_grads, momentum, offsets });
     }
 
-    /// One update with learning rate `lr`: d = g + wd p; buf = m buf + d (buf = d at first);
+    /// One update with learning rate `lr` from the gradients `backward` handed over (or, in
+    /// per-parameter mode, the `.grad`s): d = g + wd p; buf = m buf + d (buf = d at first);
     /// d = d + m buf (Nesterov) or buf; p -= lr d.
     pub fn step(&mut self, lr: f64) {
         if self.pack && self.flat.is_none() {
@@ -160,11 +217,13 @@ impl Sgd {
             });
             return;
         }
+        // Not packed: handed-over gradients when packing was tried and did not apply, else the
+        // `.grad`s.
+        let grads = self.pending.take().unwrap_or_else(|| self.params.iter().map(|(_, p)| p.grad()).collect());
         tch::no_grad(|| {
-            for ((_, p), buf) in self.params.iter_mut().zip(&mut self.momentum_buffers) {
-                let g = p.grad();
+            for (((_, p), buf), g) in self.params.iter_mut().zip(&mut self.momentum_buffers).zip(&grads) {
                 if g.defined() {
-                    update(p, &g, buf, momentum, nesterov, wd, lr);
+                    update(p, g, buf, momentum, nesterov, wd, lr);
                 }
             }
         });
@@ -200,6 +259,15 @@ impl Sgd {
     }
 }
 
+/// Writes `grads` (one per parameter of `params`, in order) into the flat gradient tensor
+/// `flat` with one `cat`: each in its parameter's memory order, so that it lines up with the
+/// parameter's view into the flat parameters.
+fn gather(flat: &Tensor, params: &[(String, Tensor)], grads: Vec<Tensor>) -> Result<(), TchError> {
+    let parts =
+        params.iter().zip(grads).map(|((_, p), g)| in_flat_order(p, g)).collect::<Result<Vec<Tensor>, TchError>>()?;
+    Tensor::f_cat_out(flat, &parts, 0).map(drop)
+}
+
 /// The SGD update of one parameter (or of all, packed): d = g + wd p; buf = m buf + d (buf = d
 /// at first); d = d + m buf (Nesterov) or buf; p -= lr d.
 fn update(p: &mut Tensor, g: &Tensor, buf: &mut Option<Tensor>, m: f64, nesterov: bool, wd: f64, lr: f64) {
@@ -231,8 +299,7 @@ mod tests {
         let (lr, m, wd) = (0.5f64, 0.9f64, 0.1f64);
         let (mut w, mut buf) = ([1.0f64, -2.0], [0.0f64; 2]);
         for step in 0..2 {
-            opt.zero_grad();
-            (&p * &p).sum(Kind::Float).backward(); // g = 2w
+            opt.backward(&(&p * &p).sum(Kind::Float)); // g = 2w
             opt.step(lr);
             for k in 0..2 {
                 let d = 2.0 * w[k] + wd * w[k];
@@ -283,8 +350,7 @@ mod tests {
             for step in 0..4 {
                 let x = Tensor::randn([2, 3, 6, 6], (Kind::Float, Device::Cpu));
                 for (opt, vs) in [(&mut a, &vs_a), (&mut b, &vs_b)] {
-                    opt.zero_grad();
-                    loss(&vs.variables(), &x).backward();
+                    opt.backward(&loss(&vs.variables(), &x));
                     opt.step(0.1 * f64::from(step + 1));
                 }
             }
@@ -302,23 +368,26 @@ mod tests {
     }
 
     #[test]
-    fn packed_gradients_accumulate_into_the_flat_tensor() {
+    fn packed_gradients_are_written_not_accumulated() {
         let (vs, params) = net(true);
         let mut opt = Sgd::new(params, 0.9, false, 0.0);
         let x = Tensor::randn([2, 3, 6, 6], (Kind::Float, Device::Cpu));
-        loss(&vs.variables(), &x).backward();
+        opt.backward(&loss(&vs.variables(), &x));
         opt.step(0.1);
+        assert!(opt.is_packed());
         let flat = opt.flat.as_ref().map(|f| f.grads.shallow_clone()).unwrap();
-        opt.zero_grad();
-        assert_eq!(f64::try_from(flat.abs().sum(Kind::Double)).unwrap(), 0.0);
-        loss(&vs.variables(), &x).backward();
-        // Every parameter's gradient is the matching slice of the flat tensor.
+        // A new batch, handed over twice: the second replaces the first, nothing adds up.
+        let x2 = Tensor::randn([2, 3, 6, 6], (Kind::Float, Device::Cpu));
+        opt.backward(&loss(&vs.variables(), &x2));
+        opt.backward(&loss(&vs.variables(), &x2));
+        let inputs: Vec<&Tensor> = opt.params.iter().map(|(_, p)| p).collect();
+        let want = Tensor::run_backward(&[loss(&vs.variables(), &x2)], &inputs, false, false);
         let mut seen = 0;
-        for (name, p) in &opt.params {
-            let g = p.grad();
-            assert!(g.abs().sum(Kind::Double).double_value(&[]) > 0.0, "{name}: no gradient");
-            let view = view_at(&flat, p, seen);
-            assert_eq!(g.data_ptr(), view.data_ptr(), "{name}: gradient outside the flat tensor");
+        for ((name, p), w) in opt.params.iter().zip(&want) {
+            assert!(!p.grad().defined(), "{name}: a .grad was accumulated");
+            assert!(w.abs().sum(Kind::Double).double_value(&[]) > 0.0, "{name}: no gradient");
+            // The parameter's slice of the flat tensor, in its layout, is its gradient.
+            assert!(view_at(&flat, p, seen).equal(w), "{name}: flat gradient differs");
             seen += p.numel() as i64;
         }
         assert_eq!(seen, flat.numel() as i64);
@@ -327,5 +396,27 @@ mod tests {
         opt.set_buffers(&saved).unwrap();
         let m = opt.flat.as_ref().and_then(|f| f.momentum.as_ref().map(Tensor::shallow_clone)).unwrap();
         assert_eq!(m.sum(Kind::Double).double_value(&[]), flat.numel() as f64);
+    }
+
+    #[test]
+    fn gradients_line_up_with_their_parameter_in_any_layout() {
+        use crate::layout::{MemoryFormat, Relayout};
+        let opts = (Kind::Float, Device::Cpu);
+        // A channels-last parameter (strides of NHWC), and gradients in either layout.
+        let p = MemoryFormat::ChannelsLast.apply(&Tensor::randn([4, 8, 3, 3], opts));
+        let flat = Tensor::zeros([p.numel() as i64], opts);
+        for g in
+            [Tensor::randn([4, 8, 3, 3], opts), MemoryFormat::ChannelsLast.apply(&Tensor::randn([4, 8, 3, 3], opts))]
+        {
+            let same_layout = g.stride() == p.stride();
+            let part = in_flat_order(&p, g.shallow_clone()).unwrap();
+            // Laid out like the parameter: a view, no copy.
+            assert_eq!(part.data_ptr() == g.data_ptr(), same_layout);
+            flat.shallow_clone().copy_(&part);
+            assert!(view_at(&flat, &p, 0).equal(&g), "layout-matching {same_layout}");
+        }
+        let none = in_flat_order(&p, Tensor::new()).unwrap();
+        assert_eq!(none.size(), [p.numel() as i64]);
+        assert_eq!(none.abs().sum(Kind::Double).double_value(&[]), 0.0);
     }
 }

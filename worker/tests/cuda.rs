@@ -43,7 +43,7 @@ fn grid_trains_on_the_gpu_both_ways_and_records_how() {
     for exec in [GridExec::Sequential, GridExec::Wavefront] {
         for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
             let mut o = options(device, None, false, None);
-            o.speed.grid_exec = exec;
+            o.speed.grid_exec = Some(exec);
             o.speed.memory_format = format;
             let r = train::train(&cfg, &data, &o, &mut |_| {}).unwrap();
             assert_eq!(r.status, Status::Completed, "{exec} {format}");

@@ -203,7 +203,7 @@ fn speed_switches_keep_the_training_and_are_recorded() {
     let mut results = Vec::new();
     for (exec, format) in ways {
         let mut o = opts(None, false, None);
-        o.speed.grid_exec = exec;
+        o.speed.grid_exec = Some(exec);
         o.speed.memory_format = format;
         let r = train::train(&cfg, &data, &o, &mut |_| {}).unwrap();
         let v = serde_json::to_value(&r).unwrap();
@@ -215,9 +215,11 @@ fn speed_switches_keep_the_training_and_are_recorded() {
     let a = &results[0];
     for b in &results[1..] {
         let (ea, eb) = (&a.epochs[0], &b.epochs[0]);
-        // fp32 summation order differs between the ways: close, not identical.
+        // fp32 summation order differs between the ways: close, not identical. Four steps at
+        // batch 32 amplify rounding: channels-last against contiguous measured 1.5e-3 (a
+        // 2-ulp change of the normalised inputs alone moved it by 6e-4 in a similar run), so 3e-3.
         let (la, lb) = (ea.train_loss.unwrap(), eb.train_loss.unwrap());
-        assert!((la - lb).abs() <= 1e-3 * la.abs(), "{:?}: train loss {la} vs {lb}", b.environment);
+        assert!((la - lb).abs() <= 3e-3 * la.abs(), "{:?}: train loss {la} vs {lb}", b.environment);
         let (ta, tb) = (ea.test_loss.unwrap(), eb.test_loss.unwrap());
         // One epoch of four steps leaves the batch norms' running statistics barely trained, so
         // evaluation amplifies rounding (0.8% between the two grid executions): a loose check.
@@ -276,4 +278,51 @@ fn analyses_over_training_leave_training_unchanged_and_survive_a_resume() {
         train::train(&cfg, &data, &Options { grad_analysis: Some(beyond), ..opts(None, false, None) }, &mut |_| {})
             .unwrap_err();
     assert!(err.to_string().contains("analysis.at_epochs[1] = 3"), "{err}");
+}
+
+/// The packed optimizer, fed autograd's gradients through one gather, trains the paper's grid
+/// exactly as gradients accumulated into `.grad` and applied parameter by parameter, in every
+/// execution and layout (run serially: libtorch's CPU kernels may sum in another order while
+/// another test holds the threads).
+#[test]
+fn packed_training_of_the_grid_equals_per_parameter_training() {
+    use tch::nn::ModuleT;
+    use tch::{Kind, Tensor};
+    use worker::layout::MemoryFormat;
+    use worker::models::{GridExec, ModelSpec, Net};
+    use worker::optim::Sgd;
+    let _serial = serial();
+    tch::set_num_threads(2);
+    let spec = ModelSpec::new(Arch::Grid, 26).unwrap();
+    for (exec, format) in [
+        (GridExec::Sequential, MemoryFormat::ChannelsLast),
+        (GridExec::Wavefront, MemoryFormat::ChannelsLast),
+        (GridExec::Wavefront, MemoryFormat::Contiguous),
+    ] {
+        let build = || {
+            tch::manual_seed(7);
+            let vs = tch::nn::VarStore::new(Device::Cpu);
+            let mut net = Net::new(&vs.root(), spec);
+            net.set_grid_exec(exec);
+            net.set_memory_format(&vs, format);
+            let params = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+            (vs, net, Sgd::new(params, 0.9, true, 4e-4))
+        };
+        let ((vs_a, net_a, mut a), (vs_b, net_b, b)) = (build(), build());
+        let mut b = b.unpacked();
+        for step in 0..3 {
+            tch::manual_seed(100 + step);
+            let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+            let y = Tensor::randint(10, [4], (Kind::Int64, Device::Cpu));
+            a.backward(&net_a.forward_t(&x, true).cross_entropy_for_logits(&y));
+            a.step(0.1);
+            b.backward(&net_b.forward_t(&x, true).cross_entropy_for_logits(&y));
+            b.step(0.1);
+        }
+        assert!(a.is_packed() && !b.is_packed());
+        let vb = vs_b.variables();
+        for (name, t) in vs_a.variables() {
+            assert!(t.equal(&vb[&name]), "{exec:?} {format:?}: {name} differs");
+        }
+    }
 }

@@ -11,7 +11,7 @@ mod analysis;
 mod arch;
 mod canonical;
 mod config;
-mod defaults;
+pub mod defaults;
 mod error;
 mod precision;
 pub mod program;

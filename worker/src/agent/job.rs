@@ -153,7 +153,7 @@ fn train_guarded(
     tx: &mpsc::UnboundedSender<Event>,
 ) -> Result<TrainResult, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let data = data::load(data_dir, opts.device).map_err(|e| match e {
+        let data = data::cache::load(data_dir, opts.device).map_err(|e| match e {
             // Moving the set to the device can run out of its memory as training can.
             DataError::Torch { source, .. } => Failure::of_fault(source.into(), opts.device),
             e => Failure::new(FailureKind::Worker, format!("loading the data: {e}")),

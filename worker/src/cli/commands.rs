@@ -146,7 +146,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub grad_analysis: bool,
     /// Validation images per gradient in the analysis.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = gridsweep_proto::job::defaults::grad_batch_size())]
     pub grad_batch_size: i64,
     /// Batch norm in training mode during the analysis.
     #[arg(long)]
@@ -192,8 +192,9 @@ pub struct BenchArgs {
     /// their ratios.
     #[arg(long)]
     pub compare: bool,
-    /// Time the SGD update alone (zero_grad + step) of --arch at --depth, packed into flat
-    /// tensors against parameter by parameter, interleaved.
+    /// Time the SGD update alone (the step, without the backward that hands the gradients over)
+    /// of --arch at --depth, packed into flat tensors against parameter by parameter,
+    /// interleaved.
     #[arg(long, requires = "arch", conflicts_with = "compare")]
     pub optimizer: bool,
     /// How grid stages run and the memory layout.

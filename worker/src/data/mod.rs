@@ -1,9 +1,10 @@
 //! CIFAR-10 in its binary layout (`cifar-10-batches-bin/`: five `data_batch_N.bin` and
 //! `test_batch.bin`, records of 1 label byte + 3072 pixel bytes, channel-major): loading onto the
 //! training device as one u8 tensor per split, fetching the real files, writing a synthetic set,
-//! and batched augmentation.
+//! batched augmentation, and (`cache`) the set kept on the device across a worker's jobs.
 
 pub mod augment;
+pub mod cache;
 pub mod fetch;
 pub mod synth;
 

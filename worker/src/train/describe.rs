@@ -4,12 +4,19 @@
 use gridsweep_proto::result::{Environment, EpochMetrics};
 use tch::Device;
 
+use crate::layout::MemoryFormat;
+use crate::models::GridExec;
 use crate::recipe::{ConvPrecision, Precision};
-use crate::speed::Speed;
 
-/// The device and software of this process, and the speed switches and precision the job ran
-/// with.
-pub fn environment(device: Device, deterministic: bool, speed: Speed, precision: Precision) -> Environment {
+/// The device and software of this process, and the speed switches (as the network ran them)
+/// and precision the job ran with.
+pub fn environment(
+    device: Device,
+    deterministic: bool,
+    grid_exec: GridExec,
+    memory_format: MemoryFormat,
+    precision: Precision,
+) -> Environment {
     let report = crate::devices::DeviceReport::probe();
     let (name, label) = match device {
         Device::Cuda(i) => (
@@ -25,8 +32,8 @@ pub fn environment(device: Device, deterministic: bool, speed: Speed, precision:
         cuda_version: device.is_cuda().then(tch::utils::version_cudart),
         cudnn_benchmark: device.is_cuda() && !deterministic,
         deterministic,
-        grid_exec: Some(speed.grid_exec),
-        memory_format: Some(speed.memory_format),
+        grid_exec: Some(grid_exec),
+        memory_format: Some(memory_format),
         tf32: Some(device.is_cuda() && precision.conv == ConvPrecision::Tf32),
     }
 }

@@ -6,7 +6,7 @@ use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
 use crate::data::Split;
-use crate::data::augment::{self, Augment, Normalizer};
+use crate::data::augment::{Augment, Augmenter, Normalizer};
 use crate::models::Net;
 use crate::optim::Sgd;
 use crate::recipe::{TrainConfig, lr_at};
@@ -59,7 +59,7 @@ pub(super) fn train_pass(
     let device = set.images.device();
     tch::manual_seed(epoch_seed(cfg.seed, epoch));
     let lr = lr_at(cfg, epoch);
-    let aug = Augment { crop_padding: cfg.crop_padding, flip: cfg.flip };
+    let aug = Augmenter::new(Augment { crop_padding: cfg.crop_padding, flip: cfg.flip }, device);
     let n = set.len();
     let perm = Tensor::randperm(n, (Kind::Int64, device));
     let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
@@ -74,15 +74,14 @@ pub(super) fn train_pass(
         }
         let len = cfg.batch_size.min(n - start);
         let idx = perm.narrow(0, start, len);
-        let x = augment::train_batch(&set.images, &idx, aug, norm);
+        let x = aug.batch(&set.images, &idx, norm);
         let y = set.labels.index_select(0, &idx);
         let logits = net.forward_t(&x, true);
         if inject {
             super::inject::raise_in_step(&logits);
         }
         let loss = logits.cross_entropy_for_logits(&y);
-        opt.zero_grad();
-        loss.backward();
+        opt.backward(&loss);
         opt.step(lr);
         loss_sum += loss.detach().to_kind(Kind::Double) * len as f64;
         correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);

@@ -99,7 +99,7 @@ impl<'a> Run<'a> {
         tch::manual_seed(cfg.seed as i64);
         let vs = nn::VarStore::new(device);
         let mut net = Net::new(&vs.root(), cfg.model()?);
-        net.set_grid_exec(opts.speed.grid_exec);
+        net.set_grid_exec(opts.speed.grid_exec(net.spec));
         net.set_memory_format(&vs, opts.speed.memory_format);
         let cost = net.cost();
         let trainable: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
@@ -257,7 +257,13 @@ impl<'a> Run<'a> {
                 train_images: self.train_set.len(),
                 test_images: self.test_set.len(),
             },
-            environment: environment(self.opts.device, self.deterministic, self.opts.speed, self.cfg.precision),
+            environment: environment(
+                self.opts.device,
+                self.deterministic,
+                self.net.grid_exec,
+                self.net.memory_format,
+                self.cfg.precision,
+            ),
             grad_analysis,
             earlier_grad_analyses: self.analyses,
         }
