@@ -94,9 +94,10 @@ struct JobDetailView {
 pub async fn job(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let version = d.source.version();
     let lookup = id.clone();
-    let read = d.source.store.call("reading a job", move |s| {
-        Ok::<_, ApiError>((s.job_detail(&lookup)?, s.program_detail(&lookup)?))
-    });
+    let read = d
+        .source
+        .store
+        .call("reading a job", move |s| Ok::<_, ApiError>((s.job_detail(&lookup)?, s.program_detail(&lookup)?)));
     let (detail, program) = read.await?;
     let detail = detail.ok_or_else(|| ApiError::NotFound(format!("no job {id} in sweep {}", d.source.sweep_name)))?;
     let result = match &detail.job.result {

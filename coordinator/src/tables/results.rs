@@ -22,7 +22,7 @@ use gridsweep_proto::v1::JobState;
 use serde_json::{Map, Value as Json};
 
 use super::csv_files::ci_cell;
-use super::{TablesError, ci95_half_width, cell, csv_bytes, mean_std};
+use super::{TablesError, cell, ci95_half_width, csv_bytes, mean_std};
 use crate::files::{create_dir, write_output};
 use crate::plots::metric::{Epochs, metric_vs_epoch};
 use crate::store::{Store, StoreError};
@@ -176,11 +176,7 @@ fn stats(row: &Row<'_>, metric: &str) -> [String; 6] {
 
 /// A metric's final values over a row's completed runs.
 fn completed_values(row: &Row<'_>, metric: &str) -> Vec<f64> {
-    row.runs
-        .iter()
-        .filter(|r| r.state == JobState::Completed)
-        .filter_map(|r| r.metrics.get(metric).copied())
-        .collect()
+    row.runs.iter().filter(|r| r.state == JobState::Completed).filter_map(|r| r.metrics.get(metric).copied()).collect()
 }
 
 /// Mean, std, n, min and max of `values` (none where there is no value, or one for the std).

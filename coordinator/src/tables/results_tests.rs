@@ -44,7 +44,10 @@ fn a_row_per_condition_with_statistics_over_completed_runs() {
     assert!((half - 4.302652729911275 * 2.0 / 3f64.sqrt()).abs() < 1e-6, "{}", lines[2]);
     assert_eq!(cells[9..], ["3", "60", "64"]);
     let md = results_md("s", "test_acc", &runs);
-    assert!(md.contains("| lr | test_acc mean ± std [95% CI] | n | min | max | diverged | failed | unfinished |"), "{md}");
+    assert!(
+        md.contains("| lr | test_acc mean ± std [95% CI] | n | min | max | diverged | failed | unfinished |"),
+        "{md}"
+    );
     assert!(md.contains("| 0.1 | 62.00 ± 2.00 [57.03, 66.97] | 3 | 60.00 | 64.00 | 0 | 0 | 0 |"), "{md}");
     assert!(md.contains("| 0.05 | 50.00 [CI n/a] | 1 | 50.00 | 50.00 | 1 | 1 | 0 |"), "{md}");
 }

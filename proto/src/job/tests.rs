@@ -163,8 +163,13 @@ fn the_canonical_form_gives_the_ids_of_before() {
 
 #[test]
 fn a_setting_added_at_its_default_is_left_out_by_rule() {
-    let job =
-        JobSpec { train: TrainConfig::paper(Arch::Grid, 26, 42), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
+    let job = JobSpec {
+        train: TrainConfig::paper(Arch::Grid, 26, 42),
+        analysis: None,
+        data: DataSpec::Cifar10,
+        repeat: 0,
+        program: None,
+    };
     let text = job.canonical_text();
     assert!(!text.contains("deterministic") && !text.contains("precision"), "{text}");
     // A setting added later, optional (default: absent), written by the rule: absent, nothing
