@@ -49,7 +49,7 @@ pub fn job_line(j: &pb::JobStatus) -> String {
         j.state().name(),
         worker,
         j.epoch,
-        j.epochs_total,
+        j.epochs_total.map_or_else(|| "?".to_owned(), |n| n.to_string()),
         acc,
         eta,
         error

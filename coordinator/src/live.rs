@@ -3,7 +3,10 @@
 //! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end, each
 //! paced by what its last rewrite took (`pace`). The TensorBoard event files
 //! (`tensorboard/<run>/`, [`crate::tensorboard`]) follow both: epochs as they arrive, a run's
-//! gradient histograms when its result does.
+//! gradient histograms when its result does. Program jobs' epoch lines join `epochs.csv`
+//! (`programs`: their figures by name, their other metrics as extra columns).
+
+mod programs;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use crate::condition::Varying;
 use crate::files::{OutputError, create_dir, write_output};
 use crate::pace;
 use crate::server::Shared;
-use crate::store::{EpochRow, JobRow, Store, StoreError};
+use crate::store::{EpochRow, JobRow, ProgramEpoch, Store, StoreError};
 use crate::tables::{self, RunRecord, TablesError, cell, csv_bytes};
 use crate::tensorboard::{self, RunEvents, TensorboardError};
 
@@ -186,7 +189,8 @@ fn timed(f: impl FnOnce()) -> Duration {
 pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
     let (jobs, _) = store.snapshot()?;
     let log = store.epoch_log()?;
-    let bytes = epochs_csv(&out.join(EPOCHS_CSV), &jobs, &log)?;
+    let lines = store.program_epochs()?;
+    let bytes = epochs_csv(&out.join(EPOCHS_CSV), &jobs, &log, &lines)?;
     create_dir(out)?;
     Ok(write_output(out, EPOCHS_CSV, &bytes)?)
 }
@@ -260,7 +264,14 @@ pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEven
 /// jobs (named as in the sweep file), then the epoch's figures (`epoch_lr`: the learning rate
 /// the schedule used in that epoch, apart from the `lr` setting), its worker and attempt.
 /// Missing figures (a non-finite loss) are empty cells; `path` only names the file in errors.
-pub fn epochs_csv(path: &Path, jobs: &[JobRow], log: &[EpochRow]) -> Result<Vec<u8>, TablesError> {
+/// Program jobs' `lines` follow the built-in rows (`programs`): their other metrics are extra
+/// columns after `attempt`, empty in the built-in rows; without program lines there are none.
+pub fn epochs_csv(
+    path: &Path,
+    jobs: &[JobRow],
+    log: &[EpochRow],
+    lines: &[ProgramEpoch],
+) -> Result<Vec<u8>, TablesError> {
     let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
     let mut header: Vec<String> = ["job_id", "arch", "depth", "seed", "repeat"].map(String::from).into();
     header.extend(varying.names.iter().cloned());
@@ -268,18 +279,26 @@ pub fn epochs_csv(path: &Path, jobs: &[JobRow], log: &[EpochRow]) -> Result<Vec<
         ["epoch", "epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "worker", "attempt"]
             .map(String::from),
     );
+    let extras = programs::extra_columns(lines);
+    header.extend(extras.iter().cloned());
     // Each job's leading cells, once: a long sweep has hundreds of epochs per job.
     let leading: HashMap<&str, Vec<String>> = jobs
         .iter()
         .map(|j| {
             let t = &j.spec.train;
-            let mut cells = vec![j.id.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
-            cells.push(j.spec.repeat.to_string());
+            let mut cells = match &j.spec.program {
+                Some(p) => programs::leading(j, p.settings.get("seed")),
+                None => {
+                    let mut cells = vec![j.id.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
+                    cells.push(j.spec.repeat.to_string());
+                    cells
+                }
+            };
             cells.extend(varying.key(&j.spec).iter().map(|v| v.text()));
             (j.id.as_str(), cells)
         })
         .collect();
-    let rows = log
+    let mut rows: Vec<Vec<String>> = log
         .iter()
         .filter_map(|row| {
             let mut record = leading.get(row.job.as_str())?.clone();
@@ -295,9 +314,15 @@ pub fn epochs_csv(path: &Path, jobs: &[JobRow], log: &[EpochRow]) -> Result<Vec<
                 row.worker.clone().unwrap_or_default(),
                 row.attempt.to_string(),
             ]);
+            record.extend(extras.iter().map(|_| String::new()));
             Some(record)
         })
         .collect();
+    rows.extend(lines.iter().filter_map(|line| {
+        let mut record = leading.get(line.job.as_str())?.clone();
+        record.extend(programs::row_cells(line, &extras));
+        Some(record)
+    }));
     csv_bytes(path, &header, rows)
 }
 

@@ -7,8 +7,13 @@ use gridsweep_proto::v1::{self as pb, FailureKind, JobState};
 use super::*;
 
 fn job(id: &str, state: JobState) -> JobRow {
-    let spec =
-        JobSpec { train: TrainConfig::paper(Arch::Resnet, 8, 1), analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
+    let spec = JobSpec {
+        train: TrainConfig::paper(Arch::Resnet, 8, 1),
+        analysis: None,
+        data: DataSpec::Cifar10,
+        repeat: 0,
+        program: None,
+    };
     JobRow {
         id: id.into(),
         spec,
@@ -27,6 +32,7 @@ fn job(id: &str, state: JobState) -> JobRow {
         max_attempts: 3,
         result: None,
         memory_need: None,
+        epochs_reported: None,
     }
 }
 
