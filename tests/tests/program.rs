@@ -308,3 +308,37 @@ async fn a_program_that_exits_0_without_a_result_fails() {
     );
     assert!(jobs[0].error.contains("toy: done"), "with the log's tail: {}", jobs[0].error);
 }
+
+#[tokio::test]
+async fn a_program_sweep_without_data_runs_and_its_lines_give_its_total_and_epochs_csv() {
+    let dir = scratch("program-no-data");
+    let path = dir.join("nodata.yaml");
+    let text = format!(
+        "name: nodata\nprogram:\n  command: [python3, {toy}]\n  metric: {{name: test_acc, goal: max}}\n\
+         train: {{length: 3, sleep: 0.5, report_data_dir: true}}\naxes: {{lr: [0.1]}}\n",
+        toy = toy()
+    );
+    std::fs::write(&path, text).unwrap();
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    // No `--data` and no `data:`: nothing to check or serve.
+    let args = ["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (mut coordinator, url) = start_coordinator(&path, &args);
+    let jobs = wait_for(&url, Duration::from_secs(20), "the status", |j| !j.is_empty()).await;
+    assert_eq!(jobs[0].epochs_total, None, "no `epochs` setting and no line yet: unknown, not the recipe's 300");
+    let _a = start_worker(&url, &dir.join("a"));
+    let jobs = wait_for(&url, Duration::from_secs(60), "an epoch", |j| j[0].epoch >= 1).await;
+    assert_eq!(jobs[0].epochs_total, Some(3), "the total the program's line gave");
+    let status = tokio::task::spawn_blocking(move || coordinator.child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    let row = &results(&out)[0];
+    assert_eq!(row["data_dir_set_mean"], "0", "GRIDSWEEP_DATA_DIR unset without data: {row:?}");
+    // epochs.csv has the program's epoch lines, its figures in the columns of the same names.
+    let mut reader = csv::Reader::from_path(out.join("epochs.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.len(), 3, "{header:?}");
+    assert_eq!((&rows[0][at("arch")], &rows[0][at("epoch")], &rows[0][at("test_acc")]), ("program", "1", "60.1"));
+    assert_eq!(&rows[2][at("epoch")], "3");
+    assert_eq!(header.last().map(String::as_str), Some("attempt"), "the toy reports no other metric");
+}
