@@ -3,10 +3,12 @@
 //! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end, each
 //! paced by what its last rewrite took (`pace`). The TensorBoard event files
 //! (`tensorboard/<run>/`, [`crate::tensorboard`]) follow both: epochs as they arrive, a run's
-//! gradient histograms when its result does. Program jobs' epoch lines join `epochs.csv`
-//! (`programs`: their figures by name, their other metrics as extra columns).
+//! gradient histograms when its result does. The CSV's format, with program jobs' epoch lines
+//! (their figures by name, their other metrics as extra columns), is `epochs.rs`.
 
-mod programs;
+mod epochs;
+
+pub use epochs::epochs_csv;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,12 +17,11 @@ use std::time::{Duration, Instant};
 
 use gridsweep_proto::v1 as pb;
 
-use crate::condition::Varying;
 use crate::files::{OutputError, create_dir, write_output};
 use crate::pace;
 use crate::server::Shared;
-use crate::store::{EpochRow, JobRow, ProgramEpoch, Store, StoreError};
-use crate::tables::{self, RunRecord, TablesError, cell, csv_bytes};
+use crate::store::{EpochRow, JobRow, Store, StoreError};
+use crate::tables::{self, RunRecord, TablesError};
 use crate::tensorboard::{self, RunEvents, TensorboardError};
 
 /// The file's name in the output directory.
@@ -258,72 +259,6 @@ pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEven
             RunEvents { job_id: &j.id, spec: &j.spec, epochs, grads }
         })
         .collect()
-}
-
-/// The CSV: job id, arch, depth, seed, repeat, each setting that varies between the sweep's
-/// jobs (named as in the sweep file), then the epoch's figures (`epoch_lr`: the learning rate
-/// the schedule used in that epoch, apart from the `lr` setting), its worker and attempt.
-/// Missing figures (a non-finite loss) are empty cells; `path` only names the file in errors.
-/// Program jobs' `lines` follow the built-in rows (`programs`): their other metrics are extra
-/// columns after `attempt`, empty in the built-in rows; without program lines there are none.
-pub fn epochs_csv(
-    path: &Path,
-    jobs: &[JobRow],
-    log: &[EpochRow],
-    lines: &[ProgramEpoch],
-) -> Result<Vec<u8>, TablesError> {
-    let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
-    let mut header: Vec<String> = ["job_id", "arch", "depth", "seed", "repeat"].map(String::from).into();
-    header.extend(varying.names.iter().cloned());
-    header.extend(
-        ["epoch", "epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "worker", "attempt"]
-            .map(String::from),
-    );
-    let extras = programs::extra_columns(lines);
-    header.extend(extras.iter().cloned());
-    // Each job's leading cells, once: a long sweep has hundreds of epochs per job.
-    let leading: HashMap<&str, Vec<String>> = jobs
-        .iter()
-        .map(|j| {
-            let t = &j.spec.train;
-            let mut cells = match &j.spec.program {
-                Some(p) => programs::leading(j, p.settings.get("seed")),
-                None => {
-                    let mut cells = vec![j.id.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
-                    cells.push(j.spec.repeat.to_string());
-                    cells
-                }
-            };
-            cells.extend(varying.key(&j.spec).iter().map(|v| v.text()));
-            (j.id.as_str(), cells)
-        })
-        .collect();
-    let mut rows: Vec<Vec<String>> = log
-        .iter()
-        .filter_map(|row| {
-            let mut record = leading.get(row.job.as_str())?.clone();
-            let m = &row.metrics;
-            record.extend([
-                m.epoch.to_string(),
-                m.lr.to_string(),
-                cell(m.train_loss),
-                m.train_acc.to_string(),
-                cell(m.test_loss),
-                m.test_acc.to_string(),
-                m.seconds.to_string(),
-                row.worker.clone().unwrap_or_default(),
-                row.attempt.to_string(),
-            ]);
-            record.extend(extras.iter().map(|_| String::new()));
-            Some(record)
-        })
-        .collect();
-    rows.extend(lines.iter().filter_map(|line| {
-        let mut record = leading.get(line.job.as_str())?.clone();
-        record.extend(programs::row_cells(line, &extras));
-        Some(record)
-    }));
-    csv_bytes(path, &header, rows)
 }
 
 #[cfg(test)]

@@ -1,24 +1,94 @@
-//! Program jobs' epoch lines in `epochs.csv`. A program's line is free-form (any metric names),
-//! so it fills the file's own figure columns from the keys of the same names (`train_loss`,
+//! `epochs.csv`'s format: one row per job and reported epoch in long format, the built-in
+//! trainer's epochs first, then program jobs' epoch lines. A program's line is free-form (any
+//! metric names), so it fills the file's own figure columns from the keys of the same names (`train_loss`,
 //! `train_acc`, `test_loss`, `test_acc`, `seconds`, `epoch_lr`; absent: an empty cell) and
 //! brings its other metrics as extra columns after `attempt`, named as in the line and sorted.
 //! A sweep without program jobs gets no extra column, so its file is what it was.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 
 use serde_json::{Map, Value as Json};
 
-use crate::store::{JobRow, ProgramEpoch};
+use crate::condition::Varying;
+use crate::store::{EpochRow, JobRow, ProgramEpoch};
+use crate::tables::{TablesError, cell as figure_cell, csv_bytes};
 
 /// The figure columns of `epochs.csv` that a program's line fills by name.
-pub(super) const FIGURES: [&str; 6] = ["epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"];
+const FIGURES: [&str; 6] = ["epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"];
 
 /// Keys of a line that are no metric column: the epoch (a column of its own) and the job's total.
 const NOT_METRICS: [&str; 2] = ["epoch", "epochs"];
 
+/// The CSV: job id, arch, depth, seed, repeat, each setting that varies between the sweep's
+/// jobs (named as in the sweep file), then the epoch's figures (`epoch_lr`: the learning rate
+/// the schedule used in that epoch, apart from the `lr` setting), its worker and attempt.
+/// Missing figures (a non-finite loss) are empty cells; `path` only names the file in errors.
+/// Program jobs' `lines` follow the built-in rows (`programs`): their other metrics are extra
+/// columns after `attempt`, empty in the built-in rows; without program lines there are none.
+pub fn epochs_csv(
+    path: &Path,
+    jobs: &[JobRow],
+    log: &[EpochRow],
+    lines: &[ProgramEpoch],
+) -> Result<Vec<u8>, TablesError> {
+    let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
+    let mut header: Vec<String> = ["job_id", "arch", "depth", "seed", "repeat"].map(String::from).into();
+    header.extend(varying.names.iter().cloned());
+    header.extend(
+        ["epoch", "epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "worker", "attempt"]
+            .map(String::from),
+    );
+    let extras = extra_columns(lines);
+    header.extend(extras.iter().cloned());
+    // Each job's leading cells, once: a long sweep has hundreds of epochs per job.
+    let leading: HashMap<&str, Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let t = &j.spec.train;
+            let mut cells = match &j.spec.program {
+                Some(p) => leading(j, p.settings.get("seed")),
+                None => {
+                    let mut cells = vec![j.id.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
+                    cells.push(j.spec.repeat.to_string());
+                    cells
+                }
+            };
+            cells.extend(varying.key(&j.spec).iter().map(|v| v.text()));
+            (j.id.as_str(), cells)
+        })
+        .collect();
+    let mut rows: Vec<Vec<String>> = log
+        .iter()
+        .filter_map(|row| {
+            let mut record = leading.get(row.job.as_str())?.clone();
+            let m = &row.metrics;
+            record.extend([
+                m.epoch.to_string(),
+                m.lr.to_string(),
+                figure_cell(m.train_loss),
+                m.train_acc.to_string(),
+                figure_cell(m.test_loss),
+                m.test_acc.to_string(),
+                m.seconds.to_string(),
+                row.worker.clone().unwrap_or_default(),
+                row.attempt.to_string(),
+            ]);
+            record.extend(extras.iter().map(|_| String::new()));
+            Some(record)
+        })
+        .collect();
+    rows.extend(lines.iter().filter_map(|line| {
+        let mut record = leading.get(line.job.as_str())?.clone();
+        record.extend(row_cells(line, &extras));
+        Some(record)
+    }));
+    csv_bytes(path, &header, rows)
+}
+
 /// The extra columns: every key of the program lines that is neither a figure column nor
 /// `epoch`/`epochs`, sorted.
-pub(super) fn extra_columns(lines: &[ProgramEpoch]) -> Vec<String> {
+fn extra_columns(lines: &[ProgramEpoch]) -> Vec<String> {
     let names: BTreeSet<&String> = lines
         .iter()
         .flat_map(|l| l.metrics.keys())
@@ -37,7 +107,7 @@ fn cell(metrics: &Map<String, Json>, key: &str) -> String {
 
 /// The leading cells of a program job: its id, its model as the status names it (`program`
 /// and depth 0 without one), its `seed` setting (empty without one) and its repeat.
-pub(super) fn leading(j: &JobRow, program_seed: Option<&Json>) -> Vec<String> {
+fn leading(j: &JobRow, program_seed: Option<&Json>) -> Vec<String> {
     let (arch, depth) = crate::view::model_of(j);
     let seed = program_seed.and_then(Json::as_i64).map(|s| s.to_string()).unwrap_or_default();
     vec![j.id.clone(), arch.to_owned(), depth.to_string(), seed, j.spec.repeat.to_string()]
@@ -45,7 +115,7 @@ pub(super) fn leading(j: &JobRow, program_seed: Option<&Json>) -> Vec<String> {
 
 /// The cells of one line after the leading ones: epoch, the figure columns, worker, attempt,
 /// then `extras` in order.
-pub(super) fn row_cells(line: &ProgramEpoch, extras: &[String]) -> Vec<String> {
+fn row_cells(line: &ProgramEpoch, extras: &[String]) -> Vec<String> {
     let mut cells = vec![line.epoch.to_string()];
     cells.extend(FIGURES.iter().map(|k| cell(&line.metrics, k)));
     cells.push(line.worker.clone().unwrap_or_default());
@@ -79,7 +149,7 @@ mod tests {
         store.add_sweep("s", "s.yaml", &[builtin.clone(), program.clone()], 3).unwrap();
         let out = dir.path().join("out");
         let read = || {
-            let path = super::super::write_epochs(&store, &out).unwrap();
+            let path = crate::live::write_epochs(&store, &out).unwrap();
             let mut reader = csv::Reader::from_path(&path).unwrap();
             let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
             let rows: Vec<Vec<String>> =
