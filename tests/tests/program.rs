@@ -33,6 +33,12 @@ fn sweep(dir: &Path, name: &str, train: &str, axes: &str, extra: &str) -> PathBu
     path
 }
 
+/// An include entry for a job that keeps a sweep open while a test reads the status: `run`
+/// exits once every job has ended, and a job that fails at once would otherwise end the sweep
+/// before the status poll sees it fail. Its single epoch makes it the cheapest job, granted
+/// after the job under test (longest first); the test's end stops it with the worker.
+const KEEP_OPEN: &str = "  - {lr: 0.9, epochs: 1, sleep: 300, fail: false, no_result: false}\n";
+
 /// The coordinator's state folder in the test's scratch folder (never in the source tree).
 fn state_in(dir: &Path) -> String {
     dir.join("state").display().to_string()
@@ -188,7 +194,8 @@ async fn a_lost_lease_kills_the_program_and_what_it_started() {
 #[tokio::test]
 async fn a_failing_program_uses_its_attempts_and_shows_its_stderr() {
     let dir = scratch("program-fail");
-    let path = sweep(&dir, "fail", "{fail: true}", "{lr: [0.1]}", "retry: {max_attempts: 2}\n");
+    let extra = format!("retry: {{max_attempts: 2}}\ninclude:\n{KEEP_OPEN}");
+    let path = sweep(&dir, "fail", "{fail: true}", "{lr: [0.1]}", &extra);
     let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
@@ -296,7 +303,8 @@ fn bad_program_keys_are_located() {
 #[tokio::test]
 async fn a_program_that_exits_0_without_a_result_fails() {
     let dir = scratch("program-no-result");
-    let path = sweep(&dir, "noresult", "{epochs: 2, no_result: true}", "{lr: [0.1]}", "retry: {max_attempts: 1}\n");
+    let extra = format!("retry: {{max_attempts: 1}}\ninclude:\n{KEEP_OPEN}");
+    let path = sweep(&dir, "noresult", "{epochs: 2, no_result: true}", "{lr: [0.1]}", &extra);
     let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
