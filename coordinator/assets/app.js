@@ -129,7 +129,7 @@ const JOB_COLUMNS = [
   { key: 'depth', label: 'depth', filter: true, num: true },
   { key: 'seed', label: 'seed', filter: true, num: true },
   { key: 'state', label: 'state', filter: true },
-  { key: 'epoch', label: 'epoch', num: true, text: (j) => `${j.epoch}/${j.epochs_total}` },
+  { key: 'epoch', label: 'epoch', num: true, text: (j) => `${j.epoch}/${j.epochs_total ?? '?'}` },
   { key: 'test_acc', label: 'test acc %', num: true, text: (j) => fmtNum(j.test_acc, 2) },
   { key: 'attempts', label: 'attempts', num: true },
   { key: 'eta_s', label: 'left', num: true, text: (j) => fmtSecs(j.eta_s) },
@@ -229,7 +229,7 @@ function chart(title, epochs, values, label, color, total) {
   }
   const opts = {
     width: 380, height: 220,
-    scales: { x: { time: false, range: [0, Math.max(total, 1)] } },
+    scales: { x: { time: false, range: [0, Math.max(total ?? pts[pts.length - 1][0], 1)] } },
     axes: [{ label: 'epoch' }, { label }],
     series: [{ label: 'epoch' }, { label, stroke: color, width: 2, points: { show: pts.length < 60 } }],
     legend: { show: true },
@@ -251,7 +251,7 @@ async function drawJob(r) {
   const ep = d.epochs.map((e) => e.epoch);
   const parts = [
     el('h1', {}, d.program && j.arch === 'program' ? `program job ${j.id} ` : `${j.arch}-${j.depth} seed ${j.seed}${j.repeat ? ` repeat ${j.repeat}` : ''} `, stateBadge(j.state)),
-    kv([['job', j.id], ['epoch', `${j.epoch} of ${j.epochs_total}`], ['test accuracy %', fmtNum(j.test_acc, 2)],
+    kv([['job', j.id], ['epoch', `${j.epoch} of ${j.epochs_total ?? '?'}`], ['test accuracy %', fmtNum(j.test_acc, 2)],
       ['worker', j.worker], ['attempts', `${j.attempts} (failures ${j.failures} of ${j.max_attempts} allowed)`],
       ['time left', fmtSecs(j.eta_s)]]),
   ];

@@ -91,6 +91,7 @@ pub fn settings(spec: &JobSpec, with_analysis: bool) -> Vec<(String, Value)> {
     let (kind, train, test, seed) = match &spec.data {
         DataSpec::Cifar10 => ("cifar10", None, None, None),
         DataSpec::Synthetic { train, test, seed } => ("synthetic", Some(*train), Some(*test), Some(*seed)),
+        DataSpec::None => ("none", None, None, None),
     };
     out.push(("data".to_owned(), Value::from(kind)));
     out.push(("data_train".to_owned(), train.map_or(Value::Null, Value::from)));

@@ -49,7 +49,7 @@ pub fn job_line(j: &pb::JobStatus) -> String {
         j.state().name(),
         worker,
         j.epoch,
-        j.epochs_total,
+        j.epochs_total.map_or_else(|| "?".to_owned(), |n| n.to_string()),
         acc,
         eta,
         error
@@ -162,5 +162,17 @@ mod tests {
         };
         let line = progress_line(&s);
         assert!(line.contains("2/4 ended (1 completed, 1 diverged, 0 failed), 1 running, 1 pending"), "{line}");
+    }
+
+    #[test]
+    fn an_unknown_total_reads_as_a_question_mark() {
+        let mut j = pb::JobStatus { epoch: 3, epochs_total: None, ..Default::default() };
+        assert!(job_line(&j).contains("epoch 3/?"), "{}", job_line(&j));
+        assert_eq!(
+            to_json(&pb::SweepStatus { jobs: vec![j.clone()], ..Default::default() })["jobs"][0]["epochs_total"],
+            serde_json::Value::Null
+        );
+        j.epochs_total = Some(30);
+        assert!(job_line(&j).contains("epoch 3/30"), "{}", job_line(&j));
     }
 }

@@ -19,46 +19,83 @@ fn analysis_units(spec: &JobSpec) -> f64 {
     spec.analysis_cost()
 }
 
+/// A job's training work and its total epochs, when known. A built-in job's work is its cost
+/// in the scheduler's units; a program job's cost is unknown to gridsweep, so its work is its
+/// epochs (its total as `JobRow::epochs_total` knows it: none until the program says, unless
+/// the sweep set `epochs`).
+fn work(j: &JobRow) -> Option<(f64, u32)> {
+    match &j.spec.program {
+        None => Some((j.spec.training_cost(), j.spec.train.epochs)),
+        Some(_) => j.epochs_total().map(|t| (f64::from(t), t)),
+    }
+}
+
 /// Seconds until every job of `jobs` has ended, with `workers` taking jobs in parallel; None
-/// until an epoch has been reported (nothing to learn from yet).
+/// until an epoch has been reported (nothing to learn from yet). Built-in and program jobs learn
+/// their rates apart (cost units and program epochs are not the same work); a group with jobs
+/// still to run but no rate yet, or a program job still to run whose total is unknown, leaves
+/// the ETA unknown.
 pub fn sweep_eta(jobs: &[JobRow], workers: usize) -> Option<f64> {
-    let units = |j: &JobRow| j.spec.training_cost();
-    let fraction = |j: &JobRow| f64::from(j.epoch.min(j.spec.train.epochs)) / f64::from(j.spec.train.epochs.max(1));
+    let (programs, builtin): (Vec<&JobRow>, Vec<&JobRow>) = jobs.iter().partition(|j| j.spec.program.is_some());
+    let mut remaining = 0.0;
+    let mut longest: f64 = 0.0;
+    let mut learned = false;
+    for group in [builtin, programs] {
+        if group.iter().any(|j| matches!(j.state, JobState::Pending | JobState::Running)) {
+            let (left, long) = group_eta(&group)?;
+            (remaining, longest, learned) = (remaining + left, longest.max(long), true);
+        }
+    }
+    if !learned {
+        // Nothing left to run: done, once anything was ever measured.
+        return jobs.iter().any(|j| j.epoch > 0 && j.epoch_seconds > 0.0).then_some(0.0);
+    }
+    Some((remaining / workers.max(1) as f64).max(longest))
+}
+
+/// The remaining seconds of one group's jobs (all built-in or all program jobs) and of its
+/// longest job, from the group's own rates.
+fn group_eta(jobs: &[&JobRow]) -> Option<(f64, f64)> {
+    let fraction = |j: &JobRow, total: u32| f64::from(j.epoch.min(total)) / f64::from(total.max(1));
     // Seconds per unit, over every job with reported epochs.
     let (secs, done_units) = jobs
         .iter()
         .filter(|j| j.epoch > 0)
-        .fold((0.0, 0.0), |(s, u), j| (s + j.epoch_seconds, u + units(j) * fraction(j)));
+        .filter_map(|j| work(j).map(|(units, total)| (j.epoch_seconds, units * fraction(j, total))))
+        .fold((0.0, 0.0), |(s, u), (js, ju)| (s + js, u + ju));
     if done_units <= 0.0 || secs <= 0.0 {
         return None;
     }
     let per_unit = secs / done_units;
     // Overhead per job, over the jobs that have ended with a result.
-    let ended: Vec<&JobRow> =
+    let ended: Vec<&&JobRow> =
         jobs.iter().filter(|j| matches!(j.state, JobState::Completed | JobState::Diverged)).collect();
     let overhead = if ended.is_empty() {
         0.0
     } else {
-        let extra = |j: &&JobRow| (j.busy_seconds - j.epoch_seconds - per_unit * analysis_units(&j.spec)).max(0.0);
+        let extra = |j: &&&JobRow| (j.busy_seconds - j.epoch_seconds - per_unit * analysis_units(&j.spec)).max(0.0);
         ended.iter().map(extra).sum::<f64>() / ended.len() as f64
     };
     let mut remaining = 0.0;
     let mut longest: f64 = 0.0;
     for j in jobs {
-        let epochs_left = per_unit * units(j) * (1.0 - fraction(j));
+        if !matches!(j.state, JobState::Pending | JobState::Running) {
+            continue;
+        }
+        let (units, total) = work(j)?;
+        let epochs_left = per_unit * units * (1.0 - fraction(j, total));
         let left = match j.state {
             JobState::Pending => epochs_left + per_unit * analysis_units(&j.spec) + overhead,
             // A running job has paid part of its overhead (count half) and is into its next epoch.
-            JobState::Running => {
+            _ => {
                 let into_epoch = j.since_progress.unwrap_or(0.0).max(0.0);
                 (epochs_left - into_epoch).max(0.0) + per_unit * analysis_units(&j.spec) + overhead / 2.0
             }
-            _ => continue,
         };
         remaining += left;
         longest = longest.max(left);
     }
-    Some((remaining / workers.max(1) as f64).max(longest))
+    Some((remaining, longest))
 }
 
 #[cfg(test)]
@@ -89,6 +126,7 @@ mod tests {
             max_attempts: 3,
             result: None,
             memory_need: None,
+            epochs_reported: None,
         }
     }
 
@@ -134,5 +172,44 @@ mod tests {
         // Pending: 9 + 2.25 + 2 = 13.25; running: (1.5 - 1.0) + 0 + 1 = 1.5.
         let eta = sweep_eta(&jobs, 1).unwrap();
         assert!((eta - 14.75).abs() < 1e-9, "{eta}");
+    }
+
+    /// A program job (settings `epochs` only when `set`) with `epoch` epochs done in `secs`.
+    fn program(set: Option<u32>, state: JobState, epoch: u32, secs: f64) -> JobRow {
+        use gridsweep_proto::job::{Goal, Metric, ProgramSpec};
+        let mut j = job(8, state, epoch, secs, secs);
+        let mut settings = serde_json::Map::new();
+        if let Some(n) = set {
+            settings.insert("epochs".into(), n.into());
+            j.spec.train.epochs = n;
+        } else {
+            j.spec.train.epochs = 300;
+        }
+        let metric = Metric { name: "acc".into(), goal: Goal::Max };
+        j.spec.program = Some(ProgramSpec { command: vec!["t".into()], env: Default::default(), metric, settings });
+        j
+    }
+
+    #[test]
+    fn a_program_job_counts_its_own_epochs_once_its_total_is_known() {
+        // Unknown total (no setting, no line said it): no ETA, not the built-in 300 epochs.
+        let mut running = program(None, JobState::Running, 2, 4.0);
+        assert_eq!(running.epochs_total(), None);
+        assert_eq!(sweep_eta(std::slice::from_ref(&running), 1), None);
+        // Its line said `"epochs": 5`: 2 s an epoch, 3 epochs left.
+        running.epochs_reported = Some(5);
+        running.secs_per_epoch = Some(2.0);
+        assert_eq!(running.epochs_total(), Some(5));
+        assert_eq!(running.eta_s(), Some(6.0));
+        let eta = sweep_eta(std::slice::from_ref(&running), 1).unwrap();
+        assert!((eta - 6.0).abs() < 1e-9, "{eta}");
+        // A pending program job with `epochs: 4` set, beside a built-in job measured apart
+        // (depth 8: 300 units; 3 s for half of them, 0.02 s a unit).
+        let pending = program(Some(4), JobState::Pending, 0, 0.0);
+        assert_eq!(pending.epochs_total(), Some(4));
+        let builtin = job(8, JobState::Running, 1, 3.0, 3.0);
+        let eta = sweep_eta(&[running, pending, builtin], 1).unwrap();
+        // Programs: 6 + 4 x 2 = 14; built-in: 150 units x 0.02 = 3.
+        assert!((eta - 17.0).abs() < 1e-9, "{eta}");
     }
 }

@@ -3,7 +3,12 @@
 //! refreshes it every few seconds while epochs arrive and rewrites the tables as jobs end, each
 //! paced by what its last rewrite took (`pace`). The TensorBoard event files
 //! (`tensorboard/<run>/`, [`crate::tensorboard`]) follow both: epochs as they arrive, a run's
-//! gradient histograms when its result does.
+//! gradient histograms when its result does. The CSV's format, with program jobs' epoch lines
+//! (their figures by name, their other metrics as extra columns), is `epochs.rs`.
+
+mod epochs;
+
+pub use epochs::epochs_csv;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,12 +17,11 @@ use std::time::{Duration, Instant};
 
 use gridsweep_proto::v1 as pb;
 
-use crate::condition::Varying;
 use crate::files::{OutputError, create_dir, write_output};
 use crate::pace;
 use crate::server::Shared;
 use crate::store::{EpochRow, JobRow, Store, StoreError};
-use crate::tables::{self, RunRecord, TablesError, cell, csv_bytes};
+use crate::tables::{self, RunRecord, TablesError};
 use crate::tensorboard::{self, RunEvents, TensorboardError};
 
 /// The file's name in the output directory.
@@ -186,7 +190,8 @@ fn timed(f: impl FnOnce()) -> Duration {
 pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
     let (jobs, _) = store.snapshot()?;
     let log = store.epoch_log()?;
-    let bytes = epochs_csv(&out.join(EPOCHS_CSV), &jobs, &log)?;
+    let lines = store.program_epochs()?;
+    let bytes = epochs_csv(&out.join(EPOCHS_CSV), &jobs, &log, &lines)?;
     create_dir(out)?;
     Ok(write_output(out, EPOCHS_CSV, &bytes)?)
 }
@@ -254,51 +259,6 @@ pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEven
             RunEvents { job_id: &j.id, spec: &j.spec, epochs, grads }
         })
         .collect()
-}
-
-/// The CSV: job id, arch, depth, seed, repeat, each setting that varies between the sweep's
-/// jobs (named as in the sweep file), then the epoch's figures (`epoch_lr`: the learning rate
-/// the schedule used in that epoch, apart from the `lr` setting), its worker and attempt.
-/// Missing figures (a non-finite loss) are empty cells; `path` only names the file in errors.
-pub fn epochs_csv(path: &Path, jobs: &[JobRow], log: &[EpochRow]) -> Result<Vec<u8>, TablesError> {
-    let varying = Varying::of(jobs.iter().map(|j| &j.spec), false);
-    let mut header: Vec<String> = ["job_id", "arch", "depth", "seed", "repeat"].map(String::from).into();
-    header.extend(varying.names.iter().cloned());
-    header.extend(
-        ["epoch", "epoch_lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "worker", "attempt"]
-            .map(String::from),
-    );
-    // Each job's leading cells, once: a long sweep has hundreds of epochs per job.
-    let leading: HashMap<&str, Vec<String>> = jobs
-        .iter()
-        .map(|j| {
-            let t = &j.spec.train;
-            let mut cells = vec![j.id.clone(), t.arch.to_string(), t.depth.to_string(), t.seed.to_string()];
-            cells.push(j.spec.repeat.to_string());
-            cells.extend(varying.key(&j.spec).iter().map(|v| v.text()));
-            (j.id.as_str(), cells)
-        })
-        .collect();
-    let rows = log
-        .iter()
-        .filter_map(|row| {
-            let mut record = leading.get(row.job.as_str())?.clone();
-            let m = &row.metrics;
-            record.extend([
-                m.epoch.to_string(),
-                m.lr.to_string(),
-                cell(m.train_loss),
-                m.train_acc.to_string(),
-                cell(m.test_loss),
-                m.test_acc.to_string(),
-                m.seconds.to_string(),
-                row.worker.clone().unwrap_or_default(),
-                row.attempt.to_string(),
-            ]);
-            Some(record)
-        })
-        .collect();
-    csv_bytes(path, &header, rows)
 }
 
 #[cfg(test)]

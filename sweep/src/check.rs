@@ -152,6 +152,15 @@ impl Cx<'_> {
         Ok(())
     }
 
+    /// A built-in sweep without `data`: located at the top of the file, where serde places a
+    /// missing field (a `program:` sweep may leave it out).
+    pub(super) fn missing_data(&self) -> SweepError {
+        let at = Location { file: self.origin.to_path_buf(), line: Some(1), column: Some(1) };
+        let message = "missing `data`: the built-in trainer needs a data set (`data: {kind: cifar10}` or \
+                       `data: {kind: synthetic, train: N, test: N, seed: N}`); only a `program:` sweep may leave it out";
+        SweepError::Invalid { at, key: "data".to_owned(), message: message.to_owned() }
+    }
+
     /// The `data` block.
     pub(super) fn data(&self, raw: &RawData) -> Result<DataSpec, SweepError> {
         let root = KeyPath::top("data");

@@ -84,6 +84,7 @@ pub fn header(sweep: &Sweep) -> String {
     let data = match &sweep.data {
         DataSpec::Cifar10 => "cifar10".to_owned(),
         DataSpec::Synthetic { train, test, seed } => format!("synthetic (train {train}, test {test}, seed {seed})"),
+        DataSpec::None => "none (the program finds its own)".to_owned(),
     };
     let paper = TrainConfig::paper(sweep.base.arch, sweep.base.depth, sweep.base.seed);
     let base = differences(&sweep.base, &paper);

@@ -34,11 +34,15 @@ pub(super) fn expand(text: &str, origin: &Path) -> Result<Sweep, SweepError> {
     let cx = Cx { text, origin, settings: Settings::new() };
     let raw: RawSweep = serde_yaml::from_str(text).map_err(|e| cx.yaml(&e))?;
     cx.check_name(&raw.name)?;
-    let data = cx.data(&raw.data)?;
     cx.limits(&raw)?;
     if let Some(program) = &raw.program {
+        let data = raw.data.as_ref().map_or(Ok(DataSpec::None), |d| cx.data(d))?;
         return expand_program(&cx, &raw, program, data);
     }
+    let Some(data) = &raw.data else {
+        return Err(cx.missing_data());
+    };
+    let data = cx.data(data)?;
     let train = cx.train(raw.train.as_ref())?;
     let axes = cx.axes(raw.axes.as_ref(), &train)?;
     let includes = cx.includes(raw.include.as_deref().unwrap_or_default())?;

@@ -36,7 +36,7 @@ pub use error::{Location, SweepError};
 pub struct Sweep {
     /// The sweep's name (`[A-Za-z0-9_.-]+`), e.g. for its output folder.
     pub name: String,
-    /// The data set every job trains on.
+    /// The data set every job trains on (`DataSpec::None` for a `program:` sweep without `data`).
     pub data: DataSpec,
     /// The base training settings: the paper's recipe with the file's `train` block applied. Its
     /// `arch`, `depth` and `seed` are those of the first job and mean nothing; `describe` shows

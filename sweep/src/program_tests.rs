@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use gridsweep_proto::job::{Arch, Goal, JobSpec};
+use gridsweep_proto::job::{Arch, DataSpec, Goal, JobSpec};
 use serde_json::json;
 
-use crate::{Sweep, describe, expansion_text, parse};
+use crate::{Sweep, describe, expansion_text, header, parse};
 
 /// The issue's example.
 const PROGRAM: &str = "\
@@ -145,4 +145,23 @@ include:
     assert!(line.starts_with(&format!("{} program  arch=resnet depth=8", sweep.jobs[2].id())), "{line}");
     assert!(line.ends_with("$ python3 /t.py"), "{line}");
     assert!(listing.contains(&line) && listing.ends_with("3 jobs\n"), "{listing}");
+}
+
+#[test]
+fn a_program_sweep_may_name_no_data_set_and_a_built_in_one_may_not() {
+    let without = ok(&PROGRAM.replace("data: {kind: cifar10}\n", ""));
+    assert_eq!(without.data, DataSpec::None);
+    assert!(without.jobs.iter().all(|j| j.data == DataSpec::None && j.validate().is_ok()));
+    // No data is a different job from CIFAR-10's: the ids differ, and those with data stay.
+    let with = ok(PROGRAM);
+    assert!(with.jobs.iter().zip(&without.jobs).all(|(a, b)| a.id() != b.id()));
+    assert!(header(&without).contains("# data none"), "{}", header(&without));
+    // A mixed sweep has built-in jobs: they need the data set, as a plain built-in sweep does.
+    let builtin = "name: b\ntrain: {epochs: 1}\naxes: {arch: [resnet], depth: [8], seed: [1]}\n";
+    let e = err(builtin);
+    assert!(e.starts_with("sweeps/p.yaml:1:1: data: missing `data`: the built-in trainer needs a data set"), "{e}");
+    let mixed = format!(
+        "{builtin}include:\n  - {{arch: resnet, depth: 8, seed: 2, program: {{command: [t], metric: {{name: a, goal: max}}}}}}\n"
+    );
+    assert!(err(&mixed).contains("data: missing `data`"), "{}", err(&mixed));
 }

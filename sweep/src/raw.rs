@@ -18,8 +18,10 @@ pub(super) const DEFAULT_MAX_JOBS: usize = 10_000;
 pub(super) struct RawSweep {
     /// The sweep's name.
     pub name: String,
-    /// The data set.
-    pub data: RawData,
+    /// The data set: required for the built-in trainer, optional for a `program:` sweep (whose
+    /// program may find its own data).
+    #[serde(default)]
+    pub data: Option<RawData>,
     /// Base training settings (no arch, depth or seed).
     #[serde(default)]
     pub train: Option<Mapping>,

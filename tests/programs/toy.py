@@ -4,7 +4,9 @@ $GRIDSWEEP_SETTINGS: epochs (default 3), lr and seed (the "accuracy" is 50 + 100
 epoch / 10, so tables can be checked by hand), sleep (seconds per epoch, default 0.1), and the
 faults: fail (exit 1 after a message on stderr), no_result (exit 0 without a result line),
 oom (a CUDA-style out-of-memory message, exit 1), tempfail (exit 75), pidfile (start a
-grandchild `sleep 300` and write "child grandchild" pids to PIDFILE.ATTEMPT).
+grandchild `sleep 300` and write "child grandchild" pids to PIDFILE.ATTEMPT); length (the epochs
+under another name, so that only the epoch lines' `epochs` tell gridsweep the total), and
+report_data_dir (the result says `data_dir_set`: 1 when $GRIDSWEEP_DATA_DIR is set, else 0).
 """
 import json
 import os
@@ -16,7 +18,7 @@ settings = json.loads(os.environ["GRIDSWEEP_SETTINGS"])
 metrics_path = os.environ["GRIDSWEEP_METRICS"]
 ck_dir = os.environ["GRIDSWEEP_CHECKPOINT_DIR"]
 start = int(os.environ["GRIDSWEEP_CHECKPOINT_EPOCH"])
-epochs = int(settings.get("epochs", 3))
+epochs = int(settings.get("epochs", settings.get("length", 3)))
 lr, seed = float(settings.get("lr", 0.1)), int(settings.get("seed", 0))
 print(f"toy: job {os.environ['GRIDSWEEP_JOB_ID']} attempt {os.environ['GRIDSWEEP_ATTEMPT']} from epoch {start}",
       file=sys.stderr, flush=True)
@@ -53,5 +55,8 @@ with open(metrics_path, "a") as out:
         out.flush()
         ran += 1
     if not settings.get("no_result"):
-        out.write(json.dumps({"result": {"test_acc": acc, "resumed_from": start, "epochs_run": ran}}) + "\n")
+        result = {"test_acc": acc, "resumed_from": start, "epochs_run": ran}
+        if settings.get("report_data_dir"):
+            result["data_dir_set"] = 1 if "GRIDSWEEP_DATA_DIR" in os.environ else 0
+        out.write(json.dumps({"result": result}) + "\n")
 print("toy: done", file=sys.stderr, flush=True)

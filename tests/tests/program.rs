@@ -33,6 +33,12 @@ fn sweep(dir: &Path, name: &str, train: &str, axes: &str, extra: &str) -> PathBu
     path
 }
 
+/// An include entry for a job that keeps a sweep open while a test reads the status: `run`
+/// exits once every job has ended, and a job that fails at once would otherwise end the sweep
+/// before the status poll sees it fail. Its single epoch makes it the cheapest job, granted
+/// after the job under test (longest first); the test's end stops it with the worker.
+const KEEP_OPEN: &str = "  - {lr: 0.9, epochs: 1, sleep: 300, fail: false, no_result: false}\n";
+
 /// The coordinator's state folder in the test's scratch folder (never in the source tree).
 fn state_in(dir: &Path) -> String {
     dir.join("state").display().to_string()
@@ -188,7 +194,8 @@ async fn a_lost_lease_kills_the_program_and_what_it_started() {
 #[tokio::test]
 async fn a_failing_program_uses_its_attempts_and_shows_its_stderr() {
     let dir = scratch("program-fail");
-    let path = sweep(&dir, "fail", "{fail: true}", "{lr: [0.1]}", "retry: {max_attempts: 2}\n");
+    let extra = format!("retry: {{max_attempts: 2}}\ninclude:\n{KEEP_OPEN}");
+    let path = sweep(&dir, "fail", "{fail: true}", "{lr: [0.1]}", &extra);
     let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
@@ -296,7 +303,8 @@ fn bad_program_keys_are_located() {
 #[tokio::test]
 async fn a_program_that_exits_0_without_a_result_fails() {
     let dir = scratch("program-no-result");
-    let path = sweep(&dir, "noresult", "{epochs: 2, no_result: true}", "{lr: [0.1]}", "retry: {max_attempts: 1}\n");
+    let extra = format!("retry: {{max_attempts: 1}}\ninclude:\n{KEEP_OPEN}");
+    let path = sweep(&dir, "noresult", "{epochs: 2, no_result: true}", "{lr: [0.1]}", &extra);
     let (_coordinator, url) = start_coordinator(&path, &["--local-workers", "0", "--state", &state_in(&dir)]);
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "the failed job", |j| j[0].state().name() == "failed").await;
@@ -307,4 +315,38 @@ async fn a_program_that_exits_0_without_a_result_fails() {
         jobs[0].error
     );
     assert!(jobs[0].error.contains("toy: done"), "with the log's tail: {}", jobs[0].error);
+}
+
+#[tokio::test]
+async fn a_program_sweep_without_data_runs_and_its_lines_give_its_total_and_epochs_csv() {
+    let dir = scratch("program-no-data");
+    let path = dir.join("nodata.yaml");
+    let text = format!(
+        "name: nodata\nprogram:\n  command: [python3, {toy}]\n  metric: {{name: test_acc, goal: max}}\n\
+         train: {{length: 3, sleep: 0.5, report_data_dir: true}}\naxes: {{lr: [0.1]}}\n",
+        toy = toy()
+    );
+    std::fs::write(&path, text).unwrap();
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    // No `--data` and no `data:`: nothing to check or serve.
+    let args = ["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (mut coordinator, url) = start_coordinator(&path, &args);
+    let jobs = wait_for(&url, Duration::from_secs(20), "the status", |j| !j.is_empty()).await;
+    assert_eq!(jobs[0].epochs_total, None, "no `epochs` setting and no line yet: unknown, not the recipe's 300");
+    let _a = start_worker(&url, &dir.join("a"));
+    let jobs = wait_for(&url, Duration::from_secs(60), "an epoch", |j| j[0].epoch >= 1).await;
+    assert_eq!(jobs[0].epochs_total, Some(3), "the total the program's line gave");
+    let status = tokio::task::spawn_blocking(move || coordinator.child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    let row = &results(&out)[0];
+    assert_eq!(row["data_dir_set_mean"], "0", "GRIDSWEEP_DATA_DIR unset without data: {row:?}");
+    // epochs.csv has the program's epoch lines, its figures in the columns of the same names.
+    let mut reader = csv::Reader::from_path(out.join("epochs.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.len(), 3, "{header:?}");
+    assert_eq!((&rows[0][at("arch")], &rows[0][at("epoch")], &rows[0][at("test_acc")]), ("program", "1", "60.1"));
+    assert_eq!(&rows[2][at("epoch")], "3");
+    assert_eq!(header.last().map(String::as_str), Some("attempt"), "the toy reports no other metric");
 }

@@ -50,8 +50,8 @@ pub(super) struct JobView {
     worker: Option<String>,
     /// Epochs reported.
     epoch: u32,
-    /// Epochs it trains.
-    epochs_total: u32,
+    /// Epochs it trains, when known (null: a program job that has not said yet).
+    epochs_total: Option<u32>,
     /// Latest test accuracy, percent.
     test_acc: Option<f64>,
     /// Seconds to its end, for a running job with an epoch behind it.

@@ -24,6 +24,8 @@ pub struct ProgramEpoch {
     pub attempt: u32,
     /// The line's object (numbers or nulls, `epoch` among them).
     pub metrics: Map<String, Json>,
+    /// The worker that held the attempt (for `epochs.csv`); none when the attempt is unknown.
+    pub worker: Option<String>,
 }
 
 impl Store {
@@ -145,23 +147,24 @@ impl Store {
     /// Every epoch line of the active program jobs, in sweep order then epoch order.
     pub fn program_epochs(&self) -> Result<Vec<ProgramEpoch>> {
         let sql = self.sql();
-        let raw: Vec<(String, i64, i64, String)> = {
+        let raw: Vec<(String, i64, i64, String, Option<String>)> = {
             let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT e.job, e.epoch, e.attempt, e.metrics FROM program_epochs e JOIN jobs j ON j.id = e.job
+                    "SELECT e.job, e.epoch, e.attempt, e.metrics, a.worker FROM program_epochs e
+                     JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
                      WHERE j.active = 1 ORDER BY j.seq, e.epoch",
                 )
                 .map_err(&sql)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 .map_err(&sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(&sql)?
         };
         raw.into_iter()
-            .map(|(job, epoch, attempt, text)| match serde_json::from_str(&text) {
+            .map(|(job, epoch, attempt, text, worker)| match serde_json::from_str(&text) {
                 Ok(Json::Object(metrics)) => {
-                    Ok(ProgramEpoch { job, epoch: epoch as u32, attempt: attempt as u32, metrics })
+                    Ok(ProgramEpoch { job, epoch: epoch as u32, attempt: attempt as u32, metrics, worker })
                 }
                 _ => Err(StoreError::Corrupt(format!("stored epoch {epoch} line of program job {job}"))),
             })
@@ -337,5 +340,31 @@ mod tests {
         assert!(jobs[0].result.is_none(), "the typed result column stays empty");
         assert_eq!(store.program_results().unwrap()[&id].last_epoch, 1);
         assert!(store.append_program_log(&w, &id, l.token, "late").is_err(), "only the lease holder");
+    }
+
+    #[test]
+    fn a_program_jobs_total_is_what_its_lines_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let job = program_job();
+        let id = job.id();
+        store.add_sweep("s", "s.yaml", &[job], 3).unwrap();
+        let w = store.register_worker("w", "cpu", None).unwrap();
+        let Grant::Lease(l) = store.grant(&w, 60.0, false).unwrap() else { panic!("expected a lease") };
+        let total = |store: &Store| {
+            let (jobs, _) = store.snapshot().unwrap();
+            (jobs[0].epochs_reported, jobs[0].epochs_total(), crate::view::job_status(&jobs[0]).epochs_total)
+        };
+        // No setting `epochs` and no line yet: unknown, not the recipe's 300.
+        assert_eq!(total(&store), (None, None, None));
+        store.heartbeat(&w, &id, l.token, &[(1, r#"{"epoch": 1, "seconds": 1.0}"#.to_owned())], 60.0).unwrap();
+        assert_eq!(total(&store), (None, None, None));
+        store.heartbeat(&w, &id, l.token, &[(2, r#"{"epoch": 2, "epochs": 8}"#.to_owned())], 60.0).unwrap();
+        assert_eq!(total(&store), (Some(8), Some(8), Some(8)));
+        // A later line that leaves it out keeps the last total said; a new one replaces it.
+        store.heartbeat(&w, &id, l.token, &[(3, r#"{"epoch": 3}"#.to_owned())], 60.0).unwrap();
+        assert_eq!(total(&store), (Some(8), Some(8), Some(8)));
+        store.heartbeat(&w, &id, l.token, &[(4, r#"{"epoch": 4, "epochs": 6}"#.to_owned())], 60.0).unwrap();
+        assert_eq!(total(&store), (Some(6), Some(6), Some(6)));
     }
 }

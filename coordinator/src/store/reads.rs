@@ -13,7 +13,8 @@ use gridsweep_proto::job::JobSpec;
 use super::{Cached, JobRow, Result, Store, StoreError, WorkerRow, now};
 
 /// The job columns of a snapshot, and what each job's attempts add: seconds held in all, and for
-/// a running job the seconds since its current attempt last made progress. The result only
+/// a running job the seconds since its current attempt last made progress; for a program job,
+/// the total epochs its latest epoch line gave (`"epochs": N`). The result only
 /// when `?2` is true, the spec only when `?3` is (the store keeps parsed specs: a job's spec
 /// never changes, its id being a hash of it).
 macro_rules! jobs_select {
@@ -24,7 +25,9 @@ macro_rules! jobs_select {
      (SELECT ?1 - MAX(a.started_at, COALESCE(
         (SELECT MAX(e.reported_at) FROM epochs e WHERE e.job = a.job AND e.attempt = a.attempt), 0))
       FROM attempts a WHERE a.token = jobs.token AND jobs.state = 'running'),
-     memory_need
+     memory_need,
+     (SELECT json_extract(p.metrics, '$.epochs') FROM program_epochs p
+      WHERE p.job = jobs.id AND json_type(p.metrics, '$.epochs') = 'integer' ORDER BY p.epoch DESC LIMIT 1)
      FROM jobs"
     };
 }
@@ -77,6 +80,7 @@ pub(super) struct RawJob {
     busy_seconds: f64,
     since_progress: Option<f64>,
     memory_need: Option<i64>,
+    epochs_reported: Option<i64>,
 }
 
 impl RawJob {
@@ -99,6 +103,7 @@ impl RawJob {
             busy_seconds: r.get(13)?,
             since_progress: r.get(14)?,
             memory_need: r.get(15)?,
+            epochs_reported: r.get(16)?,
         })
     }
 
@@ -139,6 +144,7 @@ impl RawJob {
             max_attempts: self.max_attempts as u32,
             result,
             memory_need: self.memory_need.map(|b| b.max(0) as u64),
+            epochs_reported: self.epochs_reported.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
         })
     }
 }

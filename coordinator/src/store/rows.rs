@@ -120,14 +120,33 @@ pub struct JobRow {
     /// It ran out of memory on a worker with this many bytes of device memory: it needs more,
     /// and goes only to a worker that has more.
     pub memory_need: Option<u64>,
+    /// For a program job: the total epochs its latest epoch line gave (`"epochs": N`, a positive
+    /// integer), the job's total once known (`epochs_total`); none for a built-in job.
+    pub epochs_reported: Option<u32>,
 }
 
 impl JobRow {
+    /// The epochs the job trains in all, when known: a built-in job's `epochs`; for a program
+    /// job, the total its latest epoch line gave, else its `epochs` setting when the sweep set
+    /// it to a positive integer, else none (the program has not said yet).
+    pub fn epochs_total(&self) -> Option<u32> {
+        match &self.spec.program {
+            None => Some(self.spec.train.epochs),
+            Some(p) => self.epochs_reported.or_else(|| {
+                let set = p.settings.get("epochs").and_then(serde_json::Value::as_u64);
+                set.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0)
+            }),
+        }
+    }
+
     /// Seconds to a running job's end at its mean epoch time so far; none before its first
-    /// epoch or when it is not running.
+    /// epoch, when it is not running, when its total is unknown, or when its epochs took no
+    /// measured time (a program whose lines carry no `seconds`).
     pub fn eta_s(&self) -> Option<f64> {
-        match (self.state, self.secs_per_epoch) {
-            (JobState::Running, Some(s)) => Some(s * f64::from(self.spec.train.epochs.saturating_sub(self.epoch))),
+        match (self.state, self.secs_per_epoch, self.epochs_total()) {
+            (JobState::Running, Some(s), Some(total)) if s > 0.0 => {
+                Some(s * f64::from(total.saturating_sub(self.epoch)))
+            }
             _ => None,
         }
     }

@@ -203,6 +203,7 @@ fn runs_row(entry: &Entry<'_>) -> Result<Vec<String>, TablesError> {
     let (data, data_train, data_test, data_seed) = match &run.spec.data {
         DataSpec::Cifar10 => ("cifar10", None, None, None),
         DataSpec::Synthetic { train, test, seed } => ("synthetic", Some(*train), Some(*test), Some(*seed)),
+        DataSpec::None => ("none", None, None, None),
     };
     let milestones = t.lr_milestones.iter().map(f64::to_string).collect::<Vec<_>>().join(";");
     let spec = serde_json::to_string(&run.spec)

@@ -104,6 +104,7 @@ impl Context {
                 DataSpec::Synthetic { train, test, seed } => {
                     format!("synthetic data ({train} train / {test} test images, seed {seed})")
                 }
+                DataSpec::None => "no data set named by the sweep".to_owned(),
             })
             .collect();
         let epochs: BTreeSet<u32> = runs.iter().map(|e| e.run.spec.train.epochs).collect();

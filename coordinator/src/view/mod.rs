@@ -73,14 +73,15 @@ impl SweepView {
         self.counts.finished()
     }
 
-    /// Epochs reported over every job (each counted up to its own epochs).
+    /// Epochs reported over every job (each counted up to its own total, when known).
     pub fn epochs_done(&self) -> u64 {
-        self.jobs.iter().map(|j| u64::from(j.epoch.min(j.spec.train.epochs))).sum()
+        self.jobs.iter().map(|j| u64::from(j.epochs_total().map_or(j.epoch, |t| j.epoch.min(t)))).sum()
     }
 
-    /// Epochs the sweep trains in all.
+    /// Epochs the sweep trains in all, as far as known: a program job whose total is not known
+    /// yet counts the epochs it has reported.
     pub fn epochs_total(&self) -> u64 {
-        self.jobs.iter().map(|j| u64::from(j.spec.train.epochs)).sum()
+        self.jobs.iter().map(|j| u64::from(j.epochs_total().unwrap_or(j.epoch))).sum()
     }
 
     /// The status message (`GetStatus`, `WatchStatus`, `run`'s progress), with `attach` (the
@@ -120,7 +121,7 @@ pub fn job_status(j: &JobRow) -> pb::JobStatus {
         state: j.state.into(),
         worker_id: j.worker.clone().unwrap_or_default(),
         epoch: j.epoch,
-        epochs_total: train.epochs,
+        epochs_total: j.epochs_total(),
         test_acc: j.test_acc,
         eta_s: j.eta_s(),
         attempts: j.attempts,

@@ -128,6 +128,7 @@ mod tests {
             max_attempts: 3,
             result: None,
             memory_need: None,
+            epochs_reported: None,
         }
     }
 

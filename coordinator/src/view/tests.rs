@@ -32,6 +32,7 @@ fn job(id: &str, state: JobState) -> JobRow {
         max_attempts: 3,
         result: None,
         memory_need: None,
+        epochs_reported: None,
     }
 }
 

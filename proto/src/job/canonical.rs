@@ -201,6 +201,10 @@ impl Canonical for DataSpec {
             DataSpec::Synthetic { train, test, seed } => {
                 f.always("kind", &"synthetic").always("train", train).always("test", test).always("seed", seed);
             }
+            // Added after the first release, for program sweeps only: no earlier id has it.
+            DataSpec::None => {
+                f.always("kind", &"none");
+            }
         });
     }
 }

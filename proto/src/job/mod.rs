@@ -25,7 +25,8 @@ pub use precision::{ConvPrecision, MatmulPrecision, Precision};
 pub use program::{Goal, Metric, ProgramError, ProgramResult, ProgramSpec};
 
 /// Which data a job trains on. The folder is each worker's own business; only what the data
-/// is belongs to the job's identity.
+/// is belongs to the job's identity. `None` is only for program jobs whose sweep names no data
+/// set (the built-in trainer always needs one: `JobSpec::validate`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum DataSpec {
@@ -40,6 +41,9 @@ pub enum DataSpec {
         /// Generator seed.
         seed: u64,
     },
+    /// No data set: a `program:` sweep without `data:`. The worker fetches nothing and sets no
+    /// `GRIDSWEEP_DATA_DIR`; the program finds its own data.
+    None,
 }
 
 /// One job of a sweep, fully resolved: what a worker needs to run it, and (hashed) its identity.
@@ -64,7 +68,12 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// Checks the training settings and, with them, the analysis (`TrainConfig::validate_with`).
+    /// A built-in job without a data set is refused here (only a program may bring its own).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.program.is_none() && self.data == DataSpec::None {
+            let reason = "the built-in trainer needs a data set (cifar10 or synthetic)";
+            return Err(ConfigError::Field { field: "data".to_owned(), value: "none".to_owned(), reason });
+        }
         self.train.validate_with(self.analysis.as_ref())
     }
 
@@ -114,6 +123,7 @@ impl JobSpec {
         let full = match &self.data {
             DataSpec::Cifar10 => CIFAR10_TRAIN,
             DataSpec::Synthetic { train, .. } => *train as u64,
+            DataSpec::None => 0,
         };
         cap(full, self.train.train_subset)
     }
@@ -124,6 +134,7 @@ impl JobSpec {
         let full = match &self.data {
             DataSpec::Cifar10 => CIFAR10_TEST,
             DataSpec::Synthetic { test, .. } => *test as u64,
+            DataSpec::None => 0,
         };
         cap(full, self.train.test_subset)
     }

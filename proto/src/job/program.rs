@@ -28,7 +28,7 @@ pub mod env {
     pub const CHECKPOINT_DIR: &str = "GRIDSWEEP_CHECKPOINT_DIR";
     /// The epoch the restored checkpoint holds, 0 when there is none.
     pub const CHECKPOINT_EPOCH: &str = "GRIDSWEEP_CHECKPOINT_EPOCH";
-    /// The data set's folder on this worker.
+    /// The data set's folder on this worker; unset when the sweep names no data set.
     pub const DATA_DIR: &str = "GRIDSWEEP_DATA_DIR";
     /// `cuda` or `cpu`: the device the worker was started for.
     pub const DEVICE: &str = "GRIDSWEEP_DEVICE";

@@ -190,3 +190,28 @@ fn a_setting_added_at_its_default_is_left_out_by_rule() {
 fn canonical_json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
+
+#[test]
+fn no_data_set_is_for_programs_only_and_hashes_apart() {
+    let mut job = JobSpec {
+        train: TrainConfig::paper(Arch::Grid, 26, 42),
+        analysis: None,
+        data: DataSpec::None,
+        repeat: 0,
+        program: None,
+    };
+    let e = job.validate().unwrap_err().to_string();
+    assert!(e.starts_with("data = none: the built-in trainer needs a data set"), "{e}");
+    assert!(job.canonical_text().contains("\"data\":{\"kind\":\"none\"}"), "{}", job.canonical_text());
+    let json = serde_json::to_string(&job).unwrap();
+    assert_eq!(serde_json::from_str::<JobSpec>(&json).unwrap(), job, "{json}");
+    let cifar = JobSpec { data: DataSpec::Cifar10, ..job.clone() };
+    assert_ne!(job.id(), cifar.id());
+    job.program = Some(crate::job::ProgramSpec {
+        command: vec!["t".to_owned()],
+        env: Default::default(),
+        metric: crate::job::Metric { name: "a".to_owned(), goal: crate::job::Goal::Max },
+        settings: Default::default(),
+    });
+    assert_eq!(job.validate(), Ok(()));
+}

@@ -107,7 +107,11 @@ impl Training {
             cancel: Some(cancel.clone()),
             speed: cfg.speed,
         };
-        let (train_cfg, data_dir) = (prepared.spec.train.clone(), prepared.data_dir.clone());
+        // `JobSpec::validate` (in `prepare`) refuses a built-in job without a data set.
+        let data_dir = prepared.data_dir.clone().ok_or_else(|| {
+            Failure::new(FailureKind::Job, "the built-in trainer needs a data set and this job names none")
+        })?;
+        let train_cfg = prepared.spec.train.clone();
         let span = tracing::Span::current();
         std::thread::Builder::new()
             .name(format!("train-{job}"))

@@ -19,8 +19,8 @@ use crate::data::{self, DataError};
 pub(super) struct Prepared {
     /// The job, validated.
     pub spec: JobSpec,
-    /// The data set's folder.
-    pub data_dir: PathBuf,
+    /// The data set's folder; `None` for a program job whose sweep names no data set.
+    pub data_dir: Option<PathBuf>,
     /// The job's checkpoint folder (with the checkpoint to resume from, if any).
     pub job_dir: PathBuf,
 }
@@ -80,14 +80,16 @@ pub(super) async fn prepare(
     Ok(Prepared { spec, data_dir, job_dir })
 }
 
-/// The folder of the job's data set, made or fetched when this worker has none.
+/// The folder of the job's data set, made or fetched when this worker has none; `None`, with
+/// nothing fetched, when the job has no data set.
 async fn data_dir(
     cfg: &AgentConfig,
     client: &mut Client,
     worker: &str,
     spec: &DataSpec,
-) -> Result<PathBuf, PrepareError> {
-    match spec {
+) -> Result<Option<PathBuf>, PrepareError> {
+    Ok(Some(match spec {
+        DataSpec::None => return Ok(None),
         DataSpec::Synthetic { train, test, seed } => {
             let dest = cfg.work_dir.join(format!("synthetic-{train}-{test}-{seed}"));
             let (dir, (train, test, seed)) = (dest.clone(), (*train, *test, *seed));
@@ -99,19 +101,19 @@ async fn data_dir(
             if made {
                 tracing::debug!("synthetic set written to {}", dest.display());
             }
-            Ok(dest)
+            dest
         }
         DataSpec::Cifar10 => match &cfg.data_dir {
-            Some(d) if verified(data::resolve_dir(d)).await => Ok(d.clone()),
+            Some(d) if verified(data::resolve_dir(d)).await => d.clone(),
             _ => {
                 let dest = cfg.work_dir.join("cifar10");
                 if !verified(dest.join(data::SET_DIR)).await {
                     fetch_data(client, worker, &dest.join(data::SET_DIR)).await?;
                 }
-                Ok(dest)
+                dest
             }
         },
-    }
+    }))
 }
 
 /// Whether `dir` holds the official set (every file's md5 checked; ~180 MB hashed, so on the

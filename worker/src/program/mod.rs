@@ -175,8 +175,10 @@ async fn setup(cfg: &AgentConfig, prepared: &Prepared, lease: &pb::Lease) -> Res
         (env::METRICS.to_owned(), absolute(&attempt.metrics)),
         (env::CHECKPOINT_DIR.to_owned(), absolute(&attempt.checkpoint)),
         (env::CHECKPOINT_EPOCH.to_owned(), lease.checkpoint_epoch.to_string()),
-        (env::DATA_DIR.to_owned(), absolute(&prepared.data_dir)),
     ];
+    if let Some(data_dir) = &prepared.data_dir {
+        vars.push((env::DATA_DIR.to_owned(), absolute(data_dir)));
+    }
     let (device, visible) = match cfg.device {
         Device::Cuda(i) => ("cuda", visible_device(i, std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref())),
         _ => ("cpu", String::new()),
