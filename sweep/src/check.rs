@@ -207,16 +207,42 @@ impl Cx<'_> {
     /// The `axes` block: at least arch, depth and seed, none also in `train`, none empty.
     pub(super) fn axes(&self, map: Option<&Mapping>, train: &Map<String, Json>) -> Result<Vec<Axis>, SweepError> {
         let root = KeyPath::top("axes");
+        let axes = self.axes_of(
+            map,
+            train,
+            |name, path| self.known(name, path, |_| true),
+            |name, item, path| self.value(name, item, path),
+        )?;
+        for key in JOB_KEYS {
+            if !axes.iter().any(|a| a.name == key) {
+                let msg = "missing axis: arch, depth and seed must each be an axis (a list of values)";
+                return Err(self.invalid(root.key(key), msg));
+            }
+        }
+        Ok(axes)
+    }
+
+    /// An `axes` block's axes in file order, each a non-empty list of distinct values, none also
+    /// in `train`: every name passes `name_ok` and every value is read by `value`. The built-in
+    /// trainer's axes and a program's free ones differ only in those two.
+    pub(super) fn axes_of(
+        &self,
+        map: Option<&Mapping>,
+        train: &Map<String, Json>,
+        name_ok: impl Fn(&str, &KeyPath) -> Result<(), SweepError>,
+        value: impl Fn(&str, &Yaml, KeyPath) -> Result<Json, SweepError>,
+    ) -> Result<Vec<Axis>, SweepError> {
+        let root = KeyPath::top("axes");
         let mut axes: Vec<Axis> = Vec::new();
-        for (key, value) in map.into_iter().flatten() {
+        for (key, items) in map.into_iter().flatten() {
             let name = self.key_str(key, &root)?;
             let path = root.key(name);
-            self.known(name, &path, |_| true)?;
+            name_ok(name, &path)?;
             if train.contains_key(name) {
                 let msg = format!("`{name}` is both an axis and a base setting (train.{name}): give it in one place");
                 return Err(self.invalid(path, msg));
             }
-            let Yaml::Sequence(items) = value else {
+            let Yaml::Sequence(items) = items else {
                 return Err(self.invalid(path, "an axis is a list of values, e.g. [a, b]"));
             };
             if items.is_empty() {
@@ -224,18 +250,12 @@ impl Cx<'_> {
             }
             let mut values = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                let v = self.value(name, item, path.index(i))?;
+                let v = value(name, item, path.index(i))?;
                 if !values.contains(&v) {
                     values.push(v);
                 }
             }
             axes.push(Axis { name: name.to_owned(), values });
-        }
-        for key in JOB_KEYS {
-            if !axes.iter().any(|a| a.name == key) {
-                let msg = "missing axis: arch, depth and seed must each be an axis (a list of values)";
-                return Err(self.invalid(root.key(key), msg));
-            }
         }
         Ok(axes)
     }

@@ -98,34 +98,17 @@ impl Cx<'_> {
 
     /// The `axes` of a program sweep: any setting not in `train`, a non-empty list of scalars.
     pub(super) fn free_axes(&self, map: Option<&Mapping>, train: &Map<String, Json>) -> Result<Vec<Axis>, SweepError> {
-        let root = KeyPath::top("axes");
-        let mut axes = Vec::new();
-        for (key, value) in map.into_iter().flatten() {
-            let name = self.key_str(key, &root)?;
-            let path = root.key(name);
-            if train.contains_key(name) {
-                let msg = format!("`{name}` is both an axis and a base setting (train.{name}): give it in one place");
-                return Err(self.invalid(path, msg));
-            }
-            let Yaml::Sequence(items) = value else {
-                return Err(self.invalid(path, "an axis is a list of values, e.g. [a, b]"));
-            };
-            if items.is_empty() {
-                return Err(self.invalid(path, "empty axis: give at least one value"));
-            }
-            let mut values = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
+        self.axes_of(
+            map,
+            train,
+            |_, _| Ok(()),
+            |_, item, path| {
                 if matches!(item, Yaml::Sequence(_) | Yaml::Mapping(_) | Yaml::Tagged(_)) {
-                    return Err(self.invalid(path.index(i), "an axis value is a scalar (a number, string or boolean)"));
+                    return Err(self.invalid(path, "an axis value is a scalar (a number, string or boolean)"));
                 }
-                let v = self.free_value(item, &path.index(i))?;
-                if !values.contains(&v) {
-                    values.push(v);
-                }
-            }
-            axes.push(Axis { name: name.to_owned(), values });
-        }
-        Ok(axes)
+                self.free_value(item, &path)
+            },
+        )
     }
 
     /// An include entry's own `program` block, if it has one, and its settings (free values).
