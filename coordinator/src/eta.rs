@@ -102,32 +102,13 @@ fn group_eta(jobs: &[&JobRow]) -> Option<(f64, f64)> {
 mod tests {
     use super::*;
     use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
-    use gridsweep_proto::v1::FailureKind;
 
     /// A job of `depth` (cost (n + 0.5) x epochs x 100 images) with `epoch` of 2 epochs done in
     /// `secs` seconds of epochs and `busy` seconds held.
     fn job(depth: u32, state: JobState, epoch: u32, secs: f64, busy: f64) -> JobRow {
         let train = TrainConfig { epochs: 2, train_subset: Some(100), ..TrainConfig::paper(Arch::Resnet, depth, 1) };
-        JobRow {
-            id: "j".into(),
-            spec: JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None },
-            state,
-            worker: None,
-            epoch,
-            test_acc: None,
-            secs_per_epoch: None,
-            epoch_seconds: secs,
-            busy_seconds: busy,
-            since_progress: None,
-            attempts: 1,
-            error: None,
-            error_kind: FailureKind::Job,
-            failures: 0,
-            max_attempts: 3,
-            result: None,
-            memory_need: None,
-            epochs_reported: None,
-        }
+        let spec = JobSpec { train, analysis: None, data: DataSpec::Cifar10, repeat: 0, program: None };
+        JobRow { epoch, epoch_seconds: secs, busy_seconds: busy, attempts: 1, ..JobRow::fixture("j", spec, state) }
     }
 
     #[test]

@@ -126,6 +126,32 @@ pub struct JobRow {
 }
 
 impl JobRow {
+    /// A row of `spec` in `state` as the tests build one: no worker, progress, attempt or
+    /// error yet, 3 attempts allowed; a test sets what it needs with `..JobRow::fixture(..)`.
+    #[cfg(test)]
+    pub(crate) fn fixture(id: &str, spec: JobSpec, state: JobState) -> JobRow {
+        JobRow {
+            id: id.into(),
+            spec,
+            state,
+            worker: None,
+            epoch: 0,
+            test_acc: None,
+            secs_per_epoch: None,
+            epoch_seconds: 0.0,
+            busy_seconds: 0.0,
+            since_progress: None,
+            attempts: 0,
+            error: None,
+            error_kind: FailureKind::Job,
+            failures: 0,
+            max_attempts: 3,
+            result: None,
+            memory_need: None,
+            epochs_reported: None,
+        }
+    }
+
     /// The epochs the job trains in all, when known: a built-in job's `epochs`; for a program
     /// job, the total its latest epoch line gave, else its `epochs` setting when the sweep set
     /// it to a positive integer, else none (the program has not said yet).

@@ -100,7 +100,6 @@ fn explain_workers(jobs: &[JobRow], workers: &[WorkerRow], now: f64, lease_ttl_s
 mod tests {
     use super::*;
     use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
-    use gridsweep_proto::v1::FailureKind;
 
     fn job(state: JobState) -> JobRow {
         let spec = JobSpec {
@@ -110,26 +109,7 @@ mod tests {
             repeat: 0,
             program: None,
         };
-        JobRow {
-            id: "j".into(),
-            spec,
-            state,
-            worker: None,
-            epoch: 0,
-            test_acc: None,
-            secs_per_epoch: None,
-            epoch_seconds: 0.0,
-            busy_seconds: 0.0,
-            since_progress: None,
-            attempts: 0,
-            error: None,
-            error_kind: FailureKind::Job,
-            failures: 0,
-            max_attempts: 3,
-            result: None,
-            memory_need: None,
-            epochs_reported: None,
-        }
+        JobRow::fixture("j", spec, state)
     }
 
     fn worker(id: &str, last_seen: f64, quarantined: bool, problem: Option<(&str, f64)>) -> WorkerRow {

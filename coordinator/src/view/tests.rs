@@ -2,7 +2,7 @@
 //! worker state as the enum and, for older clients, the string), and the one liveness rule.
 
 use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
-use gridsweep_proto::v1::{self as pb, FailureKind, JobState};
+use gridsweep_proto::v1::{self as pb, JobState};
 
 use super::*;
 
@@ -14,26 +14,7 @@ fn job(id: &str, state: JobState) -> JobRow {
         repeat: 0,
         program: None,
     };
-    JobRow {
-        id: id.into(),
-        spec,
-        state,
-        worker: (state == JobState::Running).then(|| "w1".to_owned()),
-        epoch: 0,
-        test_acc: None,
-        secs_per_epoch: None,
-        epoch_seconds: 0.0,
-        busy_seconds: 0.0,
-        since_progress: None,
-        attempts: 0,
-        error: None,
-        error_kind: FailureKind::Job,
-        failures: 0,
-        max_attempts: 3,
-        result: None,
-        memory_need: None,
-        epochs_reported: None,
-    }
+    JobRow { worker: (state == JobState::Running).then(|| "w1".to_owned()), ..JobRow::fixture(id, spec, state) }
 }
 
 fn worker(id: &str, last_seen: f64, quarantined: bool) -> WorkerRow {
