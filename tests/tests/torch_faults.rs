@@ -70,6 +70,9 @@ async fn a_libtorch_error_in_the_step_fails_its_job_and_the_next_job_trains_in_t
     assert!(error.contains("mat1 and mat2 shapes cannot be multiplied"), "libtorch's message: {error}");
     assert!(!error.contains("panicked") && !error.contains("unwrap"), "classified, not a raw panic: {error}");
     assert_eq!(failed[0]["error_kind"], "job", "the job's own failure: {text}");
+    // The panic's log line is libtorch's message, without the C++ frame list it carries.
+    assert!(worker_log.contains("libtorch error: mat1 and mat2 shapes cannot be multiplied"), "{worker_log}");
+    assert!(!worker_log.contains("frame #") && !worker_log.contains("Exception raised from"), "{worker_log}");
     // The faulted job's first epoch, then both epochs of the other.
     assert_eq!(worker_log.matches("/2  lr ").count(), 3, "{worker_log}");
     let result = &completed[0]["result"];
@@ -136,4 +139,60 @@ async fn a_real_allocation_failure_is_out_of_memory_and_the_next_job_trains_in_t
     assert!(worker.child.try_wait().unwrap().is_none(), "the same worker process is still running");
     assert_eq!(log.matches("registered with").count(), 1, "{log}");
     assert!(!log.contains("training panicked"), "{log}");
+}
+
+/// A job that breaks the CUDA context every time (here a simulated device-side assert: no CPU
+/// can raise a real CUDA error) ends each worker process it meets with status 75, each one
+/// reporting `device-lost` first. The first two losses use no attempt; from the third on each
+/// uses one, so with two attempts the fourth loss ends the job failed and the sweep ends,
+/// rather than taking down workers for ever.
+#[tokio::test]
+async fn a_job_that_breaks_every_context_ends_failed_after_its_attempts() {
+    let dir = scratch("context-broken");
+    let sweep = dir.join("lost.yaml");
+    std::fs::write(
+        &sweep,
+        "name: lost\ndata: {kind: synthetic, train: 96, test: 32, seed: 1}\n\
+         train: {epochs: 1, batch_size: 32}\naxes: {arch: [resnet], depth: [8], seed: [1]}\n\
+         retry: {max_attempts: 2}\nlease_ttl_s: 30\n",
+    )
+    .unwrap();
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let (mut coordinator, url) = start_coordinator(
+        &sweep,
+        &["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    // Worker processes one after another, as a restart policy would start them.
+    let mut exits = Vec::new();
+    while coordinator.child.try_wait().unwrap().is_none() {
+        assert!(exits.len() < 6, "the job should have ended after 4 losses: exits {exits:?}");
+        let work = dir.join(format!("worker{}", exits.len()));
+        std::fs::create_dir_all(&work).unwrap();
+        let log = std::fs::File::create(work.join("worker.log")).unwrap();
+        let child = Command::new(bin("worker"))
+            .args(["--coordinator", &url, "--device", "cpu", "--threads", "1", "--work-dir"])
+            .arg(&work)
+            .env("GRIDSWEEP_FAULT_INJECT", "step-cuda-error:1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let mut worker = Proc { child };
+        let status = tokio::task::spawn_blocking(move || worker.child.wait()).await.unwrap().unwrap();
+        exits.push(status.code());
+        // The coordinator ends the sweep once the job has failed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let logs: Vec<String> =
+        (0..exits.len()).map(|i| std::fs::read_to_string(dir.join(format!("worker{i}/worker.log"))).unwrap()).collect();
+    assert_eq!(exits[..4], [Some(75); 4], "each worker that met the job exited 75: {exits:?}\n{}", logs.join("\n"));
+    for log in &logs[..4] {
+        assert!(log.contains("failed (device-lost): libtorch: CUDA error: device-side assert triggered"), "{log}");
+    }
+    let text = std::fs::read_to_string(out.join("runs.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["state"], "failed", "{text}");
+    assert_eq!(record["error_kind"], "job", "charged to the job: {text}");
+    let error = record["error"].as_str().unwrap();
+    assert!(error.contains("device-side assert triggered") && error.contains("lost a device 4 times"), "{error}");
 }

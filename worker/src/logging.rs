@@ -43,12 +43,15 @@ pub fn init(format: LogFormat) {
 }
 
 /// The panic hook: one error line (with the backtrace when `RUST_BACKTRACE` asks for one) in
-/// place of the standard hook's bare text, inside whatever span the panicking thread is in.
+/// place of the standard hook's bare text, inside whatever span the panicking thread is in. A
+/// panic that is tch unwrapping a libtorch error (caught and classified on the training thread)
+/// is logged as libtorch's message without the C++ frame list it carries, dozens of lines long.
 fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
-    let payload = info.payload();
-    let message =
-        payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-    let message = message.unwrap_or("(a panic without a message)");
+    let text = crate::train::fault::panic_text(info.payload());
+    let message = match crate::train::TorchFault::from_panic_text(&text) {
+        Some(fault) => format!("libtorch error: {}", fault.message),
+        None => text,
+    };
     let location = info.location().map(ToString::to_string).unwrap_or_default();
     let thread = std::thread::current();
     let thread = thread.name().unwrap_or("unnamed");

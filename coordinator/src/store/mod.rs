@@ -50,6 +50,12 @@ pub use rows::{Grant, JobRow, LeaseInfo, ReportOutcome, RetryOutcome, StoredChec
 /// A worker whose last this-many jobs failed gets no more.
 pub const QUARANTINE_AFTER: i64 = 3;
 
+/// A job whose attempts have broken a worker's CUDA context this many times (on any workers)
+/// is taken to break it itself (a device-side assert from its own indices, say): this and every
+/// later device-lost failure of it uses an attempt, so that such a job ends failed instead of
+/// taking down worker after worker for ever. It still counts towards no worker's quarantine.
+pub const DEVICE_LOST_CHARGED_FROM: i64 = 3;
+
 /// What can go wrong with the state.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -7,7 +7,9 @@ use gridsweep_proto::result::{RunStatus, TrainResult};
 use gridsweep_proto::v1::{FailureKind, JobState};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Cached, QUARANTINE_AFTER, ReportOutcome, Result, RetryOutcome, Store, StoreError, now};
+use super::{
+    Cached, DEVICE_LOST_CHARGED_FROM, QUARANTINE_AFTER, ReportOutcome, Result, RetryOutcome, Store, StoreError, now,
+};
 
 impl Store {
     /// The start of every report that ends an attempt (complete, fail, release): notes that
@@ -116,7 +118,9 @@ impl Store {
     /// worker's quarantine. Any other kind (no data to fetch, device lost, out of memory, the
     /// worker's machine) is not the job's fault: the job is pending again with its attempts
     /// untouched, the worker's failure streak is kept as it was, and the failure is noted as the
-    /// worker's current problem. Every failure is kept in `attempts` with its kind.
+    /// worker's current problem; except that from the job's `DEVICE_LOST_CHARGED_FROM`th
+    /// device-lost failure on, each one uses an attempt (quarantining no worker). Every failure
+    /// is kept in `attempts` with its kind.
     pub fn fail(&self, worker: &str, job: &str, token: u64, error: &str, kind: FailureKind) -> Result<ReportOutcome> {
         let sql = self.sql();
         self.tx(|tx| {
@@ -124,8 +128,12 @@ impl Store {
                 Ok(t) => t,
                 Err(earlier) => return Ok(ReportOutcome::already_ended(&earlier)),
             };
+            let lost = if kind == FailureKind::DeviceLost { Self::device_lost_count(tx, job, &sql)? } else { 0 };
             if kind.is_jobs_fault() {
-                Self::fail_own(tx, worker, job, error, t, &sql)
+                Self::fail_own(tx, worker, job, error, t, true, &sql)
+            } else if lost >= DEVICE_LOST_CHARGED_FROM {
+                let error = format!("{error} (this job has lost a device {lost} times; from {DEVICE_LOST_CHARGED_FROM} on, each uses an attempt)");
+                Self::fail_own(tx, worker, job, &error, t, false, &sql)
             } else {
                 Self::fail_elsewhere(tx, worker, job, error, kind, t, &sql)
             }
@@ -169,14 +177,26 @@ impl Store {
         Ok(ReportOutcome { accepted: true, reason, will_retry: true, quarantined: false })
     }
 
-    /// A failure of the job's own, its attempt ended at `t`: it uses an attempt (pending again
-    /// while some are left, else failed) and counts towards the worker's quarantine.
+    /// How many of `job`'s attempts (this one included) ended with its device lost.
+    fn device_lost_count(tx: &Connection, job: &str, sql: &dyn Fn(rusqlite::Error) -> StoreError) -> Result<i64> {
+        tx.query_row_c(
+            "SELECT COUNT(*) FROM attempts WHERE job = ?1 AND kind = ?2",
+            params![job, FailureKind::DeviceLost.name()],
+            |r| r.get(0),
+        )
+        .map_err(sql)
+    }
+
+    /// A failure charged to the job, its attempt ended at `t`: it uses an attempt (pending again
+    /// while some are left, else failed) and, when `quarantine` (the job's own failure, not a
+    /// device it keeps breaking), counts towards the worker's quarantine.
     fn fail_own(
         tx: &Connection,
         worker: &str,
         job: &str,
         error: &str,
         t: f64,
+        quarantine: bool,
         sql: &dyn Fn(rusqlite::Error) -> StoreError,
     ) -> Result<ReportOutcome> {
         let (failures, max): (i64, i64) = tx
@@ -192,6 +212,14 @@ impl Store {
             params![job, failures, if retry { "pending" } else { "failed" }, error, retry, worker, t],
         )
         .map_err(sql)?;
+        let reason = if retry {
+            format!("failure {failures} of {max}; will retry")
+        } else {
+            format!("failed after {failures} attempts")
+        };
+        if !quarantine {
+            return Ok(ReportOutcome { accepted: true, reason, will_retry: retry, quarantined: false });
+        }
         let was_quarantined: bool =
             tx.query_row_c("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0)).map_err(sql)?;
         tx.execute_c(
@@ -202,11 +230,6 @@ impl Store {
         .map_err(sql)?;
         let quarantined: bool =
             tx.query_row_c("SELECT quarantined FROM workers WHERE id = ?1", [worker], |r| r.get(0)).map_err(sql)?;
-        let reason = if retry {
-            format!("failure {failures} of {max}; will retry")
-        } else {
-            format!("failed after {failures} attempts")
-        };
         Ok(ReportOutcome { accepted: true, reason, will_retry: retry, quarantined: quarantined && !was_quarantined })
     }
 

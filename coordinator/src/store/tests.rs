@@ -201,23 +201,65 @@ fn failures_that_are_not_the_jobs_use_no_attempt_and_no_quarantine() {
     let (_d, store) = open();
     store.add_sweep("s", "s.yaml", &[job(1, 8)], 1).unwrap();
     let w = store.register_worker("w", "cpu", None).unwrap();
-    for kind in [FailureKind::Transfer, FailureKind::DeviceLost, FailureKind::OutOfMemory, FailureKind::Worker] {
-        for _ in 0..4 {
+    // Device-lost twice only: the third time a job loses a device is charged to it (below).
+    for (kind, times) in [
+        (FailureKind::Transfer, 4),
+        (FailureKind::DeviceLost, 2),
+        (FailureKind::OutOfMemory, 4),
+        (FailureKind::Worker, 4),
+    ] {
+        for _ in 0..times {
             let l = lease(&store, &w);
             let f = store.fail(&w, &l.job_id, l.token, "no data set to share", kind).unwrap();
             assert!(f.accepted && f.will_retry, "{kind:?}: {f:?}");
         }
     }
     let (jobs, workers) = store.snapshot().unwrap();
-    assert_eq!((jobs[0].state, jobs[0].failures, jobs[0].attempts), (JobState::Pending, 0, 16));
+    assert_eq!((jobs[0].state, jobs[0].failures, jobs[0].attempts), (JobState::Pending, 0, 14));
     assert_eq!(jobs[0].error_kind, FailureKind::Worker);
-    assert!(!workers[0].quarantined, "16 failures that were not the jobs' do not quarantine");
+    assert!(!workers[0].quarantined, "14 failures that were not the jobs' do not quarantine");
     assert!(workers[0].problem.as_ref().is_some_and(|(p, _)| p == "worker: no data set to share"));
     // The one attempt the job has goes on its own failure; a success clears the worker's problem.
     let l = lease(&store, &w);
     assert!(!store.fail(&w, &l.job_id, l.token, "bad spec", FailureKind::Job).unwrap().will_retry);
     let (jobs, _) = store.snapshot().unwrap();
     assert_eq!((jobs[0].state, jobs[0].error_kind), (JobState::Failed, FailureKind::Job));
+}
+
+#[test]
+fn a_job_that_keeps_losing_devices_uses_its_attempts_from_the_third_loss_on() {
+    let (_d, store) = open();
+    store.add_sweep("s", "s.yaml", &[job(1, 8)], 2).unwrap();
+    // Each loss ends its worker's process; the next attempt is another worker's.
+    let fail = |n: usize| {
+        let w = store.register_worker(&format!("w{n}"), "cuda:0", None).unwrap();
+        let l = lease(&store, &w);
+        store.fail(
+            &w,
+            &l.job_id,
+            l.token,
+            "libtorch: CUDA error: device-side assert triggered",
+            FailureKind::DeviceLost,
+        )
+    };
+    for n in 1..DEVICE_LOST_CHARGED_FROM as usize {
+        assert!(fail(n).unwrap().will_retry);
+        let (jobs, _) = store.snapshot().unwrap();
+        assert_eq!(
+            (jobs[0].state, jobs[0].failures, jobs[0].error_kind),
+            (JobState::Pending, 0, FailureKind::DeviceLost)
+        );
+    }
+    let third = fail(3).unwrap();
+    assert_eq!(third.reason, "failure 1 of 2; will retry");
+    let (jobs, _) = store.snapshot().unwrap();
+    assert_eq!((jobs[0].state, jobs[0].failures, jobs[0].error_kind), (JobState::Pending, 1, FailureKind::Job));
+    assert!(jobs[0].error.as_deref().unwrap().contains("lost a device 3 times"), "{:?}", jobs[0].error);
+    let fourth = fail(4).unwrap();
+    assert!(!fourth.will_retry, "{fourth:?}");
+    let (jobs, workers) = store.snapshot().unwrap();
+    assert_eq!((jobs[0].state, jobs[0].failures), (JobState::Failed, 2));
+    assert!(workers.iter().all(|w| !w.quarantined), "a device the job breaks quarantines no worker");
 }
 
 #[test]

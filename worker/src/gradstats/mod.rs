@@ -83,7 +83,9 @@ pub fn analyze(net: &Net, vs: &nn::VarStore, split: &Split, norm: &Normalizer, c
 }
 
 /// The flattened loss gradient of each of `params` on the `(start, len)` batch of `split`
-/// (batch norm in training mode when `bn_train`), the gradients zeroed first.
+/// (batch norm in training mode when `bn_train`). Autograd hands them back without touching any
+/// parameter's `.grad`, so the analysis leaves no gradient buffers behind (a model's size of
+/// memory for the rest of training) and needs no zeroing between batches.
 fn batch_gradients(
     net: &Net,
     params: &[(String, Tensor)],
@@ -94,14 +96,9 @@ fn batch_gradients(
 ) -> Vec<Tensor> {
     let x = norm.apply(&split.images.narrow(0, start, len));
     let y = split.labels.narrow(0, start, len);
-    for (_, p) in params {
-        let mut g = p.grad();
-        if g.defined() {
-            let _ = g.zero_();
-        }
-    }
-    net.forward_t(&x, bn_train).cross_entropy_for_logits(&y).backward();
-    params.iter().map(|(_, p)| p.grad().detach().flatten(0, -1)).collect()
+    let loss = net.forward_t(&x, bn_train).cross_entropy_for_logits(&y);
+    let inputs: Vec<&Tensor> = params.iter().map(|(_, p)| p).collect();
+    Tensor::run_backward(&[loss], &inputs, false, false).into_iter().map(|g| g.flatten(0, -1)).collect()
 }
 
 #[cfg(test)]
@@ -126,6 +123,7 @@ mod tests {
 
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(params.iter().all(|(_, p)| !p.grad().defined()), "the analysis leaves no .grad behind");
         let mut all = Vec::new();
         let mut per_param: Vec<Vec<Tensor>> = params.iter().map(|_| Vec::new()).collect();
         for (start, len) in [(0, 4), (4, 4), (8, 2)] {

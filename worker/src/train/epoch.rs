@@ -77,8 +77,8 @@ pub(super) fn train_pass(
         let x = aug.batch(&set.images, &idx, norm);
         let y = set.labels.index_select(0, &idx);
         let logits = net.forward_t(&x, true);
-        if inject {
-            super::inject::raise_in_step(&logits);
+        if let Some(fault) = inject {
+            super::inject::raise_in_step(fault, &logits);
         }
         let loss = logits.cross_entropy_for_logits(&y);
         opt.backward(&loss);

@@ -47,16 +47,25 @@ impl TorchFault {
     /// tch unwrapping one (its `Debug` form, `Torch("...")`, is unescaped back to the message),
     /// else the panic's own text, prefixed with "training panicked", which is the job's.
     pub fn from_panic(payload: &(dyn Any + Send)) -> Self {
-        let text = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        match text.strip_prefix(UNWRAP_PREFIX).and_then(|e| e.strip_prefix("Torch(")).and_then(unquote) {
-            Some(message) => TorchFault::new(&message),
-            None => TorchFault { kind: FaultKind::Other, message: format!("training panicked: {text}") },
-        }
+        let text = panic_text(payload);
+        TorchFault::from_panic_text(&text)
+            .unwrap_or_else(|| TorchFault { kind: FaultKind::Other, message: format!("training panicked: {text}") })
     }
+
+    /// The libtorch error a panic's text is tch unwrapping, if it is one.
+    pub fn from_panic_text(text: &str) -> Option<Self> {
+        let message = text.strip_prefix(UNWRAP_PREFIX)?.strip_prefix("Torch(")?;
+        unquote(message).map(|m| TorchFault::new(&m))
+    }
+}
+
+/// A panic payload's text (a `&str` or a `String`, as `panic!` makes them).
+pub fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 impl From<tch::TchError> for TorchFault {
