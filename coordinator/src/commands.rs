@@ -82,15 +82,26 @@ pub async fn run(
     };
     match run::run(opts, shutdown).await {
         Ok(o) => {
-            println!(
-                "tables in {}: {} completed, {} diverged, {} failed",
-                o.out_dir.display(),
-                o.tables.completed,
-                o.tables.diverged,
-                o.tables.failed
-            );
-            if let Ok(t) = tokio::fs::read_to_string(o.out_dir.join("table1.md")).await {
-                println!("\n{t}");
+            let t = &o.tables;
+            let built_in = t.completed + t.diverged + t.failed + t.pending;
+            // Tables 1 and 2 are the built-in trainer's; a program sweep's figures are in results.md.
+            let (shown, what) = match (built_in, o.program_jobs) {
+                (0, p) if p > 0 => ("results.md", format!("{p} program jobs: results.md and results.csv")),
+                (_, 0) => (
+                    "table1.md",
+                    format!("tables: {} completed, {} diverged, {} failed", t.completed, t.diverged, t.failed),
+                ),
+                (_, p) => (
+                    "table1.md",
+                    format!(
+                        "tables: {} completed, {} diverged, {} failed built-in jobs; {p} program jobs in results.md",
+                        t.completed, t.diverged, t.failed
+                    ),
+                ),
+            };
+            println!("outputs in {}: {what}", o.out_dir.display());
+            if let Ok(text) = tokio::fs::read_to_string(o.out_dir.join(shown)).await {
+                println!("\n{text}");
             }
             Ok(())
         }

@@ -132,8 +132,10 @@ pub struct RunOutcome {
     pub new_jobs: usize,
     /// Jobs already known at start.
     pub known_jobs: usize,
-    /// The tables written.
+    /// The tables written (Table 1 and 2 count the built-in trainer's jobs only).
     pub tables: TablesSummary,
+    /// The sweep's program jobs, which `results.csv`/`results.md` report.
+    pub program_jobs: usize,
     /// Where they are.
     pub out_dir: PathBuf,
 }
@@ -222,6 +224,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     // Finished: probes see NOT_SERVING while the outputs are written; workers still pulling are
     // told the sweep is finished.
     shared.not_serving().await;
+    let program_jobs = p.sweep.jobs.iter().filter(|j| j.program.is_some()).count();
     let tables = {
         let (shared, name, source, out) = (shared.clone(), p.sweep.name.clone(), p.sweep.source, p.out_dir.clone());
         off_runtime("writing the outputs", move || outputs::write_outputs(&shared.store, &name, Some(&source), &out))
@@ -229,7 +232,7 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     };
     workers.stop(Duration::from_secs(30)).await;
     serving.close().await;
-    Ok(RunOutcome { new_jobs: p.counts.0, known_jobs: p.counts.1, tables, out_dir: p.out_dir })
+    Ok(RunOutcome { new_jobs: p.counts.0, known_jobs: p.counts.1, tables, program_jobs, out_dir: p.out_dir })
 }
 
 /// After an interrupt: stops granting, then keeps serving until the workers have given their

@@ -43,6 +43,7 @@ pub use comparisons::ARCH_AXIS;
 pub(crate) use csv_files::csv_bytes;
 mod extract;
 mod markdown;
+pub mod result_runs;
 pub mod results;
 #[cfg(test)]
 mod tests;

@@ -112,7 +112,7 @@ struct Row<'a> {
 /// The condition columns: `implementation` when the runs have several, then every setting
 /// (but the seed and repeat) whose value is not the same in all runs (a missing one counts as
 /// a value), sorted by name.
-fn condition_columns(runs: &[ResultRun]) -> Vec<String> {
+pub(super) fn condition_columns(runs: &[ResultRun]) -> Vec<String> {
     let mut out = Vec::new();
     if runs.iter().map(|r| &r.implementation).collect::<BTreeSet<_>>().len() > 1 {
         out.push("implementation".to_owned());
@@ -295,7 +295,8 @@ pub fn runs_of(store: &Store) -> Result<(Vec<ResultRun>, String), StoreError> {
     Ok((runs, metric))
 }
 
-/// Writes `results.csv` and `results.md` into `out_dir`, and `results_<m>_vs_epoch.svg` for
+/// Writes `results.csv`, `results.md` and `results_runs.csv` (the runs before averaging) into
+/// `out_dir`, and `results_<m>_vs_epoch.svg` for
 /// the sweep's `metric` and the training loss (when some epoch reported them). A plot that
 /// cannot be drawn is logged and skipped.
 pub fn write_results(
@@ -308,7 +309,12 @@ pub fn write_results(
     create_dir(out_dir)?;
     let csv = results_csv(&out_dir.join(RESULTS_CSV), runs)?;
     let md = results_md(sweep, metric, runs);
-    let mut files = vec![write_output(out_dir, RESULTS_CSV, &csv)?, write_output(out_dir, RESULTS_MD, md.as_bytes())?];
+    let by_run = super::result_runs::results_runs_csv(&out_dir.join(super::result_runs::RESULTS_RUNS_CSV), runs)?;
+    let mut files = vec![
+        write_output(out_dir, RESULTS_CSV, &csv)?,
+        write_output(out_dir, RESULTS_MD, md.as_bytes())?,
+        write_output(out_dir, super::result_runs::RESULTS_RUNS_CSV, &by_run)?,
+    ];
     let mut plotted = vec![metric];
     if metric != "train_loss" {
         plotted.push("train_loss");
