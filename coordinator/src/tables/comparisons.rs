@@ -26,7 +26,8 @@ pub const ARCH_AXIS: &str = "arch";
 /// Two groups of runs compared on one measure.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Comparison {
-    /// Which table's figures: 1 (accuracy) or 2 (vanished fractions).
+    /// Which table's figures: 1 (accuracy), 2 (vanished fractions) or 0 (`results.md`'s
+    /// metric, with no model depth: `depth` is 0 there).
     pub table: u8,
     /// The settings both groups share besides depth (and, with an axis other than arch, the
     /// architecture), as `name=value, ...`; empty in the paper's shape.
@@ -56,7 +57,7 @@ pub(crate) struct Comparison {
 impl Comparison {
     /// Compares `values_a` with `values_b`; the other fields label it.
     #[allow(clippy::too_many_arguments)]
-    fn of(
+    pub(super) fn of(
         table: u8,
         condition: String,
         depth: u32,

@@ -43,6 +43,7 @@ pub use comparisons::ARCH_AXIS;
 pub(crate) use csv_files::csv_bytes;
 mod extract;
 mod markdown;
+mod result_comparisons;
 pub mod result_runs;
 pub mod results;
 #[cfg(test)]
@@ -216,14 +217,24 @@ impl Prepared<'_> {
     /// `table1.md`: the table, then its comparisons.
     fn table1_md(&self) -> String {
         let mut md = markdown::table1(&self.context, &self.grouping.table1, &self.table1);
-        md.push_str(&verdicts::markdown(&self.compared1, "final test accuracy (percentage points)", 2));
+        md.push_str(&verdicts::markdown(
+            &self.compared1,
+            "final test accuracy (percentage points)",
+            2,
+            "comparisons.csv",
+        ));
         md
     }
 
     /// `table2.md`: the table, then its comparisons.
     fn table2_md(&self) -> String {
         let mut md = markdown::table2(&self.context, &self.grouping.table2, &self.table2);
-        md.push_str(&verdicts::markdown(&self.compared2, "vanished fractions (percentage points)", 2));
+        md.push_str(&verdicts::markdown(
+            &self.compared2,
+            "vanished fractions (percentage points)",
+            2,
+            "comparisons.csv",
+        ));
         md
     }
 }

@@ -102,11 +102,11 @@ impl ResultRun {
 
 /// One row: a condition and its runs.
 #[derive(Debug)]
-struct Row<'a> {
+pub(super) struct Row<'a> {
     /// The condition's cells (one per condition column).
-    cells: Vec<String>,
+    pub(super) cells: Vec<String>,
     /// Its runs, in job order.
-    runs: Vec<&'a ResultRun>,
+    pub(super) runs: Vec<&'a ResultRun>,
 }
 
 /// The condition columns: `implementation` when the runs have several, then every setting
@@ -132,7 +132,7 @@ pub(super) fn condition_columns(runs: &[ResultRun]) -> Vec<String> {
 }
 
 /// The runs grouped by the values of `columns`, rows sorted by their cells.
-fn rows<'a>(runs: &'a [ResultRun], columns: &[String]) -> Vec<Row<'a>> {
+pub(super) fn rows<'a>(runs: &'a [ResultRun], columns: &[String]) -> Vec<Row<'a>> {
     let mut groups: BTreeMap<Vec<String>, Vec<&ResultRun>> = BTreeMap::new();
     for run in runs {
         let cells = columns
@@ -175,7 +175,7 @@ fn stats(row: &Row<'_>, metric: &str) -> [String; 6] {
 }
 
 /// A metric's final values over a row's completed runs.
-fn completed_values(row: &Row<'_>, metric: &str) -> Vec<f64> {
+pub(super) fn completed_values(row: &Row<'_>, metric: &str) -> Vec<f64> {
     row.runs.iter().filter(|r| r.state == JobState::Completed).filter_map(|r| r.metrics.get(metric).copied()).collect()
 }
 
@@ -258,6 +258,7 @@ pub fn results_md(sweep: &str, metric: &str, runs: &[ResultRun]) -> String {
         line.extend([value, n, min, max, diverged, failed, unfinished]);
         out.push_str(&format!("| {} |\n", line.join(" | ")));
     }
+    out.push_str(&super::result_comparisons::markdown(&super::result_comparisons::compare(runs, metric), metric));
     out
 }
 
@@ -295,8 +296,8 @@ pub fn runs_of(store: &Store) -> Result<(Vec<ResultRun>, String), StoreError> {
     Ok((runs, metric))
 }
 
-/// Writes `results.csv`, `results.md` and `results_runs.csv` (the runs before averaging) into
-/// `out_dir`, and `results_<m>_vs_epoch.svg` for
+/// Writes `results.csv`, `results.md` (with its comparisons), `results_runs.csv` (the runs
+/// before averaging) and `results_comparisons.csv` into `out_dir`, and `results_<m>_vs_epoch.svg` for
 /// the sweep's `metric` and the training loss (when some epoch reported them). A plot that
 /// cannot be drawn is logged and skipped.
 pub fn write_results(
@@ -315,6 +316,9 @@ pub fn write_results(
         write_output(out_dir, RESULTS_MD, md.as_bytes())?,
         write_output(out_dir, super::result_runs::RESULTS_RUNS_CSV, &by_run)?,
     ];
+    use super::result_comparisons::{self as compared, RESULTS_COMPARISONS_CSV};
+    let compared = compared::csv(&out_dir.join(RESULTS_COMPARISONS_CSV), &compared::compare(runs, metric))?;
+    files.push(write_output(out_dir, RESULTS_COMPARISONS_CSV, &compared)?);
     let mut plotted = vec![metric];
     if metric != "train_loss" {
         plotted.push("train_loss");

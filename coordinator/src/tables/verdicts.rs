@@ -1,5 +1,5 @@
 //! The comparisons written out: `comparisons.csv` (one row per comparison, every figure) and
-//! the Markdown section under Table 1 and Table 2 (difference with its interval, p-value,
+//! the Markdown section under Table 1, Table 2 and `results.md` (difference with its interval, p-value,
 //! verdict and seeds needed), with the method stated once below it.
 
 use std::fmt::Write as _;
@@ -9,16 +9,11 @@ use super::comparisons::Comparison;
 use super::{TablesError, cell, csv_bytes};
 use crate::stats::{self, MAX_SEEDS, SeedsNeeded};
 
-/// The header of `comparisons.csv`.
-const HEADER: [&str; 20] = [
-    "table",
-    "condition",
-    "depth",
-    "epoch",
-    "measure",
-    "axis",
-    "a",
-    "b",
+/// The header of `comparisons.csv`: what the comparison is, then its [`FIGURES`].
+const HEADER: [&str; 8] = ["table", "condition", "depth", "epoch", "measure", "axis", "a", "b"];
+
+/// The figures of a comparison, as CSV columns (`comparisons.csv`, `results_comparisons.csv`).
+pub(super) const FIGURES: [&str; 12] = [
     "n_a",
     "n_b",
     "mean_a",
@@ -33,16 +28,34 @@ const HEADER: [&str; 20] = [
     "seeds_per_side_80pct_power",
 ];
 
-/// `comparisons.csv`: Table 1's comparisons, then Table 2's. Cells without a figure (no test
-/// from fewer than two runs a side) are empty.
+/// The cells of [`FIGURES`] for `c`; empty where there is no figure (no test from fewer than
+/// two runs a side).
+pub(super) fn figures(c: &Comparison) -> Vec<String> {
+    let (ma, mb) = c.means();
+    let w = c.test.as_ref().ok();
+    vec![
+        c.values_a.len().to_string(),
+        c.values_b.len().to_string(),
+        cell(ma),
+        cell(mb),
+        cell(ma.zip(mb).map(|(a, b)| a - b)),
+        cell(w.map(|w| w.ci.0)),
+        cell(w.map(|w| w.ci.1)),
+        cell(w.map(|w| w.t)),
+        cell(w.map(|w| w.df)),
+        cell(w.map(|w| w.p)),
+        c.verdict(),
+        c.seeds.cell(),
+    ]
+}
+
+/// `comparisons.csv`: Table 1's comparisons, then Table 2's.
 pub(super) fn csv(path: &Path, comparisons: &[Comparison]) -> Result<Vec<u8>, TablesError> {
-    let header: Vec<String> = HEADER.map(String::from).into();
+    let header: Vec<String> = HEADER.iter().chain(FIGURES.iter()).map(|s| (*s).to_owned()).collect();
     let rows = comparisons
         .iter()
         .map(|c| {
-            let (ma, mb) = c.means();
-            let w = c.test.as_ref().ok();
-            vec![
+            let mut row = vec![
                 c.table.to_string(),
                 c.condition.clone(),
                 c.depth.to_string(),
@@ -51,19 +64,9 @@ pub(super) fn csv(path: &Path, comparisons: &[Comparison]) -> Result<Vec<u8>, Ta
                 c.axis.clone(),
                 c.a.clone(),
                 c.b.clone(),
-                c.values_a.len().to_string(),
-                c.values_b.len().to_string(),
-                cell(ma),
-                cell(mb),
-                cell(ma.zip(mb).map(|(a, b)| a - b)),
-                cell(w.map(|w| w.ci.0)),
-                cell(w.map(|w| w.ci.1)),
-                cell(w.map(|w| w.t)),
-                cell(w.map(|w| w.df)),
-                cell(w.map(|w| w.p)),
-                c.verdict(),
-                c.seeds.cell(),
-            ]
+            ];
+            row.extend(figures(c));
+            row
         })
         .collect();
     csv_bytes(path, &header, rows)
@@ -88,8 +91,8 @@ fn decimals(half: f64, least: usize) -> usize {
 
 /// The Markdown section of comparisons under a table; `what` names the measure in the heading;
 /// differences with `digits` decimals, more where the interval is narrower than 0.1.
-/// Nothing when there is no comparison.
-pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize) -> String {
+/// Nothing when there is no comparison. `csv_file` names the file with every figure.
+pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize, csv_file: &str) -> String {
     if comparisons.is_empty() {
         return String::new();
     }
@@ -98,11 +101,15 @@ pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize) ->
     let with_condition = comparisons.iter().any(|c| !c.condition.is_empty());
     let with_epoch = comparisons.iter().any(|c| c.epoch.is_some());
     let with_measure = comparisons.iter().any(|c| c.measure != comparisons[0].measure);
+    // `results.md`'s comparisons (table 0) have no model depth of their own.
+    let with_layers = comparisons.iter().any(|c| c.table != 0);
     let mut header: Vec<&str> = Vec::new();
     if with_condition {
         header.push("condition");
     }
-    header.push("layers");
+    if with_layers {
+        header.push("layers");
+    }
     if with_epoch {
         header.push("epoch");
     }
@@ -117,7 +124,9 @@ pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize) ->
         if with_condition {
             row.push(if c.condition.is_empty() { "—".to_owned() } else { c.condition.clone() });
         }
-        row.push(c.depth.to_string());
+        if with_layers {
+            row.push(c.depth.to_string());
+        }
         if with_epoch {
             row.push(cell(c.epoch));
         }
@@ -140,12 +149,12 @@ pub(super) fn markdown(comparisons: &[Comparison], what: &str, digits: usize) ->
         row.push(seeds_md(c.seeds));
         let _ = writeln!(md, "| {} |", row.join(" | "));
     }
-    md.push_str(&method_note());
+    md.push_str(&method_note(csv_file));
     md
 }
 
-/// How the comparisons are computed, stated once under their table.
-fn method_note() -> String {
+/// How the comparisons are computed, stated once under their table; `csv_file` has every figure.
+fn method_note(csv_file: &str) -> String {
     format!(
         "\nMethod: the difference of means (first minus second) with its 95% interval and the two-sided p-value \
          of Welch's unequal-variances t-test (Welch–Satterthwaite degrees of freedom) over the completed runs \
@@ -155,6 +164,6 @@ fn method_note() -> String {
          runs on each side at which Welch's test at 5% would detect the observed difference with 80% power, \
          taking the observed difference and variances as true (power from the noncentral t distribution with \
          Welch's degrees of freedom); > {MAX_SEEDS} when even that many would not; — when the means are equal \
-         or a side has fewer than 2 runs. `comparisons.csv` has every figure (t, df, p, interval).\n"
+         or a side has fewer than 2 runs. `{csv_file}` has every figure (t, df, p, interval).\n"
     )
 }
