@@ -3,7 +3,9 @@
 //! child is told through `devices::SLOT_SHARE_ENV` that K slots share its device, and registers
 //! 1/K of the device's memory (`devices::registered_memory_bytes` says why). A
 //! child that exits because its CUDA context broke is started again, up to `SLOT_RESTARTS`
-//! times. On SIGINT or SIGTERM every child gets SIGTERM (it gives its lease back and exits);
+//! times in a row: a child that ran `SLOT_HEALTHY_AFTER` before its context broke shows the
+//! device works, and the count starts over (a job that breaks contexts is bounded by the
+//! coordinator, which charges its losses from the third on to its attempts). On SIGINT or SIGTERM every child gets SIGTERM (it gives its lease back and exits);
 //! those still running after a grace period are killed.
 
 use std::ffi::OsString;
@@ -17,9 +19,14 @@ use std::time::{Duration, Instant};
 /// process can go on, so the supervisor restarts it.
 pub const EXIT_DEVICE_LOST: u8 = 75;
 
-/// How often the supervisor restarts one slot's worker after a lost CUDA context before giving
-/// up.
+/// How often in a row the supervisor restarts one slot's worker after a lost CUDA context
+/// before giving up (a broken device breaks every process at once).
 pub const SLOT_RESTARTS: u32 = 3;
+
+/// A slot's worker that ran this long before losing its CUDA context did work on the device:
+/// the restarts in a row start over, so that a few bad jobs over a long sweep do not use up a
+/// healthy slot.
+pub const SLOT_HEALTHY_AFTER: Duration = Duration::from_secs(600);
 
 /// How long a slot's worker has after SIGTERM (it stops its job and gives the lease back)
 /// before it is killed.
@@ -72,6 +79,9 @@ pub struct Slots {
     pub args: Vec<Vec<OsString>>,
     /// How long a child has after SIGTERM before it is killed (`STOP_GRACE` for the binary).
     pub grace: Duration,
+    /// How long a child must have run for a lost context not to count as one more restart in a
+    /// row (`SLOT_HEALTHY_AFTER` for the binary).
+    pub healthy_after: Duration,
 }
 
 /// One slot's running worker.
@@ -80,7 +90,9 @@ struct Slot {
     index: u32,
     /// Its worker process.
     child: Child,
-    /// How often it was started again after a lost CUDA context.
+    /// When that process was started.
+    started: Instant,
+    /// How often in a row it was started again after a lost CUDA context.
     restarts: u32,
 }
 
@@ -104,7 +116,7 @@ impl Slots {
     pub fn run_until(&self, stop: &AtomicBool) -> Result<(), SlotsError> {
         let mut running = Vec::new();
         for index in 0..self.slot_count() {
-            running.push(Slot { index, child: self.spawn(index)?, restarts: 0 });
+            running.push(Slot { index, child: self.spawn(index)?, started: Instant::now(), restarts: 0 });
         }
         let (mut terminated, mut kill_at) = (false, None);
         let mut failed = 0;
@@ -156,7 +168,8 @@ impl Slots {
     }
 
     /// Whether `slot` is still running; a worker that lost its CUDA context is started again
-    /// (unless the slots are stopping or it was restarted `SLOT_RESTARTS` times).
+    /// (unless the slots are stopping or it was restarted `SLOT_RESTARTS` times in a row, each
+    /// time after less than `healthy_after`).
     fn look_at(&self, mut slot: Slot, stop: &AtomicBool) -> Result<Seen, SlotsError> {
         let k = slot.index;
         let status: ExitStatus = match slot.child.try_wait() {
@@ -164,16 +177,17 @@ impl Slots {
             Ok(Some(status)) => status,
             Err(_) => return Ok(Seen::Ended(true)),
         };
+        let restarts = if slot.started.elapsed() >= self.healthy_after { 0 } else { slot.restarts };
         if status.code() == Some(i32::from(EXIT_DEVICE_LOST))
-            && slot.restarts < SLOT_RESTARTS
+            && restarts < SLOT_RESTARTS
             && !stop.load(Ordering::SeqCst)
         {
             tracing::warn!(
-                "slot {k} lost its CUDA context; starting it again ({} of {SLOT_RESTARTS})",
-                slot.restarts + 1
+                "slot {k} lost its CUDA context; starting it again ({} of {SLOT_RESTARTS} in a row)",
+                restarts + 1
             );
             let child = self.spawn(k)?;
-            return Ok(Seen::Running(Slot { index: k, child, restarts: slot.restarts + 1 }));
+            return Ok(Seen::Running(Slot { index: k, child, started: Instant::now(), restarts: restarts + 1 }));
         }
         if status.success() {
             tracing::debug!("slot {k} exited");
@@ -215,7 +229,7 @@ mod tests {
     /// A plan of one slot per shell script.
     fn plan(scripts: &[&str], grace: Duration) -> Slots {
         let args = scripts.iter().map(|s| vec![OsString::from("-c"), OsString::from(s)]).collect();
-        Slots { program: PathBuf::from("/bin/sh"), args, grace }
+        Slots { program: PathBuf::from("/bin/sh"), args, grace, healthy_after: SLOT_HEALTHY_AFTER }
     }
 
     #[test]
@@ -250,6 +264,26 @@ mod tests {
         assert!(matches!(e, SlotsError::Failed { failed: 1, slots: 1 }), "{e}");
         let starts = std::fs::read_to_string(&log).unwrap().lines().count();
         assert_eq!(starts, 1 + SLOT_RESTARTS as usize);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A worker that ran long enough before its context broke starts the count over: five
+    /// losses, each after 0.4 s of work with 0.1 s counting as healthy, and the sixth process
+    /// exits 0, so the slot ends well though it was restarted more than `SLOT_RESTARTS` times.
+    #[test]
+    fn restarts_after_a_healthy_run_start_the_count_over() {
+        let dir = std::env::temp_dir().join(format!("gridsweep-slots-healthy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("starts");
+        let _ = std::fs::remove_file(&log);
+        let script = format!(
+            "echo start >> {0}; if [ $(wc -l < {0}) -le 5 ]; then sleep 0.4; exit {EXIT_DEVICE_LOST}; fi; exit 0",
+            log.display()
+        );
+        let mut slots = plan(&[&script], STOP_GRACE);
+        slots.healthy_after = Duration::from_millis(100);
+        assert!(slots.run_until(&AtomicBool::new(false)).is_ok());
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 6);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::error::{CommandError, bad_input, failed};
 use super::{AgentArgs, LogFormat, parse_device};
 use crate::agent::{AgentConfig, AgentError};
-use crate::slots::{STOP_GRACE, Slots, wait_for_signal};
+use crate::slots::{SLOT_HEALTHY_AFTER, STOP_GRACE, Slots, wait_for_signal};
 
 /// Joins a sweep; with `--slots K > 1`, runs K worker processes of this binary (logging in
 /// `log_format` too).
@@ -84,6 +84,11 @@ fn slots(args: &AgentArgs, log_format: LogFormat) -> Result<(), CommandError> {
         a.extend(args.speed.to_args().into_iter().map(OsString::from));
         a
     };
-    let slots = Slots { program, args: (0..args.slots).map(slot_args).collect(), grace: STOP_GRACE };
+    let slots = Slots {
+        program,
+        args: (0..args.slots).map(slot_args).collect(),
+        grace: STOP_GRACE,
+        healthy_after: SLOT_HEALTHY_AFTER,
+    };
     slots.run().map_err(failed)
 }
