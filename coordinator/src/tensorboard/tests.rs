@@ -47,7 +47,13 @@ fn directories_are_named_by_condition_and_seed() {
 #[test]
 fn the_file_holds_the_version_the_epochs_and_grows_by_appending() {
     let s = spec(Arch::Grid, 1, 0.1);
-    let mut run = RunEvents { job_id: "j", spec: &s, epochs: vec![(Some(100.0), metrics(1, 40.0))], grads: vec![], lines: vec![] };
+    let mut run = RunEvents {
+        job_id: "j",
+        spec: &s,
+        epochs: vec![(Some(100.0), metrics(1, 40.0))],
+        grads: vec![],
+        lines: vec![],
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut w = Writer::default();
     assert_eq!(w.write(dir.path(), std::slice::from_ref(&run)).unwrap(), 1);
@@ -121,7 +127,10 @@ fn a_program_jobs_directory_is_named_by_its_condition_and_seed_setting() {
 
     // Beside the built-in trainer, the implementation is part of the condition, by its label.
     let builtin = spec(Arch::Grid, 1, 0.1);
-    let prog = program("sh -c exec python3 $DIR/train.py", serde_json::json!({"arch": "grid", "depth": 8, "seed": 1, "epochs": 2}));
+    let prog = program(
+        "sh -c exec python3 $DIR/train.py",
+        serde_json::json!({"arch": "grid", "depth": 8, "seed": 1, "epochs": 2}),
+    );
     let names = dir_names([("a", &builtin), ("b", &prog)].into_iter());
     assert_eq!(names, ["grid-8_seed=1", "implementation=train.py_seed=1"]);
 }
