@@ -127,7 +127,7 @@ const JOB_COLUMNS = [
   { key: 'id', label: 'job', text: (j) => j.id },
   { key: 'arch', label: 'arch', filter: true },
   { key: 'depth', label: 'depth', filter: true, num: true },
-  { key: 'seed', label: 'seed', filter: true, num: true },
+  { key: 'seed', label: 'seed', filter: true, num: true, value: (j) => j.seed ?? '-' },
   { key: 'state', label: 'state', filter: true },
   { key: 'epoch', label: 'epoch', num: true, text: (j) => `${j.epoch}/${j.epochs_total ?? '?'}` },
   { key: 'test_acc', label: 'test acc %', num: true, text: (j) => fmtNum(j.test_acc, 2) },
@@ -250,7 +250,7 @@ async function drawJob(r) {
   charts = [];
   const ep = d.epochs.map((e) => e.epoch);
   const parts = [
-    el('h1', {}, d.program && j.arch === 'program' ? `program job ${j.id} ` : `${j.arch}-${j.depth} seed ${j.seed}${j.repeat ? ` repeat ${j.repeat}` : ''} `, stateBadge(j.state)),
+    el('h1', {}, d.program && j.arch === 'program' ? `program job ${j.id} ` : `${j.arch}-${j.depth} seed ${j.seed ?? '-'}${j.repeat ? ` repeat ${j.repeat}` : ''} `, stateBadge(j.state)),
     kv([['job', j.id], ['epoch', `${j.epoch} of ${j.epochs_total ?? '?'}`], ['test accuracy %', fmtNum(j.test_acc, 2)],
       ['worker', j.worker], ['attempts', `${j.attempts} (failures ${j.failures} of ${j.max_attempts} allowed)`],
       ['time left', fmtSecs(j.eta_s)]]),

@@ -45,7 +45,7 @@ pub fn job_line(j: &pb::JobStatus) -> String {
         j.job_id,
         j.arch,
         j.depth,
-        j.seed,
+        j.seed.map_or_else(|| "-".to_owned(), |s| s.to_string()),
         j.state().name(),
         worker,
         j.epoch,

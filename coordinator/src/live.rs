@@ -20,7 +20,7 @@ use gridsweep_proto::v1 as pb;
 use crate::files::{OutputError, create_dir, write_output};
 use crate::pace;
 use crate::server::Shared;
-use crate::store::{EpochRow, JobRow, Store, StoreError};
+use crate::store::{EpochRow, JobRow, ProgramEpoch, Store, StoreError};
 use crate::tables::{self, RunRecord, TablesError};
 use crate::tensorboard::{self, RunEvents, TensorboardError};
 
@@ -197,7 +197,8 @@ pub fn write_epochs(store: &Store, out: &Path) -> Result<PathBuf, LiveError> {
 }
 
 /// Writes the TensorBoard event files of every run with an epoch or an analysis to
-/// `out/tensorboard/` from the state (epochs from the epoch log, analyses from the results),
+/// `out/tensorboard/` from the state (epochs from the epoch log and the program jobs' lines,
+/// analyses from the results),
 /// appending through `writer` where it can; returns how many files changed.
 pub fn write_tensorboard(store: &Store, out: &Path, writer: &mut tensorboard::Writer) -> Result<usize, LiveError> {
     write_tensorboard_of(store, out, writer, true)
@@ -213,14 +214,14 @@ fn write_tensorboard_of(
     ended: bool,
 ) -> Result<usize, LiveError> {
     let (jobs, _) = if ended { store.snapshot_with_results()? } else { store.snapshot()? };
-    let log = store.epoch_log()?;
-    let mut runs = tensorboard_runs(&jobs, &log);
+    let (log, lines) = (store.epoch_log()?, store.program_epochs()?);
+    let mut runs = tensorboard_runs(&jobs, &log, &lines);
     if !ended {
         // Every job still names the directories (by the settings in which all jobs differ);
         // an ended one with nothing to write is left as it is.
         for (run, job) in runs.iter_mut().zip(&jobs) {
             if !job.state.is_open() {
-                (run.epochs, run.grads) = (Vec::new(), Vec::new());
+                (run.epochs, run.grads, run.lines) = (Vec::new(), Vec::new(), Vec::new());
             }
         }
     }
@@ -228,8 +229,9 @@ fn write_tensorboard_of(
 }
 
 /// Each job's epochs (the latest attempt's report of each epoch; a result's own epochs when the
-/// log has none) and gradient analyses (by epoch), as the event files are written from.
-pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEvents<'a>> {
+/// log has none), gradient analyses (by epoch) and program epoch lines (`lines`, one per job and
+/// epoch, in epoch order), as the event files are written from.
+pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow], lines: &'a [ProgramEpoch]) -> Vec<RunEvents<'a>> {
     type Epochs = std::collections::BTreeMap<u32, (u32, Option<f64>, gridsweep_proto::result::EpochMetrics)>;
     let mut by_job: HashMap<&str, Epochs> = HashMap::new();
     for row in log {
@@ -238,6 +240,10 @@ pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEven
         if epochs.get(&m.epoch).is_none_or(|(attempt, ..)| *attempt <= row.attempt) {
             epochs.insert(m.epoch, (row.attempt, row.reported_at, m.clone()));
         }
+    }
+    let mut lines_of: HashMap<&str, Vec<_>> = HashMap::new();
+    for l in lines {
+        lines_of.entry(l.job.as_str()).or_default().push((l.reported_at, l.epoch, &l.metrics));
     }
     jobs.iter()
         .map(|j| {
@@ -256,7 +262,8 @@ pub fn tensorboard_runs<'a>(jobs: &'a [JobRow], log: &[EpochRow]) -> Vec<RunEven
                     .collect();
                 grads.sort_by_key(|(epoch, _)| *epoch);
             }
-            RunEvents { job_id: &j.id, spec: &j.spec, epochs, grads }
+            let lines = lines_of.remove(j.id.as_str()).unwrap_or_default();
+            RunEvents { job_id: &j.id, spec: &j.spec, epochs, grads, lines }
         })
         .collect()
 }

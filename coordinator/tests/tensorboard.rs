@@ -3,7 +3,8 @@
 //! `target/tb-venv` and reused by later runs. A sweep of two jobs goes through the store as a
 //! worker would report it (epochs in heartbeats, then a result with a gradient analysis);
 //! `live::write_tensorboard` writes the event files; Python reads every scalar and the
-//! histogram back and the test checks them against what was reported.
+//! histogram back and the test checks them against what was reported. A program sweep's epoch
+//! lines are read back the same way, each number of a line a scalar under its key.
 //!
 //! Skipped, saying so, only when the venv cannot be made because PyPI (or `python3 -m venv`)
 //! is unreachable on this machine; any other failure fails the test.
@@ -14,7 +15,7 @@ use std::process::Command;
 use coordinator::live;
 use coordinator::store::{Grant, Store};
 use coordinator::tensorboard::{DIR, HISTOGRAM_TAG, Writer};
-use gridsweep_proto::job::{AnalysisConfig, Arch, DataSpec, JobSpec, TrainConfig};
+use gridsweep_proto::job::{AnalysisConfig, Arch, DataSpec, Goal, JobSpec, Metric, ProgramSpec, TrainConfig};
 use gridsweep_proto::result::{GradReport, HIST_BINS, RunStatus, TrainResult};
 use serde_json::{Value, json};
 
@@ -50,17 +51,18 @@ fn python() -> Option<PathBuf> {
 }
 
 /// What tbparse reads: every scalar as [dir, tag, step, value] and every histogram as
-/// [dir, tag, step, counts, limits].
+/// [dir, tag, step, counts, limits] (tbparse gives a frame without columns when there are none).
 const READER: &str = r#"
 import json, sys
 from tbparse import SummaryReader
 r = SummaryReader(sys.argv[1], extra_columns={"dir_name"})
 s = r.scalars
 h = r.histograms
+col = lambda frame, name: frame[name] if name in frame else []
 print(json.dumps({
-    "scalars": [[d, t, int(st), float(v)] for d, t, st, v in zip(s.dir_name, s.tag, s.step, s.value)],
+    "scalars": [[d, t, int(st), float(v)] for d, t, st, v in zip(*(col(s, c) for c in ["dir_name", "tag", "step", "value"]))],
     "histograms": [[d, t, int(st), [float(c) for c in cs], [float(l) for l in ls]]
-                   for d, t, st, cs, ls in zip(h.dir_name, h.tag, h.step, h.counts, h.limits)],
+                   for d, t, st, cs, ls in zip(*(col(h, c) for c in ["dir_name", "tag", "step", "counts", "limits"]))],
 }))
 "#;
 
@@ -112,10 +114,7 @@ fn tbparse_reads_every_run_back() {
     let out = dir.path().join("out");
     assert_eq!(live::write_tensorboard(&store, &out, &mut Writer::default()).unwrap(), 2);
 
-    let Some(py) = python() else { return };
-    let read = Command::new(py).args(["-c", READER]).arg(out.join(DIR)).output().unwrap();
-    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
-    let got: Value = serde_json::from_slice(&read.stdout).unwrap();
+    let Some(got) = read_back(&out.join(DIR)) else { return };
 
     let scalars = got["scalars"].as_array().unwrap();
     for (name, r) in &reported {
@@ -151,4 +150,69 @@ fn tbparse_reads_every_run_back() {
     let (c, l) = at(71);
     assert!(c == 11.0 && (l - -4.9).abs() < 1e-9, "bin 70 covers 10^-5 .. 10^-4.9: {c} {l}");
     assert_eq!(counts.iter().map(|c| c.as_f64().unwrap()).sum::<f64>(), 20.0);
+}
+
+/// What tbparse reads from `dir`; none when it could not be installed (PyPI unreachable).
+fn read_back(dir: &Path) -> Option<Value> {
+    let py = python()?;
+    let read = Command::new(py).args(["-c", READER]).arg(dir).output().unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    Some(serde_json::from_slice(&read.stdout).unwrap())
+}
+
+#[test]
+fn tbparse_reads_a_program_jobs_lines_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let job = |lr: f64| JobSpec {
+        train: TrainConfig::paper(Arch::Vgg, 8, 0),
+        analysis: None,
+        data: DataSpec::None,
+        repeat: 0,
+        program: Some(ProgramSpec {
+            command: vec!["python3".to_owned(), "/home/me/train.py".to_owned()],
+            env: Default::default(),
+            metric: Metric { name: "test_acc".to_owned(), goal: Goal::Max },
+            settings: json!({"lr": lr, "seed": 5, "epochs": 2}).as_object().cloned().unwrap(),
+        }),
+    };
+    store.add_sweep("p", "p.yaml", &[job(0.1), job(0.2)], 3).unwrap();
+    let w = store.register_worker("w", "cpu", None).unwrap();
+    let mut reported = Vec::new();
+    for k in [1.0, 2.0] {
+        let Grant::Lease(l) = store.grant(&w, 60.0, false).unwrap() else { panic!("a lease") };
+        let spec: JobSpec = serde_json::from_str(&l.spec_json).unwrap();
+        let lr = spec.program.unwrap().settings["lr"].as_f64().unwrap();
+        let lines = [
+            json!({"epoch": 1, "epochs": 2, "test_acc": 40.5 + k, "train_loss": 1.25, "f1": null}),
+            json!({"epoch": 2, "epochs": 2, "test_acc": 50.75 + k, "train_loss": 0.5, "f1": 0.125 * k}),
+        ];
+        let epochs: Vec<(u32, String)> = lines.iter().zip(1..).map(|(l, e)| (e, l.to_string())).collect();
+        store.heartbeat(&w, &l.job_id, l.token, &epochs, 60.0).unwrap();
+        reported.push((format!("lr={lr}_seed=5"), lines));
+    }
+    let out = dir.path().join("out");
+    assert_eq!(live::write_tensorboard(&store, &out, &mut Writer::default()).unwrap(), 2);
+
+    let Some(got) = read_back(&out.join(DIR)) else { return };
+    let scalars = got["scalars"].as_array().unwrap();
+    let mut want = 0;
+    for (name, lines) in &reported {
+        for line in lines {
+            let step = line["epoch"].as_u64().unwrap();
+            for (tag, v) in line.as_object().unwrap() {
+                let Some(v) = v.as_f64().filter(|_| !["epoch", "epochs"].contains(&tag.as_str())) else { continue };
+                want += 1;
+                let found = scalars
+                    .iter()
+                    .find(|s| s[0] == name.as_str() && s[1] == tag.as_str() && s[2] == step)
+                    .unwrap_or_else(|| panic!("{name} {tag} epoch {step}: {scalars:?}"));
+                let f = found[3].as_f64().unwrap();
+                assert!((f - v).abs() <= 1e-6 * v.abs().max(1.0), "{name} {tag} epoch {step}: {f} != {v}");
+            }
+        }
+    }
+    assert_eq!(want, 2 * 5, "2 runs x (2 + 3) numbers");
+    assert_eq!(scalars.len(), want, "no epoch, total or null as a scalar: {scalars:?}");
+    assert!(got["histograms"].as_array().unwrap().is_empty());
 }

@@ -36,6 +36,21 @@ impl Drop for Proc {
     }
 }
 
+/// Starts a worker on `url` with a CPU and one thread, its work folder `work` (created) and its
+/// log in `work` with the extension `.log`.
+pub fn start_worker(url: &str, work: &Path) -> Proc {
+    std::fs::create_dir_all(work).expect("work dir");
+    let log = std::fs::File::create(work.with_extension("log")).expect("worker log");
+    let child = Command::new(bin("worker"))
+        .args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
+        .arg(work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn worker");
+    Proc { child }
+}
+
 /// Numbers the default output directories of the coordinators a test process starts.
 static OUTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 

@@ -2,10 +2,10 @@
 //! next worker resumes the job from its last uploaded checkpoint; a worker told to stop (SIGTERM)
 //! gives its job back at once.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gridsweep_e2e::{Proc, bin, free_port, proxy, scratch, start_coordinator, start_coordinator_on};
+use gridsweep_e2e::{bin, free_port, proxy, scratch, start_coordinator, start_coordinator_on, start_worker};
 use gridsweep_proto::v1::GetStatusRequest;
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 
@@ -22,19 +22,6 @@ fn long_sweep_seeds(dir: &std::path::Path, ttl_s: u32, seeds: &str, epochs: u32)
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn start_worker(url: &str, work: &std::path::Path) -> Proc {
-    std::fs::create_dir_all(work).unwrap();
-    let log = std::fs::File::create(work.with_extension("log")).unwrap();
-    let child = Command::new(bin("worker"))
-        .args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
-        .arg(work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    Proc { child }
 }
 
 /// The job results in `out/runs.jsonl`.

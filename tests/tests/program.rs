@@ -1,16 +1,16 @@
 //! `program:` sweeps with real processes: the coordinator and workers as binaries, the program a
 //! small Python script (`tests/programs/toy.py`, no torch) speaking the protocol. A sweep
-//! completes with its results table; a worker SIGKILLed mid-program has its job resumed on
+//! completes with its results table and a TensorBoard event file per job; a worker SIGKILLed mid-program has its job resumed on
 //! another worker from the program's own checkpoint; a stopping worker leaves no process of the
 //! program behind; a failing program uses its attempts and shows its stderr; a missing command
 //! is the worker's fault, an out-of-memory message goes to the out-of-memory routing and exit 75
 //! is not the job's fault.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gridsweep_e2e::{Proc, bin, run_sweep, scratch, start_coordinator, start_coordinator_with_dashboard};
+use gridsweep_e2e::{Proc, run_sweep, scratch, start_coordinator, start_coordinator_with_dashboard, start_worker};
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use gridsweep_proto::v1::{FailureKind, GetStatusRequest, JobStatus};
 
@@ -42,19 +42,6 @@ const KEEP_OPEN: &str = "  - {lr: 0.9, epochs: 1, sleep: 300, fail: false, no_re
 /// The coordinator's state folder in the test's scratch folder (never in the source tree).
 fn state_in(dir: &Path) -> String {
     dir.join("state").display().to_string()
-}
-
-fn start_worker(url: &str, work: &Path) -> Proc {
-    std::fs::create_dir_all(work).unwrap();
-    let log = std::fs::File::create(work.with_extension("log")).unwrap();
-    let child = Command::new(bin("worker"))
-        .args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
-        .arg(work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    Proc { child }
 }
 
 /// Polls the coordinator's status until `done` holds for its jobs, or panics after `limit`.
@@ -103,6 +90,17 @@ fn a_program_sweep_completes_with_its_results_table() {
         let svg = std::fs::read_to_string(out.join(format!("results_{metric}_vs_epoch.svg"))).unwrap();
         assert!(svg.contains("<svg") && svg.contains("lr=0.1") && svg.contains("lr=0.2"), "{metric}");
     }
+    // An event file per job, named by its condition and seed, with the lines' metrics as tags
+    // (`coordinator/tests/tensorboard.rs` reads such files back with tbparse).
+    let mut runs: Vec<String> = std::fs::read_dir(out.join("tensorboard"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    runs.sort();
+    assert_eq!(runs, ["lr=0.1_seed=1", "lr=0.1_seed=2", "lr=0.2_seed=1", "lr=0.2_seed=2"]);
+    let events = std::fs::read(out.join("tensorboard/lr=0.2_seed=2/events.out.tfevents.0.gridsweep")).unwrap();
+    let holds = |tag: &[u8]| events.windows(tag.len()).any(|w| w == tag);
+    assert!(holds(b"test_acc") && holds(b"train_loss"), "the epoch lines' metrics");
 }
 
 #[tokio::test]
@@ -267,7 +265,11 @@ async fn the_job_page_has_the_programs_curves_and_log() {
     let _a = start_worker(&url, &dir.join("a"));
     let jobs = wait_for(&url, Duration::from_secs(60), "three epochs", |j| j[0].epoch >= 3).await;
     assert_eq!((jobs[0].arch.as_str(), jobs[0].depth), ("program", 0), "no model named: shown as a program");
-    let body = http_get(&format!("{}/api/jobs/{}", http.unwrap().trim_end_matches('/'), jobs[0].job_id));
+    assert_eq!(jobs[0].seed, None, "no seed setting: no seed, not the recipe's placeholder 0");
+    let http = http.unwrap();
+    let list: serde_json::Value = serde_json::from_str(&http_get(&format!("{http}/api/jobs"))).unwrap();
+    assert_eq!(list["jobs"][0]["seed"], serde_json::Value::Null, "the board's list: {list}");
+    let body = http_get(&format!("{}/api/jobs/{}", http.trim_end_matches('/'), jobs[0].job_id));
     let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
     let program = &detail["program"];
     assert_eq!(program["metric"], "test_acc");

@@ -40,8 +40,8 @@ pub(super) struct JobView {
     arch: &'static str,
     /// Layers.
     depth: u32,
-    /// Seed.
-    seed: u64,
+    /// Seed; none (null) for a program job whose settings give no non-negative integer seed.
+    seed: Option<u64>,
     /// Repeat of the same seed.
     repeat: u32,
     /// pending, running, completed, diverged, failed.

@@ -26,6 +26,8 @@ pub struct ProgramEpoch {
     pub metrics: Map<String, Json>,
     /// The worker that held the attempt (for `epochs.csv`); none when the attempt is unknown.
     pub worker: Option<String>,
+    /// When the coordinator took the line (Unix seconds): the TensorBoard event's wall time.
+    pub reported_at: Option<f64>,
 }
 
 impl Store {
@@ -147,24 +149,26 @@ impl Store {
     /// Every epoch line of the active program jobs, in sweep order then epoch order.
     pub fn program_epochs(&self) -> Result<Vec<ProgramEpoch>> {
         let sql = self.sql();
-        let raw: Vec<(String, i64, i64, String, Option<String>)> = {
+        type Raw = (String, i64, i64, String, Option<String>, Option<f64>);
+        let raw: Vec<Raw> = {
             let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT e.job, e.epoch, e.attempt, e.metrics, a.worker FROM program_epochs e
+                    "SELECT e.job, e.epoch, e.attempt, e.metrics, a.worker, e.reported_at FROM program_epochs e
                      JOIN jobs j ON j.id = e.job LEFT JOIN attempts a ON a.job = e.job AND a.attempt = e.attempt
                      WHERE j.active = 1 ORDER BY j.seq, e.epoch",
                 )
                 .map_err(&sql)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 .map_err(&sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(&sql)?
         };
         raw.into_iter()
-            .map(|(job, epoch, attempt, text, worker)| match serde_json::from_str(&text) {
+            .map(|(job, epoch, attempt, text, worker, reported_at)| match serde_json::from_str(&text) {
                 Ok(Json::Object(metrics)) => {
-                    Ok(ProgramEpoch { job, epoch: epoch as u32, attempt: attempt as u32, metrics, worker })
+                    let (epoch, attempt) = (epoch as u32, attempt as u32);
+                    Ok(ProgramEpoch { job, epoch, attempt, metrics, worker, reported_at })
                 }
                 _ => Err(StoreError::Corrupt(format!("stored epoch {epoch} line of program job {job}"))),
             })

@@ -1,8 +1,8 @@
 //! `results.csv` and `results.md`: a table for any sweep, program jobs and built-in ones alike.
 //! One row per condition: the settings in which the sweep's jobs differ (the seed and the
 //! repetition left out: they are what is averaged over) as leading columns, and an
-//! `implementation` column (`builtin`, or the program's command) when the sweep has more than
-//! one. For each metric of the final results, the mean, sample standard deviation (n - 1), n,
+//! `implementation` column (`builtin`, or a short label of the program's command: its script's
+//! file name, `train.py`; `results_label.rs` has the rule) when the sweep has more than one. For each metric of the final results, the mean, sample standard deviation (n - 1), n,
 //! minimum and maximum over the condition's *completed* runs; diverged, failed and unfinished
 //! runs are counted in their own columns and never averaged in. Rows are sorted by their
 //! condition's text, runs within a row summed in job order.
@@ -39,7 +39,8 @@ const AVERAGED: [&str; 2] = ["seed", "repeat"];
 pub struct ResultRun {
     /// The job's id, for the order within a condition.
     pub job_id: String,
-    /// `builtin`, or the program's command (settings not filled in).
+    /// `builtin`, or the program's whole command (settings not filled in); the tables show
+    /// its short label (`label::labels`).
     pub implementation: String,
     /// The job's settings: a program's as given, a built-in job's arch, depth, seed and those
     /// that differ from the paper's recipe.
@@ -131,17 +132,34 @@ pub(super) fn condition_columns(runs: &[ResultRun]) -> Vec<String> {
     out
 }
 
+/// Each run's values of `columns`, in `runs`' order: a setting as the program gets it (empty
+/// when the run has none), the implementation as its label.
+fn cells(runs: &[ResultRun], columns: &[String]) -> Vec<Vec<String>> {
+    let labels = label::labels(runs.iter().map(|r| r.implementation.as_str()));
+    runs.iter()
+        .map(|run| {
+            columns
+                .iter()
+                .map(|c| match c.as_str() {
+                    "implementation" => labels[&run.implementation].clone(),
+                    key => run.settings.get(key).map(render).unwrap_or_default(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Each run's condition as (column, value) pairs, in `runs`' order: what its row of the table
+/// is grouped by (the TensorBoard run directories of program jobs are named from it).
+pub fn condition_of_each(runs: &[ResultRun]) -> Vec<Vec<(String, String)>> {
+    let columns = condition_columns(runs);
+    cells(runs, &columns).into_iter().map(|cells| columns.iter().cloned().zip(cells).collect()).collect()
+}
+
 /// The runs grouped by the values of `columns`, rows sorted by their cells.
 pub(super) fn rows<'a>(runs: &'a [ResultRun], columns: &[String]) -> Vec<Row<'a>> {
     let mut groups: BTreeMap<Vec<String>, Vec<&ResultRun>> = BTreeMap::new();
-    for run in runs {
-        let cells = columns
-            .iter()
-            .map(|c| match c.as_str() {
-                "implementation" => run.implementation.clone(),
-                key => run.settings.get(key).map(render).unwrap_or_default(),
-            })
-            .collect();
+    for (run, cells) in runs.iter().zip(cells(runs, columns)) {
         groups.entry(cells).or_default().push(run);
     }
     groups
@@ -334,6 +352,8 @@ pub fn write_results(
     Ok(files)
 }
 
+#[path = "results_label.rs"]
+pub mod label;
 #[cfg(test)]
 #[path = "results_tests.rs"]
 mod tests;

@@ -7,7 +7,7 @@ use std::path::Path;
 use gridsweep_proto::v1::JobState;
 use serde_json::json;
 
-use super::{ResultRun, results_csv, results_md};
+use super::{ResultRun, conditions, results_csv, results_md};
 
 fn run(id: &str, implementation: &str, settings: serde_json::Value, state: JobState, acc: Option<f64>) -> ResultRun {
     ResultRun {
@@ -53,12 +53,24 @@ fn a_row_per_condition_with_statistics_over_completed_runs() {
 }
 
 #[test]
-fn two_implementations_get_a_column() {
+fn two_implementations_get_a_column_with_short_labels() {
+    // sweeps/crosscheck.yaml's command, as `ResultRun::program` joins it.
+    let cross = "sh -c exec \"$GRIDSWEEP_PYTHON\" \"$GRIDSWEEP_EXAMPLES/train.py\"";
     let runs = vec![
         run("a", "builtin", json!({"arch": "resnet", "seed": 1}), JobState::Completed, Some(40.0)),
-        run("b", "python3 train.py", json!({"arch": "resnet", "seed": 1}), JobState::Running, None),
+        run("b", cross, json!({"arch": "resnet", "seed": 1}), JobState::Running, None),
     ];
     let csv = String::from_utf8(results_csv(Path::new("r.csv"), &runs).unwrap()).unwrap();
     assert!(csv.starts_with("implementation,runs,"), "{csv}");
-    assert!(csv.contains("\npython3 train.py,1,0,0,0,1,,,,0,,\n"), "{csv}");
+    assert!(csv.contains("\ntrain.py,1,0,0,0,1,,,,0,,\n"), "{csv}");
+    assert!(results_md("s", "test_acc", &runs).contains("\n| train.py | - | 0 |"), "the Markdown table too");
+    assert_eq!(conditions(&runs)[1].0, "implementation=train.py", "and the plots' labels");
+
+    // Two scripts of the same name: the whole commands tell them apart.
+    let runs = vec![
+        run("a", "python3 v1/train.py", json!({}), JobState::Completed, Some(40.0)),
+        run("b", "python3 v2/train.py", json!({}), JobState::Completed, Some(41.0)),
+    ];
+    let csv = String::from_utf8(results_csv(Path::new("r.csv"), &runs).unwrap()).unwrap();
+    assert!(csv.contains("\npython3 v1/train.py,1,") && csv.contains("\npython3 v2/train.py,1,"), "{csv}");
 }

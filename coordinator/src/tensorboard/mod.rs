@@ -1,5 +1,6 @@
 //! The runs as TensorBoard reads them: `<out>/tensorboard/<run>/events.out.tfevents.0.gridsweep`,
-//! one directory per job named by its condition and seed (`grid-98_lr=0.1_seed=2`), so
+//! one directory per job named by its condition and seed (`grid-98_lr=0.1_seed=2`; a program
+//! job's by its condition as `results.csv` groups it, `lr=0.1_seed=2`), so
 //! `tensorboard --logdir <out>/tensorboard` lists every run under its settings.
 //!
 //! Each file holds, after the version record, one event per reported epoch (step = epoch, wall
@@ -7,9 +8,11 @@
 //! `train_loss`, `test_loss` (percent and mean cross-entropy, the last two absent when
 //! non-finite) and `lr` (the schedule's rate in that epoch), then one event per gradient
 //! analysis (step = the epoch analysed) with the histogram `gradients/log10_abs_grad`: the
-//! worker's |g| histogram on a log10 axis ([`histogram`]). The epochs are the state's epoch log
-//! (the latest attempt's report of each epoch), the analyses the run's result: the records
-//! `epochs.csv` and the tables are written from.
+//! worker's |g| histogram on a log10 axis ([`histogram`]). A program job's file holds one event
+//! per epoch line instead (step = the line's epoch), with every number of the line as a scalar
+//! tagged by its key, `epoch` and `epochs` (the total) left out. The epochs are the state's epoch
+//! log (the latest attempt's report of each epoch) and a program's stored lines, the analyses the
+//! run's result: the records `epochs.csv` and the tables are written from.
 //!
 //! The bytes are a function of those records alone, so a file only grows while its run trains:
 //! [`Writer`] appends what is new to the file it wrote last (a TensorBoard reading the file
@@ -26,11 +29,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use gridsweep_proto::job::JobSpec;
+use gridsweep_proto::job::program::render;
 use gridsweep_proto::result::{EpochMetrics, GradReport, HIST_BINS, HIST_LOG10_HI, HIST_LOG10_LO};
+use gridsweep_proto::v1::JobState;
 use prost::Message as _;
+use serde_json::{Map, Value as Json};
 
 use crate::condition::Varying;
 use crate::files::{OutputError, create_dir, write_output};
+use crate::tables::results::{ResultRun, condition_of_each};
 pub use record::{crc32c, masked_crc32c};
 
 /// The directory under the output directory.
@@ -67,7 +74,13 @@ pub struct RunEvents<'a> {
     pub epochs: Vec<(Option<f64>, EpochMetrics)>,
     /// Its gradient analyses, each with the epoch it was taken after.
     pub grads: Vec<(u32, &'a GradReport)>,
+    /// A program job's epoch lines, in epoch order, each with when it was reported (Unix
+    /// seconds) and its epoch: a program has no typed metrics, so its lines are kept apart.
+    pub lines: Vec<(Option<f64>, u32, &'a Map<String, Json>)>,
 }
+
+/// Keys of a program's epoch line that are no scalar: its epoch (the step) and its total.
+const NOT_SCALARS: [&str; 2] = ["epoch", "epochs"];
 
 /// Keeps the event files of a sweep current, appending where it can.
 #[derive(Debug, Default)]
@@ -85,7 +98,7 @@ impl Writer {
         let root = out.join(DIR);
         let mut changed = 0;
         for (run, name) in runs.iter().zip(names) {
-            if run.epochs.is_empty() && run.grads.is_empty() {
+            if run.epochs.is_empty() && run.grads.is_empty() && run.lines.is_empty() {
                 continue;
             }
             let bytes = event_file(run);
@@ -131,19 +144,37 @@ fn append(path: &Path, bytes: &[u8]) -> Result<(), TensorboardError> {
     f.sync_data().map_err(err)
 }
 
-/// Each run's directory name: `<arch>-<depth>`, each setting in which the runs differ as
-/// `name=value`, `seed=<seed>` and `repeat=<k>` when above 0, joined by `_`, with characters
-/// other than letters, digits and `.,=+-` as `_`; a name two runs would share gets its job
-/// id's first 12 characters.
+/// Each run's directory name: a built-in job's `<arch>-<depth>`, each setting in which the runs
+/// differ as `name=value` and `seed=<seed>`; a program job's condition as `results.csv` groups
+/// it (`implementation=<label>` when the sweep has several, each varying setting of the
+/// programs as `name=value`; `program` when nothing varies) and `seed=<its seed setting>` when it
+/// has one; then `repeat=<k>` when above 0, joined by `_`, with characters other than letters,
+/// digits and `.,=+-` as `_`; a name two runs would share gets its job id's first 12 characters.
 pub fn dir_names<'a>(runs: impl Iterator<Item = (&'a str, &'a JobSpec)> + Clone) -> Vec<String> {
     let varying = Varying::of(runs.clone().map(|(_, s)| s), false);
+    let conditions = program_conditions(runs.clone());
     let mut names: Vec<String> = runs
         .clone()
-        .map(|(_, spec)| {
+        .zip(conditions)
+        .map(|((_, spec), condition)| {
             let t = &spec.train;
-            let mut parts = vec![format!("{}-{}", t.arch, t.depth)];
-            parts.extend(varying.names.iter().zip(varying.key(spec)).map(|(n, v)| format!("{n}={}", v.text())));
-            parts.push(format!("seed={}", t.seed));
+            let mut parts = match &spec.program {
+                Some(p) => {
+                    let mut parts: Vec<String> = condition.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                    if parts.is_empty() {
+                        parts.push("program".to_owned());
+                    }
+                    parts.extend(p.settings.get("seed").map(|s| format!("seed={}", render(s))));
+                    parts
+                }
+                None => {
+                    let mut parts = vec![format!("{}-{}", t.arch, t.depth)];
+                    let settings = varying.names.iter().zip(varying.key(spec));
+                    parts.extend(settings.map(|(n, v)| format!("{n}={}", v.text())));
+                    parts.push(format!("seed={}", t.seed));
+                    parts
+                }
+            };
             if spec.repeat > 0 {
                 parts.push(format!("repeat={}", spec.repeat));
             }
@@ -166,9 +197,25 @@ pub fn dir_names<'a>(runs: impl Iterator<Item = (&'a str, &'a JobSpec)> + Clone)
     names
 }
 
+/// Each run's condition as the results table groups it, when the sweep has a program job (its
+/// program jobs' directories are named from it); empty conditions otherwise.
+fn program_conditions<'a>(runs: impl Iterator<Item = (&'a str, &'a JobSpec)> + Clone) -> Vec<Vec<(String, String)>> {
+    if !runs.clone().any(|(_, s)| s.program.is_some()) {
+        return runs.map(|_| Vec::new()).collect();
+    }
+    let as_results: Vec<ResultRun> = runs
+        .map(|(id, spec)| match spec.program {
+            Some(_) => ResultRun::program(id, spec, JobState::Pending, None),
+            None => ResultRun::builtin(id, spec, JobState::Pending, None),
+        })
+        .collect();
+    condition_of_each(&as_results)
+}
+
 /// A run's whole event file.
 pub fn event_file(run: &RunEvents<'_>) -> Vec<u8> {
-    let start = run.epochs.first().and_then(|(t, _)| *t).unwrap_or(0.0);
+    let first_line = run.lines.first().and_then(|(t, ..)| *t);
+    let start = run.epochs.first().and_then(|(t, _)| *t).or(first_line).unwrap_or(0.0);
     let mut out = Vec::new();
     let mut push = |wall_time: f64, step: u32, what: proto::What| {
         let event = proto::Event { wall_time, step: i64::from(step), what: Some(what) };
@@ -179,6 +226,13 @@ pub fn event_file(run: &RunEvents<'_>) -> Vec<u8> {
     for (at, m) in &run.epochs {
         last = at.unwrap_or(last);
         push(last, m.epoch, proto::What::Summary(proto::Summary { value: scalars(m) }));
+    }
+    for (at, epoch, line) in &run.lines {
+        last = at.unwrap_or(last);
+        let value = line_scalars(line);
+        if !value.is_empty() {
+            push(last, *epoch, proto::What::Summary(proto::Summary { value }));
+        }
     }
     for (epoch, g) in &run.grads {
         if g.histogram.is_empty() {
@@ -200,6 +254,19 @@ fn scalars(m: &EpochMetrics) -> Vec<proto::SummaryValue> {
         .filter_map(|(tag, v)| {
             let v = v.filter(|v| v.is_finite())?;
             Some(proto::SummaryValue { tag: tag.to_owned(), value: Some(proto::Value::SimpleValue(v as f32)) })
+        })
+        .collect()
+}
+
+/// A program's epoch line's scalars: every number of the line but its epoch and total, tagged
+/// by its key, in key order; a number that is not finite as a 32-bit float (the
+/// event's scalar type) is left out, as are nulls, strings and booleans.
+fn line_scalars(line: &Map<String, Json>) -> Vec<proto::SummaryValue> {
+    line.iter()
+        .filter(|(k, _)| !NOT_SCALARS.contains(&k.as_str()))
+        .filter_map(|(tag, v)| {
+            let v = v.as_f64().map(|v| v as f32).filter(|v| v.is_finite())?;
+            Some(proto::SummaryValue { tag: tag.clone(), value: Some(proto::Value::SimpleValue(v)) })
         })
         .collect()
 }

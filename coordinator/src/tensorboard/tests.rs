@@ -1,7 +1,7 @@
 //! The event files read back by our own decoder (prost and the framing); the test
 //! `coordinator/tests/tensorboard.rs` reads them with tbparse as well.
 
-use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
+use gridsweep_proto::job::{Arch, DataSpec, Goal, JobSpec, Metric, ProgramSpec, TrainConfig};
 use gridsweep_proto::result::{EpochMetrics, RunStatus, TrainResult};
 use prost::Message as _;
 
@@ -47,7 +47,13 @@ fn directories_are_named_by_condition_and_seed() {
 #[test]
 fn the_file_holds_the_version_the_epochs_and_grows_by_appending() {
     let s = spec(Arch::Grid, 1, 0.1);
-    let mut run = RunEvents { job_id: "j", spec: &s, epochs: vec![(Some(100.0), metrics(1, 40.0))], grads: vec![] };
+    let mut run = RunEvents {
+        job_id: "j",
+        spec: &s,
+        epochs: vec![(Some(100.0), metrics(1, 40.0))],
+        grads: vec![],
+        lines: vec![],
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut w = Writer::default();
     assert_eq!(w.write(dir.path(), std::slice::from_ref(&run)).unwrap(), 1);
@@ -91,4 +97,72 @@ fn the_histogram_keeps_the_workers_counts() {
     assert_eq!((h.bucket[0], h.bucket[61], h.bucket[62], h.num), (3.0, 10.0, 7.0, 20.0));
     assert!((h.bucket_limit[61] - -5.9).abs() < 1e-9, "bin 60 ends at 10^-5.9");
     assert_eq!((h.min, h.max), (HIST_LOG10_LO, h.bucket_limit[62]));
+}
+
+/// A program job with `settings` (no model named: the recipe's placeholders stay in `train`).
+fn program(command: &str, settings: serde_json::Value) -> JobSpec {
+    JobSpec {
+        program: Some(ProgramSpec {
+            command: command.split(' ').map(str::to_owned).collect(),
+            env: Default::default(),
+            metric: Metric { name: "test_acc".to_owned(), goal: Goal::Max },
+            settings: settings.as_object().cloned().unwrap(),
+        }),
+        ..spec(Arch::Vgg, 0, 0.1)
+    }
+}
+
+#[test]
+fn a_program_jobs_directory_is_named_by_its_condition_and_seed_setting() {
+    let specs = [
+        program("python3 /x/train.py", serde_json::json!({"lr": 0.1, "seed": 1, "epochs": 3})),
+        program("python3 /x/train.py", serde_json::json!({"lr": 0.2, "seed": 1, "epochs": 3})),
+        program("python3 /x/train.py", serde_json::json!({"lr": 0.2, "epochs": 3})),
+    ];
+    let names = dir_names([("a", &specs[0]), ("b", &specs[1]), ("c", &specs[2])].into_iter());
+    assert_eq!(names, ["lr=0.1_seed=1", "lr=0.2_seed=1", "lr=0.2"]);
+
+    let alone = program("./my trainer", serde_json::json!({"seed": 4}));
+    assert_eq!(dir_names([("a", &alone)].into_iter()), ["program_seed=4"], "nothing varies");
+
+    // Beside the built-in trainer, the implementation is part of the condition, by its label.
+    let builtin = spec(Arch::Grid, 1, 0.1);
+    let prog = program(
+        "sh -c exec python3 $DIR/train.py",
+        serde_json::json!({"arch": "grid", "depth": 8, "seed": 1, "epochs": 2}),
+    );
+    let names = dir_names([("a", &builtin), ("b", &prog)].into_iter());
+    assert_eq!(names, ["grid-8_seed=1", "implementation=train.py_seed=1"]);
+}
+
+#[test]
+fn a_program_line_becomes_one_event_of_its_numbers() {
+    let s = program("python3 t.py", serde_json::json!({"seed": 1}));
+    let line = |v: serde_json::Value| v.as_object().cloned().unwrap();
+    let lines = [
+        line(serde_json::json!({"epoch": 1, "epochs": 2, "test_acc": 61.5, "loss": null, "note": "x", "f1": 0.25})),
+        line(serde_json::json!({"epoch": 2, "epochs": 2, "test_acc": 70.0, "huge": 1e300, "ok": true})),
+    ];
+    let run = RunEvents {
+        job_id: "j",
+        spec: &s,
+        epochs: vec![],
+        grads: vec![],
+        lines: vec![(Some(50.0), 1, &lines[0]), (None, 2, &lines[1])],
+    };
+    let events = records(&event_file(&run));
+    assert_eq!(events.len(), 3, "the version, then one event per line");
+    assert_eq!((events[0].wall_time, events[1].step, events[2].step), (50.0, 1, 2));
+    assert_eq!(events[2].wall_time, 50.0, "a line without a time takes the one before");
+    let tags = |e: &proto::Event| -> Vec<(String, Option<proto::Value>)> {
+        let Some(proto::What::Summary(summary)) = &e.what else { panic!("a summary") };
+        summary.value.iter().map(|v| (v.tag.clone(), v.value.clone())).collect()
+    };
+    let scalar = |tag: &str, v: f32| (tag.to_owned(), Some(proto::Value::SimpleValue(v)));
+    assert_eq!(tags(&events[1]), [scalar("f1", 0.25), scalar("test_acc", 61.5)]);
+    assert_eq!(tags(&events[2]), [scalar("test_acc", 70.0)], "1e300 is no 32-bit float; a bool is no number");
+
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(Writer::default().write(dir.path(), std::slice::from_ref(&run)).unwrap(), 1);
+    assert!(dir.path().join(DIR).join("program_seed=1").join(FILE).is_file());
 }

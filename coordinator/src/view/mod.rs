@@ -109,15 +109,23 @@ pub fn model_of(j: &JobRow) -> (&'static str, u32) {
     }
 }
 
+/// The seed a job's line shows: a built-in job's, a program job's own `seed` setting when it is
+/// a non-negative integer, else none (its recipe's placeholder seed was never given to it).
+pub fn seed_of(j: &JobRow) -> Option<u64> {
+    match &j.spec.program {
+        Some(p) => p.settings.get("seed").and_then(serde_json::Value::as_u64),
+        None => Some(j.spec.train.seed),
+    }
+}
+
 /// One job's line in the status message.
 pub fn job_status(j: &JobRow) -> pb::JobStatus {
-    let train = &j.spec.train;
     let (arch, depth) = model_of(j);
     pb::JobStatus {
         job_id: j.id.clone(),
         arch: arch.to_owned(),
         depth,
-        seed: train.seed,
+        seed: seed_of(j),
         state: j.state.into(),
         worker_id: j.worker.clone().unwrap_or_default(),
         epoch: j.epoch,

@@ -1,7 +1,7 @@
 //! The read model: one snapshot viewed with typed states, the status message it renders (the
 //! worker state as the enum and, for older clients, the string), and the one liveness rule.
 
-use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
+use gridsweep_proto::job::{Arch, DataSpec, Goal, JobSpec, Metric, ProgramSpec, TrainConfig};
 use gridsweep_proto::v1::{self as pb, JobState};
 
 use super::*;
@@ -77,4 +77,33 @@ fn one_liveness_rule_45_seconds_or_the_lease_ttl() {
     assert!(is_live(&worker("w", now - 100.0, false), now, 120.0), "a longer TTL");
     assert!(!is_live(&worker("w", now, true), now, 120.0), "quarantined");
     assert_eq!(WorkerState::of(&worker("w", now - 46.0, false), now, 30.0), WorkerState::Quiet);
+}
+
+#[test]
+fn a_program_job_shows_its_own_seed_setting_or_none() {
+    let program_job = |settings: serde_json::Value| {
+        let program = ProgramSpec {
+            command: vec!["python3".to_owned(), "t.py".to_owned()],
+            env: Default::default(),
+            metric: Metric { name: "test_acc".to_owned(), goal: Goal::Max },
+            settings: settings.as_object().cloned().unwrap(),
+        };
+        // The sweep gives a program job without a model the recipe's placeholders (seed 0).
+        let spec = JobSpec { program: Some(program), ..job("p", JobState::Pending).spec };
+        JobRow::fixture("p", JobSpec { train: TrainConfig::paper(Arch::Vgg, 8, 0), ..spec }, JobState::Pending)
+    };
+    let seed = |settings| job_status(&program_job(settings)).seed;
+    assert_eq!(seed(serde_json::json!({"lr": 0.1})), None, "no seed setting: none, not the placeholder 0");
+    assert_eq!(seed(serde_json::json!({"seed": 7})), Some(7));
+    assert_eq!(seed(serde_json::json!({"seed": 0})), Some(0), "a seed 0 that was given");
+    assert_eq!(seed(serde_json::json!({"seed": -3})), None, "not a non-negative integer");
+    assert_eq!(seed(serde_json::json!({"seed": "abc"})), None);
+    assert_eq!(job_status(&job("b", JobState::Pending)).seed, Some(1), "a built-in job's own seed");
+    let line = crate::display::job_line(&job_status(&program_job(serde_json::json!({}))));
+    assert!(line.contains("program-0    seed -    pending"), "{line}");
+    let json = crate::display::to_json(&pb::SweepStatus {
+        jobs: vec![job_status(&program_job(serde_json::json!({})))],
+        ..Default::default()
+    });
+    assert_eq!(json["jobs"][0]["seed"], serde_json::Value::Null);
 }
