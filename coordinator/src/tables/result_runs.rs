@@ -1,7 +1,7 @@
 //! `results_runs.csv`: `results.csv` before averaging, one row per run (program jobs and
 //! built-in ones alike), so that a researcher can test or plot the runs themselves. The
 //! columns: the job's id, the condition columns of `results.csv` (`implementation` when the
-//! sweep has several, then the settings that vary), `seed` and `repeat` when some run has them,
+//! sweep has several, by the same short label, then the settings that vary), `seed` and `repeat` when some run has them,
 //! the run's state, and every number of any run's final result (empty where a run has none: a
 //! run not completed, or one whose result did not report it). Rows in job order.
 
@@ -26,6 +26,7 @@ pub fn results_runs_csv(path: &Path, runs: &[ResultRun]) -> Result<Vec<u8>, Tabl
         }
     }
     let metrics: BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
+    let labels = super::results::label::labels(runs.iter().map(|r| r.implementation.as_str()));
     let mut header = vec!["job_id".to_owned()];
     header.extend(settings.iter().cloned());
     header.push("state".to_owned());
@@ -35,7 +36,7 @@ pub fn results_runs_csv(path: &Path, runs: &[ResultRun]) -> Result<Vec<u8>, Tabl
         .map(|run| {
             let mut line = vec![run.job_id.clone()];
             line.extend(settings.iter().map(|key| match key.as_str() {
-                "implementation" => run.implementation.clone(),
+                "implementation" => labels[&run.implementation].clone(),
                 key => run.settings.get(key).map(render).unwrap_or_default(),
             }));
             line.push(run.state.name().to_owned());
