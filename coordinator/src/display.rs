@@ -40,11 +40,11 @@ pub fn job_line(j: &pb::JobStatus) -> String {
     } else {
         format!("  failures {}/{}, last error ({}): {}", j.failures, j.max_attempts, j.error_kind().name(), j.error)
     };
+    // A program job whose settings name no model has depth 0: its line says `program` alone.
+    let model = if j.depth == 0 { format!("{:<11}", j.arch) } else { format!("{:>6}-{:<4}", j.arch, j.depth) };
     format!(
-        "{} {:>6}-{:<4} seed {:<4} {:<9} {:<10} epoch {}/{}  acc {}{}{}",
+        "{} {model} seed {:<4} {:<9} {:<10} epoch {}/{}  acc {}{}{}",
         j.job_id,
-        j.arch,
-        j.depth,
         j.seed.map_or_else(|| "-".to_owned(), |s| s.to_string()),
         j.state().name(),
         worker,

@@ -100,7 +100,7 @@ fn a_program_job_shows_its_own_seed_setting_or_none() {
     assert_eq!(seed(serde_json::json!({"seed": "abc"})), None);
     assert_eq!(job_status(&job("b", JobState::Pending)).seed, Some(1), "a built-in job's own seed");
     let line = crate::display::job_line(&job_status(&program_job(serde_json::json!({}))));
-    assert!(line.contains("program-0    seed -    pending"), "{line}");
+    assert!(line.contains(" program     seed -    pending"), "{line}");
     let json = crate::display::to_json(&pb::SweepStatus {
         jobs: vec![job_status(&program_job(serde_json::json!({})))],
         ..Default::default()
