@@ -86,6 +86,7 @@ pub async fn run(
             let built_in = t.completed + t.diverged + t.failed + t.pending;
             // Tables 1 and 2 are the built-in trainer's; a program sweep's figures are in results.md.
             let (shown, what) = match (built_in, o.program_jobs) {
+                (0, 1) => ("results.md", "1 program job: results.md and results.csv".to_owned()),
                 (0, p) if p > 0 => ("results.md", format!("{p} program jobs: results.md and results.csv")),
                 (_, 0) => (
                     "table1.md",

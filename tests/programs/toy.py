@@ -6,7 +6,9 @@ faults: fail (exit 1 after a message on stderr), no_result (exit 0 without a res
 oom (a CUDA-style out-of-memory message, exit 1), tempfail (exit 75), pidfile (start a
 grandchild `sleep 300` and write "child grandchild" pids to PIDFILE.ATTEMPT); length (the epochs
 under another name, so that only the epoch lines' `epochs` tell gridsweep the total), and
-report_data_dir (the result says `data_dir_set`: 1 when $GRIDSWEEP_DATA_DIR is set, else 0).
+report_data_dir (the result says `data_dir_set`: 1 when $GRIDSWEEP_DATA_DIR is set, else 0);
+diverge (from epoch 2 on the loss is NaN, written as Python's json.dumps writes it: the bare word
+NaN, and so is the result's train_loss, with no "diverged" key).
 """
 import json
 import os
@@ -45,7 +47,8 @@ with open(metrics_path, "a") as out:
     for epoch in range(start + 1, epochs + 1):
         time.sleep(float(settings.get("sleep", 0.1)))
         acc = 50 + 100 * lr + seed + epoch / 10
-        out.write(json.dumps({"epoch": epoch, "epochs": epochs, "test_acc": acc, "train_loss": 1.0 / epoch}) + "\n")
+        loss = float("nan") if settings.get("diverge") and epoch >= 2 else 1.0 / epoch
+        out.write(json.dumps({"epoch": epoch, "epochs": epochs, "test_acc": acc, "train_loss": loss}) + "\n")
         out.flush()
         tmp = os.path.join(ck_dir, "state.json.tmp")
         with open(tmp, "w") as f:
@@ -56,6 +59,8 @@ with open(metrics_path, "a") as out:
         ran += 1
     if not settings.get("no_result"):
         result = {"test_acc": acc, "resumed_from": start, "epochs_run": ran}
+        if settings.get("diverge"):
+            result["train_loss"] = float("nan")
         if settings.get("report_data_dir"):
             result["data_dir_set"] = 1 if "GRIDSWEEP_DATA_DIR" in os.environ else 0
         out.write(json.dumps({"result": result}) + "\n")

@@ -103,6 +103,30 @@ fn a_program_sweep_completes_with_its_results_table() {
     assert!(holds(b"test_acc") && holds(b"train_loss"), "the epoch lines' metrics");
 }
 
+/// A diverging Python program writes its NaN loss as `json.dumps` does (the bare word `NaN`,
+/// not JSON): its lines are still read, and its run ends diverged, counted apart from the
+/// completed ones, not failed.
+#[test]
+fn a_python_program_whose_loss_goes_nan_ends_diverged() {
+    let dir = scratch("program-nan");
+    let path = sweep(&dir, "nan", "{epochs: 2, sleep: 0, lr: 0.1}", "{diverge: [0, 1], seed: [1, 2]}", "");
+    let (state, out) = (dir.join("state"), dir.join("out"));
+    let o = run_sweep(&path, &state, &out, 2, &[]);
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let rows = results(&out);
+    let row = |d: &str| rows.iter().find(|r| r["diverge"] == d).unwrap_or_else(|| panic!("{rows:?}"));
+    let counts = |r: &std::collections::HashMap<String, String>| {
+        (r["completed"].clone(), r["diverged"].clone(), r["failed"].clone())
+    };
+    assert_eq!(counts(row("0")), ("2".into(), "0".into(), "0".into()), "{rows:?}");
+    assert_eq!(counts(row("1")), ("0".into(), "2".into(), "0".into()), "{rows:?}");
+    let runs = std::fs::read_to_string(out.join("results_runs.csv")).unwrap();
+    assert_eq!(runs.matches(",diverged,").count(), 2, "{runs}");
+    // The NaN epoch lines were kept, their loss as no figure.
+    let epochs = std::fs::read_to_string(out.join("epochs.csv")).unwrap();
+    assert_eq!(epochs.lines().count(), 1 + 4 * 2, "a row per job and epoch: {epochs}");
+}
+
 #[tokio::test]
 async fn a_killed_workers_program_resumes_elsewhere_from_its_checkpoint() {
     let dir = scratch("program-killed");

@@ -2,7 +2,13 @@
 //! epoch line (`{"epoch": 3, "test_acc": 61.2}`), a checkpoint line (`{"checkpoint": true,
 //! "epoch": 3}`) or the result line (`{"result": {...}}`, with `"diverged": true` beside it when
 //! the loss went non-finite). A line that is none of these is reported, not guessed at.
+//!
+//! Python's `json.dumps` writes a non-finite float as the bare word `NaN`, `Infinity` or
+//! `-Infinity`, which is not JSON; a diverging run writes exactly that. Those words (outside
+//! strings) are read as null, the protocol's "no figure", and a result line that had one is
+//! a diverged result unless it says `"diverged": false`.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -37,7 +43,8 @@ pub(crate) enum Line {
 
 /// Parses one line (without its newline).
 pub(crate) fn parse(text: &str) -> Line {
-    let object = match serde_json::from_str::<Json>(text) {
+    let (json, non_finite) = non_finite_as_null(text);
+    let object = match serde_json::from_str::<Json>(&json) {
         Ok(Json::Object(o)) => o,
         Ok(_) => return Line::Bad(format!("not a JSON object: {}", clip(text))),
         Err(e) => return Line::Bad(format!("not JSON ({e}): {}", clip(text))),
@@ -47,7 +54,7 @@ pub(crate) fn parse(text: &str) -> Line {
         let Json::Object(result) = result else {
             return Line::Bad(format!("`result` is not an object: {}", clip(text)));
         };
-        let diverged = object.get("diverged").and_then(Json::as_bool).unwrap_or(false);
+        let diverged = object.get("diverged").and_then(Json::as_bool).unwrap_or(non_finite);
         return Line::Result { result: result.clone(), diverged };
     }
     if object.get("checkpoint").and_then(Json::as_bool) == Some(true) {
@@ -62,6 +69,39 @@ pub(crate) fn parse(text: &str) -> Line {
             Line::Bad(format!("neither an epoch (a whole number >= 1), a checkpoint nor a result line: {}", clip(text)))
         }
     }
+}
+
+/// `text` with each of Python's non-finite words outside strings (`NaN`, `Infinity`,
+/// `-Infinity`) replaced by `null`, and whether there was one.
+fn non_finite_as_null(text: &str) -> (Cow<'_, str>, bool) {
+    const WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    if !(text.contains("NaN") || text.contains("Infinity")) {
+        return (Cow::Borrowed(text), false);
+    }
+    let (mut out, mut rest, mut found) = (String::with_capacity(text.len()), text, false);
+    let (mut in_string, mut escaped) = (false, false);
+    while let Some(c) = rest.chars().next() {
+        if !in_string && let Some(word) = WORDS.iter().find(|w| rest.starts_with(**w)) {
+            out.push_str("null");
+            rest = &rest[word.len()..];
+            found = true;
+            continue;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    (Cow::Owned(out), found)
 }
 
 /// At most 200 characters of `text`, for messages.
@@ -140,6 +180,31 @@ mod tests {
         for bad in ["[1]", "{\"epoch\": 0}", "{\"epoch\": 1, \"x\": \"a\"}", "{\"result\": 3}", "nope"] {
             assert!(matches!(parse(bad), Line::Bad(_)), "{bad}");
         }
+    }
+
+    /// What Python's `json.dumps` writes for a diverging run: the bare words become null, a
+    /// result line with one is diverged unless it says otherwise, and strings are left alone.
+    #[test]
+    fn pythons_non_finite_words_are_null_and_mark_a_result_diverged() {
+        let Line::Epoch { epoch: 2, metrics } =
+            parse(r#"{"epoch": 2, "train_loss": NaN, "test_acc": -Infinity, "x": Infinity}"#)
+        else {
+            panic!("an epoch line")
+        };
+        assert!(["train_loss", "test_acc", "x"].iter().all(|k| metrics[*k].is_null()), "{metrics:?}");
+        let Line::Result { result, diverged } = parse(r#"{"result": {"test_acc": 10.0, "train_loss": NaN}}"#) else {
+            panic!("a result line")
+        };
+        assert!(diverged && result["train_loss"].is_null() && result["test_acc"] == 10.0);
+        let Line::Result { diverged, .. } = parse(r#"{"result": {"loss": NaN}, "diverged": false}"#) else {
+            panic!("a result line")
+        };
+        assert!(!diverged, "the program's own word wins");
+        let Line::Result { result, diverged } = parse(r#"{"result": {"note": "NaN \" Infinity", "acc": 1}}"#) else {
+            panic!("a result line")
+        };
+        assert!(!diverged && result["note"] == "NaN \" Infinity", "{result:?}");
+        assert!(matches!(parse("{\"epoch\": 1, \"loss\": NaNa}"), Line::Bad(_)), "only the whole words");
     }
 
     #[test]
