@@ -5,7 +5,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: libtorch build build-debug data browser-deps demo test test-gpu lint deploy-check clean
+.PHONY: libtorch build build-debug data browser-deps demo test test-gpu gpu-carry lint deploy-check clean
 
 # PyPI's torch==2.11.0 into the user cache, linked at .libtorch (idempotent, fast when done).
 libtorch:
@@ -36,6 +36,17 @@ test: build-debug data browser-deps
 # The CUDA tests (ignored by `make test`): on a machine with a GPU.
 test-gpu: build-debug
 	$(CARGO) test -p gridsweep-worker --test cuda -- --ignored
+
+# For a GPU machine without Rust: stripped release binaries and the CUDA test binary in
+# target/gpu-carry/ (about 25 MB; unstripped they are over 190 MB), which scripts/gpu-check.sh
+# finds there. Carry the folder and run `scripts/gpu-check.sh OUT_DIR` on the GPU machine.
+gpu-carry: build
+	$(CARGO) test -p gridsweep-worker --test cuda --no-run
+	mkdir -p target/gpu-carry
+	strip -o target/gpu-carry/worker $(RELEASE)/worker
+	strip -o target/gpu-carry/coordinator $(RELEASE)/coordinator
+	strip -o target/gpu-carry/cuda $$(ls -t target/debug/deps/cuda-* | grep -v '\.d$$' | head -n 1)
+	du -sh target/gpu-carry/*
 
 lint: libtorch
 	$(CARGO) fmt --all --check

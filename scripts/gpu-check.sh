@@ -21,9 +21,12 @@
 #!
 #!   scripts/gpu-check.sh OUT_DIR
 #!
-#! Environment: WORKER and COORDINATOR (the binaries; default target/release/ beside this
-#! script's repo, else target/debug/, else on PATH), CUDA_TESTS (the test binary; default the
-#! newest target/*/deps/cuda-*), PYTHON (with torch; default python3), DEVICE (cuda when torch
+#! `make gpu-carry` puts stripped release binaries and the CUDA test binary in target/gpu-carry/
+#! (about 25 MB, under a device call's 64 MiB): carry that folder and run this script there.
+#!
+#! Environment: WORKER and COORDINATOR (the binaries; default target/gpu-carry/ beside this
+#! script's repo, else target/release/, else target/debug/, else on PATH), CUDA_TESTS (the test
+#! binary; default target/gpu-carry/cuda, else the newest target/*/deps/cuda-*), PYTHON (with torch; default python3), DEVICE (cuda when torch
 #! sees a GPU, else cpu). On CUDA: depths 26 1538, batch 128; on CPU (to test the script) smaller
 #! settings. DEPTHS, BATCH, STEPS, WARMUP, TRAIN_IMAGES, IEEE_DEPTH, OOM_ARCH, OOM_DEPTH,
 #! OOM_BATCH and OOM_VMEM_KB (the CPU's cap) override them. Budget: under 10 minutes.
@@ -40,7 +43,7 @@ python=${PYTHON:-python3}
 # find_bin NAME: target/release/NAME, else target/debug/NAME, else NAME on PATH.
 find_bin() {
     local b
-    for b in "$root/target/release/$1" "$root/target/debug/$1"; do
+    for b in "$root/target/gpu-carry/$1" "$root/target/release/$1" "$root/target/debug/$1"; do
         if [ -x "$b" ]; then
             echo "$b"
             return
@@ -127,12 +130,14 @@ done
 
 # --- Issue 20's checks: the CUDA tests, a real out-of-memory error and the next job in the same
 # --- worker process, determinism across a stop and resume, the conv precision, the peak's kind.
-cuda_tests=${CUDA_TESTS:-$(ls -t "$root"/target/*/deps/cuda-* 2> /dev/null | grep -v '\.d$' | head -n 1 || true)}
+cuda_tests=${CUDA_TESTS:-$(ls -t "$root"/target/gpu-carry/cuda "$root"/target/*/deps/cuda-* 2> /dev/null | grep -v '\.d$' | head -n 1 || true)}
 if [ -n "$cuda_tests" ] && [ -x "$cuda_tests" ]; then
     # Without a GPU every test there is ignored: this only shows the binary starts here.
     ignored=$([ "$device" != cpu ] && echo --ignored || true)
     log "CUDA tests: $cuda_tests $ignored"
-    try "cuda-tests" sh -c '"$0" $1 --test-threads 1 > "$2" 2>&1' "$cuda_tests" "$ignored" "$out/cuda-tests.txt"
+    # The test binary was built elsewhere: it finds the worker binary through the environment.
+    try "cuda-tests" env GRIDSWEEP_WORKER_BIN="$worker" \
+        sh -c '"$0" $1 --test-threads 1 > "$2" 2>&1' "$cuda_tests" "$ignored" "$out/cuda-tests.txt"
 else
     log "no prebuilt CUDA test binary (cargo test -p gridsweep-worker --test cuda --no-run builds it)"
 fi

@@ -26,6 +26,12 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Why the tests are ignored unless asked for.
 const NEEDS_GPU: &str = "needs a CUDA device: run `make test-gpu` on a GPU machine";
 
+/// The worker binary: `GRIDSWEEP_WORKER_BIN` where this test binary was carried to a GPU
+/// machine without the build tree (`scripts/gpu-check.sh` sets it), else the one cargo built.
+fn worker_bin() -> std::path::PathBuf {
+    std::env::var_os("GRIDSWEEP_WORKER_BIN").map_or_else(|| env!("CARGO_BIN_EXE_worker").into(), Into::into)
+}
+
 /// The GPU (and this test's turn); a test asked for without one fails, naming why.
 fn gpu(test: &str) -> (std::sync::MutexGuard<'static, ()>, Device) {
     assert!(tch::Cuda::is_available(), "{test}: no CUDA device visible ({NEEDS_GPU})");
@@ -117,7 +123,7 @@ fn the_packed_update_equals_the_per_parameter_one_on_the_gpu() {
 #[ignore = "needs a CUDA device: run `make test-gpu` on a GPU machine"]
 fn bench_compare_runs_on_the_gpu() {
     let (_serial, _) = gpu("bench_compare_runs_on_the_gpu");
-    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+    let out = Command::new(worker_bin())
         .args([
             "bench",
             "--compare",
