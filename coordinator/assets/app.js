@@ -342,9 +342,17 @@ function markdown(md) {
 
 async function drawTables() {
   const t = await getJSON('/api/tables');
+  // A sweep with program jobs gets results.md (any program's metric, by condition) first; Table 1
+  // and Table 2 are the built-in trainer's jobs', shown when there are some (or nothing else).
+  const sections = [];
+  if (t.programs) sections.push(el('section', { id: 'results', class: 'md' }, markdown(t.results)));
+  if (t.builtin || !t.programs) {
+    sections.push(el('section', { id: 'table1', class: 'md' }, markdown(t.table1)),
+      el('section', { id: 'table2', class: 'md' }, markdown(t.table2)));
+  }
   view.replaceChildren(el('h1', {}, `Tables of ${t.sweep}`),
     el('p', { class: 'muted' }, 'As they fill: pending and running runs are counted, not averaged. The same files are written to the output directory.'),
-    el('section', { id: 'table1', class: 'md' }, markdown(t.table1)), el('section', { id: 'table2', class: 'md' }, markdown(t.table2)));
+    ...sections);
 }
 
 async function drawPlots() {

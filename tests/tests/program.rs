@@ -303,6 +303,11 @@ async fn the_job_page_has_the_programs_curves_and_log() {
     assert!(epochs[0]["test_acc"].as_f64().is_some_and(|a| (a - 60.1).abs() < 1e-9), "{}", epochs[0]);
     let tail = program["logs"][0]["tail"].as_str().unwrap();
     assert!(tail.starts_with("toy: job ") && tail.contains("attempt 1 from epoch 0"), "the log's tail: {tail}");
+    // The tables page has the program's results table (the job still running, counted apart).
+    let tables: serde_json::Value = serde_json::from_str(&http_get(&format!("{http}/api/tables"))).unwrap();
+    assert_eq!((&tables["programs"], &tables["builtin"]), (&serde_json::json!(true), &serde_json::json!(false)));
+    let results = tables["results"].as_str().unwrap();
+    assert!(results.starts_with("# Results of page") && results.contains("| unfinished |"), "{results}");
 }
 
 #[test]

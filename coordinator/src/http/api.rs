@@ -138,6 +138,12 @@ pub struct Rendered {
     table1: String,
     /// `table2.md`.
     table2: String,
+    /// `results.md`: any sweep's table by condition, program jobs included, with its comparisons.
+    results: String,
+    /// Whether the sweep has program jobs (the tables page then shows `results.md`).
+    programs: bool,
+    /// Whether it has built-in jobs (Table 1 and 2 are theirs).
+    builtin: bool,
     /// Each plot's description and SVG (none when skipped).
     plots: Vec<(PlotInfo, Option<String>)>,
 }
@@ -158,7 +164,10 @@ async fn rendered(d: &Arc<Dashboard>) -> Result<Arc<Rendered>, ApiError> {
             let runs = crate::live::records(s)?;
             let (table1, table2) = render_markdown(&runs, &name).map_err(|e| ApiError::Internal(e.to_string()))?;
             let plots = render_plots(&runs).map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok(Rendered { table1, table2, plots })
+            let (all, metric) = crate::tables::results::runs_of(s)?;
+            let results = crate::tables::results::results_md(&name, &metric, &all);
+            let programs = all.iter().any(|r| r.implementation != crate::tables::results::BUILTIN);
+            Ok(Rendered { table1, table2, results, programs, builtin: !runs.is_empty(), plots })
         })
         .await?;
     let drawn = Arc::new(drawn);
@@ -166,10 +175,14 @@ async fn rendered(d: &Arc<Dashboard>) -> Result<Arc<Rendered>, ApiError> {
     Ok(drawn)
 }
 
-/// `/api/tables`: Table 1 and Table 2 in Markdown, as `run` writes them.
+/// `/api/tables`: Table 1, Table 2 and `results.md` in Markdown, as `run` writes them, and
+/// whether the sweep has program jobs and built-in ones.
 pub async fn tables(State(d): State<Arc<Dashboard>>) -> Result<Json<Value>, ApiError> {
     let r = rendered(&d).await?;
-    Ok(Json(serde_json::json!({ "sweep": d.source.sweep_name, "table1": r.table1, "table2": r.table2 })))
+    Ok(Json(serde_json::json!({
+        "sweep": d.source.sweep_name, "table1": r.table1, "table2": r.table2,
+        "results": r.results, "programs": r.programs, "builtin": r.builtin,
+    })))
 }
 
 /// `/api/plots`: each plot's title, caption and note, or why it was skipped.

@@ -31,6 +31,8 @@ use crate::store::{Store, StoreError};
 pub const RESULTS_CSV: &str = "results.csv";
 /// `results.md`.
 pub const RESULTS_MD: &str = "results.md";
+/// The built-in trainer's implementation name.
+pub const BUILTIN: &str = "builtin";
 /// Settings averaged over, never a condition column.
 const AVERAGED: [&str; 2] = ["seed", "repeat"];
 
@@ -58,7 +60,7 @@ impl ResultRun {
         let (Ok(Json::Object(all)), Ok(Json::Object(base))) =
             (serde_json::to_value(&spec.train), serde_json::to_value(&paper))
         else {
-            return ResultRun::empty(job_id, "builtin", state);
+            return ResultRun::empty(job_id, BUILTIN, state);
         };
         let keep = |k: &str| ["arch", "depth", "seed"].contains(&k);
         let settings = all.into_iter().filter(|(k, v)| keep(k) || base.get(k) != Some(v)).collect();
@@ -75,7 +77,7 @@ impl ResultRun {
             ];
             metrics.extend(named.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v.filter(|x| x.is_finite())?))));
         }
-        ResultRun { job_id: job_id.to_owned(), implementation: "builtin".to_owned(), settings, state, metrics }
+        ResultRun { job_id: job_id.to_owned(), implementation: BUILTIN.to_owned(), settings, state, metrics }
     }
 
     /// A program job and its result line, if any.
