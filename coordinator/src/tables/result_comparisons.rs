@@ -9,6 +9,7 @@
 //! implementations x two architectures) four: each architecture's implementations against each
 //! other (do they agree?) and each implementation's architectures.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -27,25 +28,34 @@ pub(super) fn compare(runs: &[ResultRun], metric: &str) -> Vec<Comparison> {
     let columns = condition_columns(runs);
     let rows = rows(runs, &columns);
     let mut out = Vec::new();
-    for (i, a) in rows.iter().enumerate() {
-        for b in &rows[i + 1..] {
-            let differing: Vec<usize> = (0..columns.len()).filter(|&k| a.cells[k] != b.cells[k]).collect();
-            let [k] = differing[..] else { continue };
+    for (k, axis) in columns.iter().enumerate() {
+        // The rows by their cells other than column k (rows are distinct, so within a group
+        // they differ in column k alone), each group in row order: linear in the rows.
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, row) in rows.iter().enumerate() {
             let condition = (0..columns.len())
                 .filter(|&c| c != k)
-                .map(|c| format!("{}={}", columns[c], a.cells[c]))
+                .map(|c| format!("{}={}", columns[c], row.cells[c]))
                 .collect::<Vec<_>>()
                 .join(", ");
-            out.push(Comparison::of(
-                0,
-                condition,
-                0,
-                None,
-                metric.to_owned(),
-                &columns[k],
-                (a.cells[k].clone(), completed_values(a, metric)),
-                (b.cells[k].clone(), completed_values(b, metric)),
-            ));
+            groups.entry(condition).or_default().push(i);
+        }
+        for (condition, members) in groups {
+            for (n, &i) in members.iter().enumerate() {
+                for &j in &members[n + 1..] {
+                    let (a, b) = (&rows[i], &rows[j]);
+                    out.push(Comparison::of(
+                        0,
+                        condition.clone(),
+                        0,
+                        None,
+                        metric.to_owned(),
+                        axis,
+                        (a.cells[k].clone(), completed_values(a, metric)),
+                        (b.cells[k].clone(), completed_values(b, metric)),
+                    ));
+                }
+            }
         }
     }
     out.sort_by(|x, y| (&x.axis, &x.condition).cmp(&(&y.axis, &y.condition)));
