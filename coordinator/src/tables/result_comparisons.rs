@@ -164,6 +164,19 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_in_numeric_order() {
+        let runs: Vec<ResultRun> = [26, 8, 110]
+            .into_iter()
+            .flat_map(|d| {
+                (1..=2).map(move |s| run(&format!("{d}-{s}"), "p", json!({"depth": d, "seed": s}), f64::from(s)))
+            })
+            .collect();
+        let pairs: Vec<(String, String)> = compare(&runs, "test_acc").into_iter().map(|c| (c.a, c.b)).collect();
+        let want = [("8", "26"), ("8", "110"), ("26", "110")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+        assert_eq!(pairs, want);
+    }
+
+    #[test]
     fn one_varying_setting_gives_one_comparison_and_a_long_list_is_cut() {
         let runs: Vec<ResultRun> = (0..2)
             .flat_map(|lr| {

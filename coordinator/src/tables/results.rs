@@ -5,13 +5,15 @@
 //! file name, `train.py`; `results_label.rs` has the rule) when the sweep has more than one. For each metric of the final results, the mean, sample standard deviation (n - 1), n,
 //! minimum and maximum over the condition's *completed* runs; diverged, failed and unfinished
 //! runs are counted in their own columns and never averaged in. Rows are sorted by their
-//! condition's text, runs within a row summed in job order.
+//! condition's cells (numbers by value, so depth 8 comes before 26; other cells as text), runs
+//! within a row summed in job order.
 //!
 //! A built-in run's metrics are its result's final and best test accuracy, the last epoch's
 //! losses and training accuracy, and its training seconds; a program run's are the numbers of
 //! its result line. `results.md` shows the sweep's metric (the program's `metric.name`, else
 //! `test_acc`) per condition, to two decimals (the CSV keeps every digit); `plots::metric` draws a metric against the epoch per condition.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -158,19 +160,34 @@ pub fn condition_of_each(runs: &[ResultRun]) -> Vec<Vec<(String, String)>> {
     cells(runs, &columns).into_iter().map(|cells| columns.iter().cloned().zip(cells).collect()).collect()
 }
 
-/// The runs grouped by the values of `columns`, rows sorted by their cells.
+/// The runs grouped by the values of `columns`, rows sorted by their cells (numbers by value).
 pub(super) fn rows<'a>(runs: &'a [ResultRun], columns: &[String]) -> Vec<Row<'a>> {
     let mut groups: BTreeMap<Vec<String>, Vec<&ResultRun>> = BTreeMap::new();
     for (run, cells) in runs.iter().zip(cells(runs, columns)) {
         groups.entry(cells).or_default().push(run);
     }
-    groups
+    let mut rows: Vec<Row<'a>> = groups
         .into_iter()
         .map(|(cells, mut runs)| {
             runs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
             Row { cells, runs }
         })
-        .collect()
+        .collect();
+    // Numbers in numeric order (depth 8 before 26), other cells as text.
+    rows.sort_by(|a, b| {
+        a.cells.iter().zip(&b.cells).map(|(x, y)| cell_order(x, y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+    });
+    rows
+}
+
+/// Two cells of a column: by value when both are numbers, else as text (a number first).
+fn cell_order(x: &str, y: &str) -> Ordering {
+    match (x.parse::<f64>(), y.parse::<f64>()) {
+        (Ok(a), Ok(b)) => a.total_cmp(&b).then_with(|| x.cmp(y)),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => x.cmp(y),
+    }
 }
 
 /// The conditions in row order: each one's label (`implementation=builtin lr=0.1`, empty when
