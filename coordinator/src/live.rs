@@ -57,9 +57,13 @@ const REWRITE_FACTOR: u32 = 10;
 
 /// The sweep's runs as the tables want them, from the state database.
 pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
-    let (jobs, _) = store.snapshot_with_results()?;
-    Ok(jobs
-        .into_iter()
+    Ok(records_from(store.snapshot_with_results()?.0))
+}
+
+/// [`records`] from a snapshot already read (with results), for a caller that also builds
+/// `tables::results`' runs from it and so reads every result once.
+pub fn records_from(jobs: Vec<JobRow>) -> Vec<RunRecord> {
+    jobs.into_iter()
         // Program jobs have no typed result: `tables::results` reports them.
         .filter(|j| j.spec.program.is_none())
         .map(|j| RunRecord {
@@ -73,7 +77,7 @@ pub fn records(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
             result: j.result,
             memory_need: j.memory_need,
         })
-        .collect())
+        .collect()
 }
 
 /// Keeps the output directory current while a sweep runs: `epochs.csv` when epochs arrive (at
@@ -274,17 +278,21 @@ mod tests {
     use gridsweep_proto::job::{Arch, DataSpec, JobSpec, TrainConfig};
     use gridsweep_proto::result::{RunStatus, TrainResult};
 
-    #[test]
-    fn one_row_per_epoch_with_the_varying_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let job = |lr: f64| JobSpec {
+    /// A 2-epoch resnet-8 job at learning rate `lr` on a tiny synthetic set.
+    fn job(lr: f64) -> JobSpec {
+        JobSpec {
             train: TrainConfig { lr, epochs: 2, ..TrainConfig::paper(Arch::Resnet, 8, 1) },
             analysis: None,
             data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
             repeat: 0,
             program: None,
-        };
+        }
+    }
+
+    #[test]
+    fn one_row_per_epoch_with_the_varying_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
         let specs = [job(0.1), job(0.05)];
         store.add_sweep("s", "s.yaml", &specs, 3).unwrap();
         let w = store.register_worker("w", "cpu", None).unwrap();
@@ -312,13 +320,6 @@ mod tests {
     fn event_files_follow_open_jobs_and_take_results_when_jobs_end() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let job = |lr: f64| JobSpec {
-            train: TrainConfig { lr, epochs: 2, ..TrainConfig::paper(Arch::Resnet, 8, 1) },
-            analysis: None,
-            data: DataSpec::Synthetic { train: 10, test: 5, seed: 0 },
-            repeat: 0,
-            program: None,
-        };
         store.add_sweep("s", "s.yaml", &[job(0.1), job(0.05)], 3).unwrap();
         let w = store.register_worker("w", "cpu", None).unwrap();
         let mut names = Vec::new();

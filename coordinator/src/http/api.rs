@@ -161,10 +161,12 @@ async fn rendered(d: &Arc<Dashboard>) -> Result<Arc<Rendered>, ApiError> {
         .source
         .store
         .call("drawing the tables and plots", move |s| -> Result<Rendered, ApiError> {
-            let runs = crate::live::records(s)?;
+            // One read of every result serves both the paper's tables and results.md.
+            let (jobs, _) = s.snapshot_with_results()?;
+            let (all, metric) = crate::tables::results::runs_from(&jobs, &s.program_results()?);
+            let runs = crate::live::records_from(jobs);
             let (table1, table2) = render_markdown(&runs, &name).map_err(|e| ApiError::Internal(e.to_string()))?;
             let plots = render_plots(&runs).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let (all, metric) = crate::tables::results::runs_of(s)?;
             let results = crate::tables::results::results_md(&name, &metric, &all);
             let programs = all.iter().any(|r| r.implementation != crate::tables::results::BUILTIN);
             Ok(Rendered { table1, table2, results, programs, builtin: !runs.is_empty(), plots })

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use gridsweep_proto::cifar;
 
 use super::RunError;
-use crate::live::{self, records};
+use crate::live::{self, records_from};
 use crate::store::Store;
 use crate::tables::{self, RunRecord, TablesSummary};
 
@@ -40,9 +40,12 @@ fn write_outputs_comparing(
     out: &Path,
     axis: &str,
 ) -> Result<TablesSummary, RunError> {
-    let runs = records(store)?;
+    // One read of every result serves both the paper's tables and results.csv.
+    let (jobs, _) = store.snapshot_with_results()?;
+    let results = store.program_results().map(|programs| tables::results::runs_from(&jobs, &programs));
+    let runs = records_from(jobs);
     let tables = tables::write_tables_comparing(&runs, name, out, axis)?;
-    let read = tables::results::runs_of(store).and_then(|r| Ok((r, tables::results::epochs_of(store)?)));
+    let read = results.and_then(|r| Ok((r, tables::results::epochs_of(store)?)));
     let written = match read {
         Ok(((runs, metric), epochs)) => {
             tables::results::write_results(&runs, &epochs, name, &metric, out).map_err(|e| e.to_string())

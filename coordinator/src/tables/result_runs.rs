@@ -1,18 +1,16 @@
 //! `results_runs.csv`: `results.csv` before averaging, one row per run (program jobs and
 //! built-in ones alike), so that a researcher can test or plot the runs themselves. The
 //! columns: the job's id, the condition columns of `results.csv` (`implementation` when the
-//! sweep has several, by the same short label, then the settings that vary), `seed` and `repeat` when some run has them,
-//! the run's state, and every number of any run's final result (empty where a run has none: a
+//! sweep has several, by the same short label, then the settings that vary), `seed` and
+//! `repeat` when some run has them (cells as `results::cells` writes them), the run's state, and every number of any run's final result (empty where a run has none: a
 //! run not completed, or one whose result did not report it). Rows in job order.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gridsweep_proto::job::program::render;
-
 use super::TablesError;
 use super::csv_files::csv_bytes;
-use super::results::{ResultRun, condition_columns};
+use super::results::{ResultRun, cells, condition_columns};
 
 /// The file's name.
 pub const RESULTS_RUNS_CSV: &str = "results_runs.csv";
@@ -26,19 +24,16 @@ pub fn results_runs_csv(path: &Path, runs: &[ResultRun]) -> Result<Vec<u8>, Tabl
         }
     }
     let metrics: BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
-    let labels = super::results::label::labels(runs.iter().map(|r| r.implementation.as_str()));
     let mut header = vec!["job_id".to_owned()];
     header.extend(settings.iter().cloned());
     header.push("state".to_owned());
     header.extend(metrics.iter().map(|m| (*m).clone()));
     let body = runs
         .iter()
-        .map(|run| {
+        .zip(cells(runs, &settings))
+        .map(|(run, cells)| {
             let mut line = vec![run.job_id.clone()];
-            line.extend(settings.iter().map(|key| match key.as_str() {
-                "implementation" => labels[&run.implementation].clone(),
-                key => run.settings.get(key).map(render).unwrap_or_default(),
-            }));
+            line.extend(cells);
             line.push(run.state.name().to_owned());
             line.extend(metrics.iter().map(|m| run.metrics.get(*m).map(|v| v.to_string()).unwrap_or_default()));
             line

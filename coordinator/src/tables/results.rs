@@ -17,8 +17,8 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use gridsweep_proto::job::JobSpec;
 use gridsweep_proto::job::program::render;
+use gridsweep_proto::job::{JobSpec, ProgramResult};
 use gridsweep_proto::result::TrainResult;
 use gridsweep_proto::v1::JobState;
 use serde_json::{Map, Value as Json};
@@ -27,7 +27,7 @@ use super::csv_files::ci_cell;
 use super::{TablesError, cell, ci95_half_width, csv_bytes, mean_std};
 use crate::files::{create_dir, write_output};
 use crate::plots::metric::{Epochs, metric_vs_epoch};
-use crate::store::{Store, StoreError};
+use crate::store::{JobRow, Store, StoreError};
 
 /// `results.csv`.
 pub const RESULTS_CSV: &str = "results.csv";
@@ -138,7 +138,7 @@ pub(super) fn condition_columns(runs: &[ResultRun]) -> Vec<String> {
 
 /// Each run's values of `columns`, in `runs`' order: a setting as the program gets it (empty
 /// when the run has none), the implementation as its label.
-fn cells(runs: &[ResultRun], columns: &[String]) -> Vec<Vec<String>> {
+pub(super) fn cells(runs: &[ResultRun], columns: &[String]) -> Vec<Vec<String>> {
     let labels = label::labels(runs.iter().map(|r| r.implementation.as_str()));
     runs.iter()
         .map(|run| {
@@ -318,7 +318,11 @@ pub fn epochs_of(store: &Store) -> Result<HashMap<String, Epochs>, StoreError> {
 /// `results.md` shows: the first program job's `metric.name`, else `test_acc`.
 pub fn runs_of(store: &Store) -> Result<(Vec<ResultRun>, String), StoreError> {
     let (jobs, _) = store.snapshot_with_results()?;
-    let programs = store.program_results()?;
+    Ok(runs_from(&jobs, &store.program_results()?))
+}
+
+/// [`runs_of`] from a snapshot with results already read and the program jobs' results.
+pub fn runs_from(jobs: &[JobRow], programs: &HashMap<String, ProgramResult>) -> (Vec<ResultRun>, String) {
     let metric = jobs
         .iter()
         .find_map(|j| j.spec.program.as_ref().map(|p| p.metric.name.clone()))
@@ -330,7 +334,7 @@ pub fn runs_of(store: &Store) -> Result<(Vec<ResultRun>, String), StoreError> {
             None => ResultRun::builtin(&j.id, &j.spec, j.state, j.result.as_ref()),
         })
         .collect();
-    Ok((runs, metric))
+    (runs, metric)
 }
 
 /// Writes `results.csv`, `results.md` (with its comparisons), `results_runs.csv` (the runs
