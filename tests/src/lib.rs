@@ -39,16 +39,30 @@ impl Drop for Proc {
 /// Starts a worker on `url` with a CPU and one thread, its work folder `work` (created) and its
 /// log in `work` with the extension `.log`.
 pub fn start_worker(url: &str, work: &Path) -> Proc {
+    let child = worker_command(url, work, &work.with_extension("log"), &[]).spawn().expect("spawn worker");
+    Proc { child }
+}
+
+/// The command of a worker on `url` with a CPU and one thread, its work folder `work`
+/// (created), stdout discarded and stderr into the file `log`; run through `under` when given
+/// (a program and its arguments that start the worker's path and arguments as `"$0" "$@"`,
+/// such as `sh -c 'ulimit -v N && exec "$0" "$@"'`). A test adds its environment and spawns it.
+pub fn worker_command(url: &str, work: &Path, log: &Path, under: &[&str]) -> Command {
     std::fs::create_dir_all(work).expect("work dir");
-    let log = std::fs::File::create(work.with_extension("log")).expect("worker log");
-    let child = Command::new(bin("worker"))
-        .args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
+    let log = std::fs::File::create(log).expect("worker log");
+    let mut cmd = match under.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(bin("worker"));
+            cmd
+        }
+        None => Command::new(bin("worker")),
+    };
+    cmd.args(["--coordinator", url, "--device", "cpu", "--threads", "1", "--work-dir"])
         .arg(work)
         .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn worker");
-    Proc { child }
+        .stderr(Stdio::from(log));
+    cmd
 }
 
 /// Numbers the default output directories of the coordinators a test process starts.

@@ -6,10 +6,9 @@
 //! capped (`ulimit -v`) runs out of memory on a big batch, reports `out-of-memory` (no attempt
 //! used), and trains the next job.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gridsweep_e2e::{Proc, bin, scratch, start_coordinator};
+use gridsweep_e2e::{Proc, scratch, start_coordinator, worker_command};
 use gridsweep_proto::v1::coordinator_client::CoordinatorClient;
 use gridsweep_proto::v1::{FailureKind, GetStatusRequest, JobState};
 
@@ -29,17 +28,10 @@ async fn a_libtorch_error_in_the_step_fails_its_job_and_the_next_job_trains_in_t
         &sweep,
         &["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()],
     );
-    let work = dir.join("worker");
-    std::fs::create_dir_all(&work).unwrap();
     let log_path = dir.join("worker.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(bin("worker"))
-        .args(["--coordinator", &url, "--device", "cpu", "--threads", "1", "--work-dir"])
-        .arg(&work)
+    let child = worker_command(&url, &dir.join("worker"), &log_path, &[])
         // The first job to reach its second epoch fails there (once in this process).
         .env("GRIDSWEEP_FAULT_INJECT", "step-shape:2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
     let mut worker = Proc { child };
@@ -101,20 +93,10 @@ async fn a_real_allocation_failure_is_out_of_memory_and_the_next_job_trains_in_t
         &sweep,
         &["--local-workers", "0", "--state", state.to_str().unwrap(), "--out", out.to_str().unwrap()],
     );
-    let work = dir.join("worker");
-    std::fs::create_dir_all(&work).unwrap();
     let log_path = dir.join("worker.log");
-    let log = std::fs::File::create(&log_path).unwrap();
     // 6 GiB of address space: libtorch and the small job fit, the big batch does not.
-    let child = Command::new("sh")
-        .args(["-c", "ulimit -v 6291456 && exec \"$0\" \"$@\""])
-        .arg(bin("worker"))
-        .args(["--coordinator", &url, "--device", "cpu", "--threads", "1", "--work-dir"])
-        .arg(&work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
+    let capped = ["sh", "-c", "ulimit -v 6291456 && exec \"$0\" \"$@\""];
+    let child = worker_command(&url, &dir.join("worker"), &log_path, &capped).spawn().unwrap();
     let mut worker = Proc { child };
     let mut client = CoordinatorClient::connect(url.clone()).await.unwrap();
     let started = Instant::now();
@@ -167,14 +149,8 @@ async fn a_job_that_breaks_every_context_ends_failed_after_its_attempts() {
     while coordinator.child.try_wait().unwrap().is_none() {
         assert!(exits.len() < 6, "the job should have ended after 4 losses: exits {exits:?}");
         let work = dir.join(format!("worker{}", exits.len()));
-        std::fs::create_dir_all(&work).unwrap();
-        let log = std::fs::File::create(work.join("worker.log")).unwrap();
-        let child = Command::new(bin("worker"))
-            .args(["--coordinator", &url, "--device", "cpu", "--threads", "1", "--work-dir"])
-            .arg(&work)
+        let child = worker_command(&url, &work, &work.join("worker.log"), &[])
             .env("GRIDSWEEP_FAULT_INJECT", "step-cuda-error:1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
         let mut worker = Proc { child };

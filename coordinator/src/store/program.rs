@@ -300,7 +300,7 @@ mod tests {
     use gridsweep_proto::job::{Arch, DataSpec, Goal, JobSpec, Metric, TrainConfig};
     use gridsweep_proto::v1::JobState;
 
-    use super::super::{Grant, Store};
+    use super::super::{Grant, LeaseInfo, Store};
 
     fn program_job() -> JobSpec {
         let settings = serde_json::json!({"lr": 0.1, "seed": 1});
@@ -315,8 +315,9 @@ mod tests {
         JobSpec { train, analysis: None, data, repeat: 0, program: Some(program) }
     }
 
-    #[test]
-    fn a_program_jobs_epochs_log_and_result() {
+    /// A fresh state holding `program_job`, leased by a worker `w`: (its folder, the store, the
+    /// worker's id, the job's id, the lease).
+    fn leased() -> (tempfile::TempDir, Store, String, String, LeaseInfo) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let job = program_job();
@@ -324,6 +325,12 @@ mod tests {
         store.add_sweep("s", "s.yaml", &[job], 3).unwrap();
         let w = store.register_worker("w", "cpu", None).unwrap();
         let Grant::Lease(l) = store.grant(&w, 60.0, false).unwrap() else { panic!("expected a lease") };
+        (dir, store, w, id, l)
+    }
+
+    #[test]
+    fn a_program_jobs_epochs_log_and_result() {
+        let (_dir, store, w, id, l) = leased();
         let line = r#"{"epoch": 1, "test_acc": 12.5, "train_loss": null, "seconds": 2.0}"#.to_owned();
         store.heartbeat(&w, &id, l.token, &[(1, line)], 60.0).unwrap();
         let bad = r#"{"epoch": 2, "note": "text"}"#.to_owned();
@@ -348,13 +355,7 @@ mod tests {
 
     #[test]
     fn a_program_jobs_total_is_what_its_lines_say() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let job = program_job();
-        let id = job.id();
-        store.add_sweep("s", "s.yaml", &[job], 3).unwrap();
-        let w = store.register_worker("w", "cpu", None).unwrap();
-        let Grant::Lease(l) = store.grant(&w, 60.0, false).unwrap() else { panic!("expected a lease") };
+        let (_dir, store, w, id, l) = leased();
         let total = |store: &Store| {
             let (jobs, _) = store.snapshot().unwrap();
             (jobs[0].epochs_reported, jobs[0].epochs_total(), crate::view::job_status(&jobs[0]).epochs_total)

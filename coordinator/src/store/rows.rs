@@ -196,3 +196,20 @@ pub struct WorkerRow {
     /// Its last failure that was not the job's (kind: message), and when (Unix seconds).
     pub problem: Option<(String, f64)>,
 }
+
+impl WorkerRow {
+    /// A CPU worker row as the tests build one: seen at `last_seen`, no problem, memory unknown;
+    /// a test sets what else it needs with `..WorkerRow::fixture(..)`.
+    #[cfg(test)]
+    pub(crate) fn fixture(id: &str, last_seen: f64, quarantined: bool) -> WorkerRow {
+        WorkerRow {
+            id: id.into(),
+            name: "host".into(),
+            device: "cpu".into(),
+            last_seen,
+            quarantined,
+            problem: None,
+            memory_bytes: None,
+        }
+    }
+}

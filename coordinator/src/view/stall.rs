@@ -114,13 +114,8 @@ mod tests {
 
     fn worker(id: &str, last_seen: f64, quarantined: bool, problem: Option<(&str, f64)>) -> WorkerRow {
         WorkerRow {
-            id: id.into(),
-            name: "host".into(),
-            device: "cpu".into(),
-            last_seen,
-            quarantined,
             problem: problem.map(|(p, at)| (p.to_owned(), at)),
-            memory_bytes: None,
+            ..WorkerRow::fixture(id, last_seen, quarantined)
         }
     }
 

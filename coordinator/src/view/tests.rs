@@ -17,18 +17,6 @@ fn job(id: &str, state: JobState) -> JobRow {
     JobRow { worker: (state == JobState::Running).then(|| "w1".to_owned()), ..JobRow::fixture(id, spec, state) }
 }
 
-fn worker(id: &str, last_seen: f64, quarantined: bool) -> WorkerRow {
-    WorkerRow {
-        id: id.into(),
-        name: "host".into(),
-        device: "cpu".into(),
-        last_seen,
-        quarantined,
-        memory_bytes: None,
-        problem: None,
-    }
-}
-
 #[test]
 fn a_snapshot_is_viewed_once_with_typed_states() {
     let now = 10_000.0;
@@ -38,7 +26,11 @@ fn a_snapshot_is_viewed_once_with_typed_states() {
         job("c", JobState::Pending),
         job("d", JobState::Failed),
     ];
-    let workers = vec![worker("w1", now - 1.0, false), worker("w2", now - 500.0, false), worker("w3", now, true)];
+    let workers = vec![
+        WorkerRow::fixture("w1", now - 1.0, false),
+        WorkerRow::fixture("w2", now - 500.0, false),
+        WorkerRow::fixture("w3", now, true),
+    ];
     let view = SweepView::build("s", jobs, workers, now, 30.0);
     assert_eq!(view.counts, Counts { pending: 1, running: 1, completed: 1, diverged: 0, failed: 1 });
     assert_eq!(view.worker_counts, WorkerCounts { live: 1, quiet: 1, quarantined: 1 });
@@ -72,11 +64,11 @@ fn a_status_gives_its_worker_state_by_enum_or_by_name_from_an_older_coordinator(
 #[test]
 fn one_liveness_rule_45_seconds_or_the_lease_ttl() {
     let now = 1000.0;
-    assert!(is_live(&worker("w", now - 45.0, false), now, 30.0));
-    assert!(!is_live(&worker("w", now - 46.0, false), now, 30.0));
-    assert!(is_live(&worker("w", now - 100.0, false), now, 120.0), "a longer TTL");
-    assert!(!is_live(&worker("w", now, true), now, 120.0), "quarantined");
-    assert_eq!(WorkerState::of(&worker("w", now - 46.0, false), now, 30.0), WorkerState::Quiet);
+    assert!(is_live(&WorkerRow::fixture("w", now - 45.0, false), now, 30.0));
+    assert!(!is_live(&WorkerRow::fixture("w", now - 46.0, false), now, 30.0));
+    assert!(is_live(&WorkerRow::fixture("w", now - 100.0, false), now, 120.0), "a longer TTL");
+    assert!(!is_live(&WorkerRow::fixture("w", now, true), now, 120.0), "quarantined");
+    assert_eq!(WorkerState::of(&WorkerRow::fixture("w", now - 46.0, false), now, 30.0), WorkerState::Quiet);
 }
 
 #[test]
